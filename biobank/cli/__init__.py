@@ -1,0 +1,120 @@
+"""The ``biobank`` command: a thin layer over the library.
+
+Each command parses its options, calls one library function and prints. Shared
+options (``--store``, ``--user``, ``-v``) are defined once here; every
+:class:`~biobank.errors.BiobankError` becomes a one-line message on standard
+error and exit code 1 in :func:`main`. Sub-modules register their commands with
+``register(app)`` so that heavy imports happen only inside commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from biobank.__about__ import __version__
+from biobank.errors import BiobankError
+
+__all__ = ["State", "app", "main"]
+
+app = typer.Typer(
+    name="biobank",
+    help="Genomics and biobank workbench: registry, workflow, genotype store and cohort queries.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+#: Modules under ``biobank.cli`` whose ``register(app)`` adds commands.
+COMMAND_MODULES = ["admin", "demo", "registry", "data", "query", "workflow"]
+
+
+@dataclass
+class State:
+    """Options shared by every command (the typer context object)."""
+
+    store: Path
+    user: str | None
+    verbose: int
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"biobank {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    store: Annotated[
+        Path,
+        typer.Option(
+            "--store",
+            envvar="BIOBANK_STORE",
+            help="The DuckDB store file.",
+            show_default=True,
+        ),
+    ] = Path("biobank.duckdb"),
+    user: Annotated[
+        str | None,
+        typer.Option("--user", envvar="BIOBANK_USER", help="Act as this user (default: $USER)."),
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")
+    ] = 0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = State(store=store, user=user or os.environ.get("USER") or "root", verbose=verbose)
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"biobank.cli.{_name}")
+    except ModuleNotFoundError as _exc:  # a command module not written yet
+        if _exc.name != f"biobank.cli.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``biobank`` command; return its exit code.
+
+    A :class:`~biobank.errors.BiobankError` is printed as ``error: <message>``
+    on standard error and gives exit code 1.
+    """
+    try:
+        app(args=argv, standalone_mode=False)
+    except BiobankError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 1
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+def _entry() -> None:
+    sys.exit(main())
