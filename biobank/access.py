@@ -129,9 +129,7 @@ def get_principal(
     NotFoundError
         If there is no such active user.
     """
-    row = con.execute(
-        "SELECT role FROM app_user WHERE user_name = ? AND active", [user]
-    ).fetchone()
+    row = con.execute("SELECT role FROM app_user WHERE user_name = ? AND active", [user]).fetchone()
     if row is None:
         raise NotFoundError(
             f"no active user '{user}' in this store: an admin adds users with "

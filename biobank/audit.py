@@ -77,13 +77,28 @@ def record(
     logged_at = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
     detail_json = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, default=str)
     h = _entry_hash(
-        prev, entry_id, logged_at, principal.user, principal.role.value, action, target,
+        prev,
+        entry_id,
+        logged_at,
+        principal.user,
+        principal.role.value,
+        action,
+        target,
         detail_json,
     )
     con.execute(
         "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [entry_id, logged_at, principal.user, principal.role.value, action, target,
-         detail_json, prev, h],
+        [
+            entry_id,
+            logged_at,
+            principal.user,
+            principal.role.value,
+            action,
+            target,
+            detail_json,
+            prev,
+            h,
+        ],
     )
     return entry_id
 

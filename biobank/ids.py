@@ -66,8 +66,10 @@ def validate_national_id(value: str, *, field: str = "national_id") -> str:
     '11010519491231002X'
     """
     number = ric.compact(value or "")
-    if len(number) != 18 or not number[:17].isdigit() or not (
-        number[17].isdigit() or number[17] == "X"
+    if (
+        len(number) != 18
+        or not number[:17].isdigit()
+        or not (number[17].isdigit() or number[17] == "X")
     ):
         raise ValidationError(
             "a resident identity number has 17 digits and a check character (0-9 or X)",

@@ -277,7 +277,8 @@ class Store:
     def find_load(self, *, kind: str, checksum: str) -> int | None:
         """Return the id of an earlier load of the same input, if any (for idempotent loads)."""
         row = self.con.execute(
-            "SELECT load_id FROM provenance WHERE kind = ? AND checksum = ? ORDER BY load_id LIMIT 1",
+            "SELECT load_id FROM provenance WHERE kind = ? AND checksum = ?"
+            " ORDER BY load_id LIMIT 1",
             [kind, checksum],
         ).fetchone()
         return int(row[0]) if row else None

@@ -74,8 +74,9 @@ def run_tool(
     logger.debug("running %s", " ".join(cmd))
     if stdout is not None:
         with open(stdout, "wb") as out:
-            proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.PIPE,
-                                  input=input_bytes, check=False)
+            proc = subprocess.run(
+                cmd, cwd=cwd, stdout=out, stderr=subprocess.PIPE, input=input_bytes, check=False
+            )
         text = ""
     else:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, input=input_bytes, check=False)

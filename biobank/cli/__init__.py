@@ -97,22 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     on standard error and gives exit code 1.
     """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="biobank")
     except BiobankError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 1
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 1
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except SystemExit as exc:  # click's own exit (help, usage errors, typer.Exit)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 

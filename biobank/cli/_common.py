@@ -33,7 +33,7 @@ def state(ctx: typer.Context) -> State:
     """Return the shared options of the root command."""
     root = ctx.find_root()
     assert root.obj is not None
-    return root.obj  # type: ignore[no-any-return]
+    return root.obj  # type: ignore[no-any-return,unused-ignore]
 
 
 @contextmanager

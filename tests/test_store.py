@@ -1,0 +1,118 @@
+"""Tests for biobank.store: migrations, the all-or-nothing writer path, provenance."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from biobank.errors import StoreError
+from biobank.store import Store, _migrations, file_checksum
+
+
+def test_store__new_file_is_migrated_to_latest(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.schema_version() == max(v for v, _, _ in _migrations())
+        names = {r[0] for r in store.con.execute("SELECT name FROM schema_migrations").fetchall()}
+    assert "001_core" in names
+
+
+def test_store__reopen_applies_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    with Store(path) as store:
+        assert store.migrate() == []
+
+
+def test_transaction__error_rolls_back_everything(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.duckdb") as store:
+        with pytest.raises(RuntimeError, match="boom"), store.transaction() as con:
+            store.record_provenance(con, kind="vcf", source="a.vcf", checksum="x")
+            raise RuntimeError("boom")
+        assert store.con.execute("SELECT count(*) FROM provenance").fetchone() == (0,)
+
+
+def test_transaction__nested_joins_outer(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.duckdb") as store:
+        with pytest.raises(ValueError, match="inner"), store.transaction() as con:
+            store.record_provenance(con, kind="vcf", source="a", checksum="1")
+            with store.transaction() as inner:
+                store.record_provenance(inner, kind="vcf", source="b", checksum="2")
+                raise ValueError("inner")
+        assert store.con.execute("SELECT count(*) FROM provenance").fetchone() == (0,)
+
+
+def test_provenance__find_load_by_checksum(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("hello\n")
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.find_load(kind="vcf", checksum=file_checksum(src)) is None
+        with store.transaction() as con:
+            load_id = store.record_provenance(
+                con, kind="vcf", source=str(src), checksum=file_checksum(src), parameters={"a": 1}
+            )
+        assert store.find_load(kind="vcf", checksum=file_checksum(src)) == load_id
+        assert store.find_load(kind="clinical", checksum=file_checksum(src)) is None
+
+
+def test_file_checksum__matches_sha256sum(tmp_path: Path) -> None:
+    src = tmp_path / "in.bin"
+    src.write_bytes(bytes(range(256)) * 5000)
+    expected = subprocess.run(
+        ["sha256sum", str(src)], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    assert file_checksum(src) == expected
+
+
+def test_store__read_only_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    with (
+        Store(path, read_only=True) as store,
+        pytest.raises(StoreError, match="read-only"),
+        store.transaction(),
+    ):
+        pass
+
+
+def test_store__read_only_missing_file_names_fix(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="biobank init"):
+        Store(tmp_path / "absent.duckdb", read_only=True)
+
+
+def test_store__newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_migrations VALUES (9999, '9999_future', 'x', now())")
+    con.close()
+    with pytest.raises(StoreError, match="newer than this biobank"):
+        Store(path)
+
+
+def test_store__not_a_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "junk.duckdb"
+    path.write_bytes(b"this is not a duckdb file" * 100)
+    with pytest.raises(StoreError, match="cannot open store"):
+        Store(path)
+
+
+def test_transaction__killed_process_leaves_store_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    code = f"""
+import os, signal
+from biobank.store import Store
+store = Store({str(path)!r})
+with store.transaction() as con:
+    for i in range(200):
+        store.record_provenance(con, kind="vcf", source=str(i), checksum=str(i))
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], check=False)
+    assert proc.returncode == -9
+    with Store(path) as store:
+        assert store.con.execute("SELECT count(*) FROM provenance").fetchone() == (0,)
