@@ -3,12 +3,20 @@
 Each entry's hash is ``sha256(prev_hash + canonical JSON of the entry)``; the
 first entry's ``prev_hash`` is 64 zeros. :func:`verify` recomputes the chain
 and reports the first entry that was edited, inserted or deleted.
+
+Deleting the newest entries leaves a valid (shorter) chain, so the head of the
+chain (last entry id and hash) is also kept in table ``audit_head``, updated in
+the same transaction as each entry and signed with an HMAC of the center key
+(:func:`biobank.ids.center_key`, kept outside the database). :func:`verify`
+compares the log's end with the head and, when the key is available, checks the
+signature: a truncated tail, or a head rewritten without the key, is reported.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +24,7 @@ from typing import Any
 import duckdb
 
 from biobank.access import Principal
-from biobank.errors import AuditIntegrityError
+from biobank.errors import AuditIntegrityError, ConfigError
 
 __all__ = ["GENESIS", "VerifyReport", "record", "verify"]
 
@@ -40,6 +48,43 @@ def _entry_hash(
         separators=(",", ":"),
     )
     return hashlib.sha256((prev_hash + payload).encode("utf-8")).hexdigest()
+
+
+def _store_key(con: duckdb.DuckDBPyConnection) -> bytes | None:
+    """Return the center key of the store behind ``con``, or ``None`` if there is none."""
+    from biobank.ids import center_key
+
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    path = row[0] if row else None
+    try:
+        return center_key(path) if path else center_key(None)
+    except ConfigError:
+        return None
+
+
+def _head_mac(key: bytes, entry_id: int, entry_hash: str) -> str:
+    return hmac.new(key, f"{entry_id}:{entry_hash}".encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _update_head(con: duckdb.DuckDBPyConnection, entry_id: int, entry_hash: str) -> None:
+    """Move the signed head of the chain to the new entry (if the store has ``audit_head``)."""
+    try:
+        has_head = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'audit_head'"
+            " AND database_name = current_database()"
+        ).fetchone()
+    except duckdb.Error:  # pragma: no cover - catalog functions always exist
+        return
+    if not has_head or has_head[0] == 0:
+        return
+    key = _store_key(con)
+    mac = _head_mac(key, entry_id, entry_hash) if key is not None else None
+    con.execute(
+        "UPDATE audit_head SET entry_id = ?, entry_hash = ?, head_mac = ? WHERE id = 1",
+        [entry_id, entry_hash, mac],
+    )
 
 
 def record(
@@ -100,6 +145,7 @@ def record(
             h,
         ],
     )
+    _update_head(con, entry_id, h)
     return entry_id
 
 
@@ -141,4 +187,38 @@ def verify(con: duckdb.DuckDBPyConnection) -> VerifyReport:
             raise AuditIntegrityError(f"audit log entry {entry_id} was edited after it was written")
         prev = entry_hash
         n += 1
+    _verify_head(con, n, prev)
     return VerifyReport(entries=n, last_hash=prev)
+
+
+def _verify_head(con: duckdb.DuckDBPyConnection, entries: int, last_hash: str) -> None:
+    """Compare the end of the log with the signed head in ``audit_head``."""
+    try:
+        head = con.execute(
+            "SELECT entry_id, entry_hash, head_mac FROM audit_head WHERE id = 1"
+        ).fetchone()
+    except duckdb.CatalogException:
+        return  # a store from before the head was kept
+    if head is None:
+        raise AuditIntegrityError("the audit head record is missing: it was deleted")
+    head_id, head_hash, head_mac = int(head[0]), str(head[1]), head[2]
+    if head_id > entries:
+        raise AuditIntegrityError(
+            f"the audit log ends at entry {entries} but its head says entry {head_id}: "
+            f"the newest {head_id - entries} entries were deleted"
+        )
+    if head_id != entries or head_hash != last_hash:
+        raise AuditIntegrityError(
+            f"the audit head (entry {head_id}) does not match the end of the log "
+            f"(entry {entries}): entries were added or replaced outside audit.record"
+        )
+    key = _store_key(con)
+    if key is None or entries == 0:
+        return
+    if head_mac is None or not hmac.compare_digest(
+        str(head_mac), _head_mac(key, head_id, head_hash)
+    ):
+        raise AuditIntegrityError(
+            f"the audit head (entry {head_id}) is not signed with this center's key: "
+            "it was rewritten, probably to hide deleted entries"
+        )

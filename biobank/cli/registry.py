@@ -1,0 +1,579 @@
+"""Registry commands: ``registry``, ``participant``, ``consent``, ``specimen``.
+
+Each command parses its options, calls one library function (permissions are
+checked there) and prints with ``--format table|csv|json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from biobank.cli._common import OutputFormat, acting_principal, emit, open_store
+
+__all__ = ["register"]
+
+registry_app = typer.Typer(
+    help="Registry imports, sample sheets, re-contact, vocabularies.", no_args_is_help=True
+)
+participant_app = typer.Typer(help="Participants (pseudonymised).", no_args_is_help=True)
+consent_app = typer.Typer(help="Consents (GA4GH DUO codes) and withdrawals.", no_args_is_help=True)
+specimen_app = typer.Typer(
+    help="Specimens, storage, lineage, sequencing links.", no_args_is_help=True
+)
+
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept with the event and audit).")]
+PurposeOpt = Annotated[
+    str | None,
+    typer.Option("--purpose", help="Research purpose (researchers): GRU, HMB, POA, DS:<ICD-10>."),
+]
+
+
+def _date(value: str | None, name: str) -> dt.date | None:
+    from biobank.registry import parse_date
+
+    return parse_date(value, field=name) if value else None
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in record.items()}
+
+
+# -- registry ------------------------------------------------------------------
+@registry_app.command("import")
+def registry_import(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="participants, consents or specimens.")],
+    file: Annotated[Path, typer.Argument(help="The CSV file (UTF-8 or GB18030).")],
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Import one registry CSV, all or nothing (see config/README.md for the columns)."""
+    from biobank import registry_import as ri
+    from biobank.errors import ValidationError
+
+    funcs = {
+        "participants": ri.import_participants,
+        "consents": ri.import_consents,
+        "specimens": ri.import_specimens,
+    }
+    if kind not in funcs:
+        raise ValidationError(f"kind must be one of: {', '.join(funcs)}", field="kind", value=kind)
+    with open_store(ctx) as store:
+        result = funcs[kind](store, acting_principal(ctx, store), file)
+    emit(result.as_dict(), fmt)
+
+
+@registry_app.command("import-all")
+def registry_import_all(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path, typer.Argument(help="Folder with participants/consents/specimens.csv.")
+    ],
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Import participants.csv, consents.csv and specimens.csv in one transaction."""
+    from biobank.registry_import import import_all
+
+    with open_store(ctx) as store:
+        results = import_all(store, acting_principal(ctx, store), directory)
+    emit([r.as_dict() for r in results], fmt)
+
+
+@registry_app.command("sample-sheet")
+def registry_sample_sheet(
+    ctx: typer.Context,
+    fastq: Annotated[
+        str, typer.Option(help="FASTQ folder, or a pattern with {sample_id}, {unit}, {read}.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write the TSV here.")],
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            help="Sample ids of the batch: comma-separated, or @FILE with one per line "
+            "(default: every registered sample with FASTQs)."
+        ),
+    ] = None,
+    platform: Annotated[
+        str, typer.Option(help="Sequencing platform (read group PL).")
+    ] = "ILLUMINA",
+    with_sex: Annotated[bool, typer.Option(help="Add the registered sex column.")] = False,
+) -> None:
+    """Export a Snakemake sample sheet (samples.tsv) for a sequencing batch."""
+    from biobank.samplesheet import sample_sheet, write_sample_sheet
+
+    ids: list[str] | None = None
+    if batch:
+        text = Path(batch[1:]).read_text(encoding="utf-8") if batch.startswith("@") else batch
+        ids = [s.strip() for s in text.replace(",", "\n").splitlines() if s.strip()]
+    with open_store(ctx) as store:
+        export = sample_sheet(
+            store,
+            acting_principal(ctx, store),
+            fastq=fastq,
+            sample_ids=ids,
+            platform=platform,
+            with_sex=with_sex,
+        )
+    write_sample_sheet(export.rows, out)
+    typer.echo(f"wrote {len(export.rows)} rows to {out}")
+    if export.withdrawn:
+        typer.echo(f"left out (consent withdrawn): {', '.join(export.withdrawn)}", err=True)
+
+
+@registry_app.command("recontact")
+def registry_recontact(
+    ctx: typer.Context,
+    pseudonym: Annotated[str, typer.Argument(help="The participant's pseudonym (P-...).")],
+    reason: ReasonOpt,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Show re-contact identifiers (registrar/admin only; audited)."""
+    from biobank.registry import read_recontact
+
+    with open_store(ctx) as store:
+        record = read_recontact(store, acting_principal(ctx, store), pseudonym, reason=reason)
+    emit(record, fmt)
+
+
+@registry_app.command("barcode")
+def registry_barcode(
+    label: Annotated[str, typer.Argument(help="Specimen label.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="SVG file to write.")],
+) -> None:
+    """Write a specimen label as a Code 128 barcode (SVG)."""
+    from biobank.inventory import label_barcode_svg
+
+    out.write_text(label_barcode_svg(label), encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
+@registry_app.command("vocab")
+def registry_vocab(
+    name: Annotated[str, typer.Argument(help="specimen-types, units, statuses, duo, sexes.")],
+    lang: Annotated[str, typer.Option(help="en or zh-CN.")] = "en",
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """List a controlled vocabulary with its display labels."""
+    from biobank import vocab
+    from biobank.errors import ValidationError
+
+    tables: dict[str, Any] = {
+        "specimen-types": vocab.SPECIMEN_TYPES,
+        "statuses": vocab.SPECIMEN_STATUSES,
+        "sexes": vocab.SEXES,
+        "duo": {**vocab.DUO_PRIMARY, **vocab.DUO_MODIFIERS},
+        "units": vocab.UNITS,
+    }
+    if name not in tables:
+        raise ValidationError(f"vocabulary is one of: {', '.join(tables)}", value=name)
+    rows = [
+        {"code": code, "label": term.zh if lang.lower().startswith("zh") else term.en}
+        for code, term in tables[name].items()
+    ]
+    emit(rows, fmt)
+
+
+# -- participant ---------------------------------------------------------------
+@participant_app.command("add")
+def participant_add(
+    ctx: typer.Context,
+    national_id: Annotated[
+        str, typer.Option(help="Resident identity number (hashed, never stored in clear).")
+    ],
+    name: Annotated[str, typer.Option(help="Name (encrypted, re-contact only).")],
+    sex: Annotated[str, typer.Option(help="female or male (must match the identity number).")],
+    birth_date: Annotated[str, typer.Option(help="YYYY-MM-DD (must match the identity number).")],
+    enrolment_date: Annotated[str, typer.Option(help="YYYY-MM-DD.")],
+    site: Annotated[str, typer.Option(help="Enrolling site.")],
+    phone: Annotated[str, typer.Option(help="Phone (encrypted, re-contact only).")] = "",
+    cohort: Annotated[
+        list[str] | None, typer.Option(help="Cohort membership (repeatable).")
+    ] = None,
+) -> None:
+    """Register a participant; prints the pseudonym."""
+    from biobank.registry import register_participant
+
+    with open_store(ctx) as store:
+        pid = register_participant(
+            store,
+            acting_principal(ctx, store),
+            national_id=national_id,
+            name=name,
+            sex=sex,
+            birth_date=birth_date,
+            enrolment_date=enrolment_date,
+            site=site,
+            phone=phone,
+            cohorts=cohort or [],
+        )
+    typer.echo(pid)
+
+
+@participant_app.command("show")
+def participant_show(
+    ctx: typer.Context,
+    pseudonym: Annotated[str | None, typer.Argument(help="The pseudonym (P-...).")] = None,
+    national_id: Annotated[
+        str | None, typer.Option(help="Look up by identity number instead (registry staff).")
+    ] = None,
+    purpose: PurposeOpt = None,
+    lang: Annotated[str, typer.Option(help="Labels in en or zh-CN.")] = "en",
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Show one participant (pseudonymised) with cohorts and current consent."""
+    from biobank.errors import ValidationError
+    from biobank.registry import find_participant, get_participant
+
+    with open_store(ctx) as store:
+        principal = acting_principal(ctx, store, purpose=purpose)
+        if national_id:
+            pseudonym = find_participant(store, principal, national_id)
+        if not pseudonym:
+            raise ValidationError("give a pseudonym or --national-id", field="pseudonym")
+        record = get_participant(store, principal, pseudonym, lang=lang)
+    emit(_plain(record), fmt)
+
+
+@participant_app.command("list")
+def participant_list(
+    ctx: typer.Context,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    cohort: Annotated[str | None, typer.Option(help="Only this cohort.")] = None,
+    sex: Annotated[str | None, typer.Option(help="Only female or male.")] = None,
+    consented_for: Annotated[
+        str | None, typer.Option(help="Only participants consenting to this purpose.")
+    ] = None,
+    purpose: PurposeOpt = None,
+    limit: Annotated[int | None, typer.Option(help="At most N rows.")] = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """List participants with filters (researchers: consented participants only)."""
+    from biobank.registry import list_participants
+
+    with open_store(ctx) as store:
+        rows = list_participants(
+            store,
+            acting_principal(ctx, store, purpose=purpose),
+            site=site,
+            cohort=cohort,
+            sex=sex,
+            consented_for=consented_for,
+            limit=limit,
+        )
+    emit([_plain(r) for r in rows], fmt)
+
+
+@participant_app.command("update")
+def participant_update(
+    ctx: typer.Context,
+    pseudonym: Annotated[str, typer.Argument(help="The pseudonym (P-...).")],
+    reason: ReasonOpt,
+    site: Annotated[str | None, typer.Option(help="New site.")] = None,
+    enrolment_date: Annotated[str | None, typer.Option(help="New enrolment date.")] = None,
+    cohort: Annotated[list[str] | None, typer.Option(help="Replace cohorts (repeatable).")] = None,
+    name: Annotated[str | None, typer.Option(help="New name (encrypted).")] = None,
+    phone: Annotated[str | None, typer.Option(help="New phone (encrypted).")] = None,
+) -> None:
+    """Change a participant's site, enrolment date, cohorts, name or phone."""
+    from biobank.registry import update_participant
+
+    with open_store(ctx) as store:
+        changed = update_participant(
+            store,
+            acting_principal(ctx, store),
+            pseudonym,
+            reason=reason,
+            site=site,
+            enrolment_date=_date(enrolment_date, "enrolment_date"),
+            cohorts=cohort,
+            name=name,
+            phone=phone,
+        )
+    typer.echo(f"changed: {', '.join(sorted(changed)) or 'nothing'}")
+
+
+# -- consent -------------------------------------------------------------------
+@consent_app.command("add")
+def consent_add(
+    ctx: typer.Context,
+    pseudonym: Annotated[str, typer.Argument(help="The pseudonym (P-...).")],
+    version: Annotated[str, typer.Option(help="Consent form version, e.g. v2.")],
+    signed_date: Annotated[str, typer.Option(help="YYYY-MM-DD.")],
+    duo_codes: Annotated[str, typer.Option(help="e.g. HMB;IRB or DS;NPU.")],
+    disease: Annotated[str | None, typer.Option(help="ICD-10 code for DS.")] = None,
+) -> None:
+    """Register a new consent version."""
+    from biobank.consent import add_consent
+
+    with open_store(ctx) as store:
+        add_consent(
+            store,
+            acting_principal(ctx, store),
+            pseudonym,
+            version=version,
+            signed_date=_date(signed_date, "signed_date") or dt.date.today(),
+            duo_codes=duo_codes,
+            disease=disease,
+        )
+    typer.echo(f"consent {version} registered for {pseudonym}")
+
+
+@consent_app.command("withdraw")
+def consent_withdraw(
+    ctx: typer.Context,
+    pseudonym: Annotated[str, typer.Argument(help="The pseudonym (P-...).")],
+    reason: ReasonOpt,
+    date: Annotated[str | None, typer.Option(help="Withdrawal date (default today).")] = None,
+) -> None:
+    """Record a withdrawal: effective at once for every query and export."""
+    from biobank.consent import withdraw_consent
+
+    with open_store(ctx) as store:
+        c = withdraw_consent(
+            store,
+            acting_principal(ctx, store),
+            pseudonym,
+            withdrawn_date=_date(date, "date"),
+            reason=reason,
+        )
+    typer.echo(f"consent {c['consent_version']} of {pseudonym} withdrawn on {c['withdrawn_date']}")
+
+
+@consent_app.command("show")
+def consent_show(
+    ctx: typer.Context,
+    pseudonym: Annotated[str, typer.Argument(help="The pseudonym (P-...).")],
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Show every consent version of a participant (registry staff)."""
+    from biobank import audit
+    from biobank.access import Permission, require
+
+    with open_store(ctx) as store:
+        principal = acting_principal(ctx, store)
+        require(principal, Permission.REGISTRY_READ)
+        with store.transaction() as con:
+            df = con.execute(
+                "SELECT consent_version, signed_date, primary_code, disease, modifiers,"
+                " withdrawn_date FROM consent WHERE participant_id = ?"
+                " ORDER BY signed_date, consent_seq",
+                [pseudonym],
+            ).pl()
+            audit.record(con, principal, "consent.read", pseudonym, {})
+    emit(df, fmt)
+
+
+# -- specimen ------------------------------------------------------------------
+@specimen_app.command("add")
+def specimen_add(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Option(help="Label with check character.")],
+    participant: Annotated[str, typer.Option(help="The participant's pseudonym.")],
+    specimen_type: Annotated[str, typer.Option("--type", help="e.g. whole_blood, plasma, dna.")],
+    collected_at: Annotated[str, typer.Option(help="YYYY-MM-DDTHH:MM.")],
+    quantity: Annotated[float, typer.Option(help="Amount.")],
+    unit: Annotated[str, typer.Option(help="mL, µL, mg, µg, ng ...")],
+    parent: Annotated[str | None, typer.Option(help="Parent specimen label.")] = None,
+    anatomical_site: Annotated[str | None, typer.Option(help="Required for tissue.")] = None,
+    location: Annotated[str | None, typer.Option(help="FREEZER/RACK/BOX/POSITION.")] = None,
+    sample_id: Annotated[str | None, typer.Option(help="Sequencing sample id (DNA/RNA).")] = None,
+) -> None:
+    """Register a specimen."""
+    from biobank.specimens import add_specimen
+
+    parts = (location or "").split("/") if location else [None] * 4
+    if len(parts) != 4:
+        from biobank.errors import ValidationError
+
+        raise ValidationError(
+            "location is FREEZER/RACK/BOX/POSITION", field="location", value=location
+        )
+    with open_store(ctx) as store:
+        add_specimen(
+            store,
+            acting_principal(ctx, store),
+            label=label,
+            participant_id=participant,
+            specimen_type=specimen_type,
+            collected_at=collected_at,
+            quantity=quantity,
+            unit=unit,
+            parent_label=parent,
+            anatomical_site=anatomical_site,
+            freezer=parts[0],
+            rack=parts[1],
+            box=parts[2],
+            position=parts[3],
+            sequencing_sample_id=sample_id,
+        )
+    typer.echo(f"registered {label.upper()}")
+
+
+@specimen_app.command("show")
+def specimen_show(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label.")],
+    purpose: PurposeOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Show a specimen with storage, remaining amount and lineage."""
+    from biobank.inventory import get_specimen
+
+    with open_store(ctx) as store:
+        record = get_specimen(store, acting_principal(ctx, store, purpose=purpose), label)
+    emit(_plain(record), fmt)
+
+
+@specimen_app.command("list")
+def specimen_list(
+    ctx: typer.Context,
+    participant: Annotated[str | None, typer.Option(help="Only this pseudonym.")] = None,
+    specimen_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    freezer: Annotated[str | None, typer.Option(help="Only this freezer.")] = None,
+    purpose: PurposeOpt = None,
+    limit: Annotated[int | None, typer.Option(help="At most N rows.")] = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """List specimens with filters."""
+    from biobank.inventory import list_specimens
+
+    with open_store(ctx) as store:
+        rows = list_specimens(
+            store,
+            acting_principal(ctx, store, purpose=purpose),
+            participant_id=participant,
+            specimen_type=specimen_type,
+            status=status,
+            freezer=freezer,
+            limit=limit,
+        )
+    emit([_plain(r) for r in rows], fmt)
+
+
+@specimen_app.command("update")
+def specimen_update(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label.")],
+    reason: ReasonOpt,
+    collected_at: Annotated[str | None, typer.Option(help="Corrected collection time.")] = None,
+    anatomical_site: Annotated[str | None, typer.Option(help="Corrected anatomical site.")] = None,
+    quantity: Annotated[float | None, typer.Option(help="Corrected quantity (same unit).")] = None,
+) -> None:
+    """Correct a specimen's collection time, anatomical site or quantity."""
+    from biobank.inventory import update_specimen
+
+    with open_store(ctx) as store:
+        update_specimen(
+            store,
+            acting_principal(ctx, store),
+            label,
+            reason=reason,
+            collected_at=collected_at,
+            anatomical_site=anatomical_site,
+            quantity=quantity,
+        )
+    typer.echo(f"updated {label.upper()}")
+
+
+@specimen_app.command("move")
+def specimen_move(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label.")],
+    to: Annotated[str, typer.Option("--to", help="FREEZER/RACK/BOX/POSITION.")],
+    reason: ReasonOpt,
+) -> None:
+    """Move a specimen to an empty position."""
+    from biobank.errors import ValidationError
+    from biobank.inventory import move_specimen
+
+    parts = to.split("/")
+    if len(parts) != 4:
+        raise ValidationError("--to is FREEZER/RACK/BOX/POSITION", field="to", value=to)
+    with open_store(ctx) as store:
+        move_specimen(
+            store,
+            acting_principal(ctx, store),
+            label,
+            freezer=parts[0],
+            rack=parts[1],
+            box=parts[2],
+            position=parts[3],
+            reason=reason,
+        )
+    typer.echo(f"moved {label.upper()} to {to}")
+
+
+@specimen_app.command("consume")
+def specimen_consume(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label.")],
+    reason: ReasonOpt,
+    quantity: Annotated[float | None, typer.Option(help="Amount used (default: all).")] = None,
+    unit: Annotated[str | None, typer.Option(help="Unit of --quantity.")] = None,
+) -> None:
+    """Use up some or all of a specimen."""
+    from biobank.inventory import consume_specimen
+
+    with open_store(ctx) as store:
+        spec = consume_specimen(
+            store, acting_principal(ctx, store), label, reason=reason, quantity=quantity, unit=unit
+        )
+    typer.echo(f"{spec['label']}: {spec['status']}")
+
+
+@specimen_app.command("ship")
+def specimen_ship(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label.")],
+    destination: Annotated[str, typer.Option(help="Where it goes.")],
+    reason: ReasonOpt,
+) -> None:
+    """Record a shipment (frees the position)."""
+    from biobank.inventory import ship_specimen
+
+    with open_store(ctx) as store:
+        ship_specimen(
+            store, acting_principal(ctx, store), label, destination=destination, reason=reason
+        )
+    typer.echo(f"{label.upper()} shipped to {destination}")
+
+
+@specimen_app.command("destroy")
+def specimen_destroy(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="Label.")],
+    reason: ReasonOpt,
+) -> None:
+    """Record that a specimen was destroyed (frees the position)."""
+    from biobank.inventory import destroy_specimen
+
+    with open_store(ctx) as store:
+        destroy_specimen(store, acting_principal(ctx, store), label, reason=reason)
+    typer.echo(f"{label.upper()} destroyed")
+
+
+@specimen_app.command("link")
+def specimen_link(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="DNA/RNA specimen label.")],
+    sample_id: Annotated[str, typer.Argument(help="Sequencing sample id.")],
+) -> None:
+    """Link a DNA/RNA specimen to a sequencing sample id."""
+    from biobank.inventory import link_sequencing_sample
+
+    with open_store(ctx) as store:
+        link_sequencing_sample(store, acting_principal(ctx, store), label, sample_id)
+    typer.echo(f"{sample_id} -> {label.upper()}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""
+    app.add_typer(registry_app, name="registry")
+    app.add_typer(participant_app, name="participant")
+    app.add_typer(consent_app, name="consent")
+    app.add_typer(specimen_app, name="specimen")
