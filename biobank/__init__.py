@@ -1,5 +1,125 @@
-"""biobank: a genomics and biobank workbench."""
+"""biobank: a genomics and biobank workbench.
+
+The researcher's entry point is :func:`open`::
+
+    import biobank
+    from biobank import Diagnosis, Lab
+
+    wb = biobank.open("center.duckdb", user="rita", purpose="DS:E11")
+    t2d = Diagnosis("E11") & Lab("HbA1c", ">=", 6.5)
+    wb.case_control(t2d)
+
+The names below are imported lazily, so ``import biobank`` (and the ``biobank``
+command's ``--help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from biobank.__about__ import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from biobank.cohorts import Age, Criterion, Diagnosis, Died, InStudy, Lab, Sex
+    from biobank.errors import (
+        AccessDenied,
+        BiobankError,
+        ConsentError,
+        ImportRejected,
+        NotFoundError,
+        ValidationError,
+    )
+    from biobank.genotypes import VariantFilter
+    from biobank.store import Store
+    from biobank.workbench import SurvivalResult, Workbench
+
+__all__ = [
+    "AccessDenied",
+    "Age",
+    "BiobankError",
+    "ConsentError",
+    "Criterion",
+    "Diagnosis",
+    "Died",
+    "ImportRejected",
+    "InStudy",
+    "Lab",
+    "NotFoundError",
+    "Sex",
+    "Store",
+    "SurvivalResult",
+    "ValidationError",
+    "VariantFilter",
+    "Workbench",
+    "__version__",
+    "open",
+]
+
+_LAZY = {
+    "Age": "biobank.cohorts",
+    "Criterion": "biobank.cohorts",
+    "Diagnosis": "biobank.cohorts",
+    "Died": "biobank.cohorts",
+    "InStudy": "biobank.cohorts",
+    "Lab": "biobank.cohorts",
+    "Sex": "biobank.cohorts",
+    "AccessDenied": "biobank.errors",
+    "BiobankError": "biobank.errors",
+    "ConsentError": "biobank.errors",
+    "ImportRejected": "biobank.errors",
+    "NotFoundError": "biobank.errors",
+    "ValidationError": "biobank.errors",
+    "Store": "biobank.store",
+    "VariantFilter": "biobank.genotypes",
+    "SurvivalResult": "biobank.workbench",
+    "Workbench": "biobank.workbench",
+}
+
+
+def open(path: str | Path, *, user: str, purpose: str, min_count: int = 5) -> Workbench:
+    """Open a store for research queries as ``user`` for ``purpose``.
+
+    Parameters
+    ----------
+    path
+        The store file.
+    user
+        A user of the store with the ``researcher`` role.
+    purpose
+        The research purpose matched against consents: ``GRU``, ``HMB``,
+        ``POA`` or ``DS:<ICD-10 code>`` (e.g. ``DS:E11``).
+    min_count
+        Small-count threshold: aggregate counts below it are suppressed.
+
+    Returns
+    -------
+    Workbench
+        See :class:`biobank.workbench.Workbench`.
+
+    Raises
+    ------
+    StoreError
+        If the store does not exist or cannot be opened.
+    NotFoundError
+        If there is no such user.
+    AccessDenied
+        If the user is not a researcher.
+    ValidationError
+        If the purpose is malformed.
+    """
+    from biobank.workbench import open_workbench
+
+    return open_workbench(path, user=user, purpose=purpose, min_count=min_count)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'biobank' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
