@@ -1,0 +1,70 @@
+"""Load time of ``biobank load-vcf`` vs ``plink2 --make-pgen``, and storage per genotype.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_load.py [N_SAMPLES] [N_VARIANTS]
+
+(default 3000 x 45000). Simulates the cohort once with msprime
+(``biobank.testing.simulate_cohort_vcf``) under ``$BIOBANK_BENCH_DIR``
+(default ``/tmp/biobank-bench``), times both loads in the same run, and reports
+sizes: VCF.gz, pgen+pvar+psam, the DuckDB store, and ``genotype_call`` exported
+to Parquet (zstd), per stored call and per (sample x variant) genotype.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from _common import cohort_vcf, pfile, sample_names, store_path, timed
+
+from biobank.access import Principal, Role
+from biobank.store import Store
+from biobank.vcf import load_vcf
+
+
+def main(n_samples: int = 3000, n_variants: int = 45_000) -> None:
+    vcf = cohort_vcf(n_samples, n_variants)
+    prefix = pfile(n_samples, n_variants)
+    t_plink = timed(
+        ["plink2", "--vcf", str(vcf), "--make-pgen", "--out", str(prefix), "--threads", "2"]
+    )
+    db = store_path(n_samples, n_variants)
+    for f in (db, db.with_suffix(".duckdb.wal")):
+        f.unlink(missing_ok=True)
+    with Store(db) as store:
+        store.con.execute(
+            "INSERT INTO sequencing_sample SELECT unnest(?::VARCHAR[]) AS s, 'L-' || s, 'P-' || s",
+            [sample_names(n_samples)],
+        )
+        t = time.perf_counter()
+        report = load_vcf(store, vcf, principal=Principal("bench", Role.ADMIN), threads=2)
+        t_ours = time.perf_counter() - t
+        store.con.execute("CHECKPOINT")
+        parquet = db.with_suffix(".calls.parquet")
+        store.con.execute(f"COPY genotype_call TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)")
+    n_geno = report.n_samples * report.n_variants
+    sizes = {
+        "vcf.gz": vcf.stat().st_size,
+        "pgen+pvar+psam": sum(
+            prefix.with_suffix(s).stat().st_size for s in (".pgen", ".pvar", ".psam")
+        ),
+        "duckdb store": db.stat().st_size,
+        "genotype_call parquet": parquet.stat().st_size,
+    }
+    print(
+        f"cohort: {report.n_samples} samples x {report.n_variants} variants, "
+        f"{report.n_calls} stored calls ({report.n_calls / n_geno:.1%} of genotypes)"
+    )
+    print(f"plink2 --make-pgen: {t_plink:.1f} s")
+    print(f"biobank load-vcf:   {t_ours:.1f} s  ({report.n_variants / t_ours:,.0f} variants/s)")
+    print(f"ratio load-vcf / plink2: {t_ours / t_plink:.2f}x (target <= 2x)")
+    for name, size in sizes.items():
+        print(
+            f"{name:>22}: {size / 1e6:8.1f} MB  {size / n_geno:6.3f} B/genotype"
+            f"  {size / report.n_calls:6.2f} B/stored call"
+        )
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))

@@ -1,0 +1,842 @@
+"""Genetic statistics on the sparse genotype store, checked against plink2.
+
+* :func:`allele_frequencies`: genotype and allele counts, ALT frequency, call
+  rate and the Hardy-Weinberg exact p-value per variant (as ``plink2 --freq``,
+  ``--missing``, ``--hardy``), computed in DuckDB from the sparse calls.
+* :func:`association`: case/control test per variant: Fisher's exact test on
+  the 2x2 table of ALT/REF allele counts in cases and controls (scipy), and
+  logistic regression of case status on ALT dosage (additive model) with
+  covariates, fitted for a block of variants at once by vectorised IRLS (the
+  same maximum-likelihood estimate as statsmodels' ``Logit``; Wald SE and p).
+  As ``plink2 --glm`` (its default ``firth-fallback``), variants where
+  ordinary logistic regression does not converge, or where cases or controls
+  carry no ALT allele (separation), are refitted with Firth's penalised
+  likelihood; the ``variant_firth`` column says which.
+* :func:`burden`: gene-level burden test of rare damaging variants: carriers of
+  any qualifying variant (ALT frequency below a threshold in cases and
+  controls, damaging consequence) per gene, Fisher's exact test and logistic
+  regression with covariates on the carrier indicator.
+* :func:`hwe_exact`: the exact Hardy-Weinberg test of Wigginton, Cutler and
+  Abecasis (2005), vectorised.
+
+Sample sets and variant filters are as in :mod:`biobank.genotypes`. Pass
+``min_count`` (e.g. :data:`SMALL_COUNT_THRESHOLD`) to suppress small counts in
+research output: counts between 1 and ``min_count - 1`` and everything derived
+from them become null and ``variant_suppressed`` is true.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from biobank.errors import ValidationError
+from biobank.genotypes import (
+    DAMAGING_CONSEQUENCES,
+    VARIANT_COLUMNS,
+    SampleSet,
+    VariantFilter,
+    _dense_blocks,
+    _variant_keys,
+    sample_table,
+)
+from biobank.vcf import FLAG_HAPLOID, FLAG_MISSING
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = [
+    "SMALL_COUNT_THRESHOLD",
+    "allele_frequencies",
+    "allele_frequencies_in",
+    "association",
+    "burden",
+    "hwe_exact",
+    "logistic_regression",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default threshold below which aggregate counts are suppressed in research output.
+SMALL_COUNT_THRESHOLD = 5
+
+
+# --------------------------------------------------------------------------- HWE
+def _hwe_one(n_het: int, n_hom1: int, n_hom2: int) -> float:
+    """Wigginton et al. (2005) exact HWE p-value for one variant."""
+    homr, homc = min(n_hom1, n_hom2), max(n_hom1, n_hom2)
+    rare = 2 * homr + n_het
+    n = n_het + homr + homc
+    if n == 0 or rare == 0:
+        return 1.0
+    probs = np.zeros(rare + 1)
+    mid = rare * (2 * n - rare) // (2 * n)
+    if mid % 2 != rare % 2:
+        mid += 1
+    probs[mid] = 1.0
+    # towards fewer heterozygotes
+    hs = np.arange(mid, 1, -2)
+    if len(hs):
+        r_homr = (rare - hs) // 2
+        r_homc = n - hs - r_homr
+        ratios = hs * (hs - 1) / (4.0 * (r_homr + 1) * (r_homc + 1))
+        probs[hs - 2] = np.cumprod(ratios)
+    # towards more heterozygotes
+    hs = np.arange(mid, rare - 1, 2)
+    if len(hs):
+        r_homr = (rare - hs) // 2
+        r_homc = n - hs - r_homr
+        ratios = 4.0 * r_homr * r_homc / ((hs + 2.0) * (hs + 1.0))
+        probs[hs + 2] = np.cumprod(ratios)
+    total = probs.sum()
+    p_obs = probs[n_het]
+    p = probs[probs <= p_obs * (1 + 1e-8)].sum() / total
+    return float(min(1.0, p))
+
+
+def hwe_exact(n_het: np.ndarray, n_hom_ref: np.ndarray, n_hom_alt: np.ndarray) -> np.ndarray:
+    """Exact Hardy-Weinberg p-values (Wigginton, Cutler & Abecasis 2005).
+
+    Two-sided: the sum of the probabilities of all heterozygote counts (given
+    the allele counts) no more likely than the observed one, as
+    ``plink2 --hardy``.
+
+    Parameters
+    ----------
+    n_het, n_hom_ref, n_hom_alt
+        Diploid genotype counts per variant.
+
+    Returns
+    -------
+    numpy.ndarray
+        p-values (1.0 where there are no genotypes or the variant is monomorphic).
+
+    Examples
+    --------
+    >>> float(hwe_exact(np.array([0]), np.array([50]), np.array([50]))[0]) < 1e-20
+    True
+    """
+    het = np.asarray(n_het, dtype=np.int64)
+    h1 = np.asarray(n_hom_ref, dtype=np.int64)
+    h2 = np.asarray(n_hom_alt, dtype=np.int64)
+    out = np.empty(len(het))
+    cache: dict[tuple[int, int, int], float] = {}
+    for i, key in enumerate(zip(het.tolist(), h1.tolist(), h2.tolist(), strict=True)):
+        p = cache.get(key)
+        if p is None:
+            p = cache[key] = _hwe_one(*key)
+        out[i] = p
+    return out
+
+
+# --------------------------------------------------------------------------- counts
+def _suppress(
+    df: pl.DataFrame, count_cols: Sequence[str], derived: Sequence[str], min_count: int | None
+) -> pl.DataFrame:
+    """Null small counts (1 .. min_count-1) and what derives from them; flag the rows."""
+    if min_count is None:
+        return df
+    small = pl.lit(False)
+    for c in count_cols:
+        small = small | ((pl.col(c) > 0) & (pl.col(c) < min_count))
+    df = df.with_columns(small.alias("variant_suppressed"))
+    return df.with_columns(
+        [
+            pl.when(pl.col("variant_suppressed")).then(None).otherwise(pl.col(c)).alias(c)
+            for c in [*count_cols, *derived]
+        ]
+    )
+
+
+def allele_frequencies_in(
+    con: duckdb.DuckDBPyConnection,
+    sample_tbl: str,
+    filter: VariantFilter,
+    *,
+    hwe: bool = True,
+) -> pl.DataFrame:
+    """:func:`allele_frequencies` for a sample table made by :func:`biobank.genotypes.sample_table`.
+
+    Frequency bounds of ``filter`` are not applied here.
+    """
+    where, params = filter.where("v")
+    # without a variant filter, skip the semi-join (it doubles the time on all variants)
+    restrict = "" if where == "TRUE" else " SEMI JOIN v USING (variant_key)"
+    n_row = con.execute(f"SELECT count(*) FROM {sample_tbl}").fetchone()
+    n_samples = int(n_row[0]) if n_row else 0
+    df = con.execute(
+        f"WITH s AS (SELECT sample_key, batch_id FROM {sample_tbl}),"
+        " bs AS (SELECT batch_id, count(*) AS n FROM s GROUP BY batch_id),"
+        f" v AS (SELECT * FROM variant v WHERE {where}),"
+        " cov AS (SELECT bv.variant_key, sum(bs.n) AS n_covered FROM batch_variant bv"
+        " JOIN bs USING (batch_id) SEMI JOIN v USING (variant_key) GROUP BY bv.variant_key),"
+        " c AS (SELECT gc.variant_key,"
+        " count(*) FILTER (WHERE gc.flags & 1 = 1) AS n_missing_rows,"
+        " count(*) FILTER (WHERE gc.flags & 3 = 0 AND gc.dosage = 1) AS n_het,"
+        " count(*) FILTER (WHERE gc.flags & 3 = 0 AND gc.dosage = 2) AS n_hom_alt,"
+        " count(*) FILTER (WHERE gc.flags & 3 = 2 AND gc.dosage = 0) AS n_hap_ref,"
+        " count(*) FILTER (WHERE gc.flags & 3 = 2 AND gc.dosage = 1) AS n_hap_alt"
+        f" FROM genotype_call gc JOIN s USING (sample_key){restrict}"
+        " GROUP BY gc.variant_key)"
+        " SELECT v.variant_key, v.contig, v.position, v.ref, v.alt, v.variant_id, v.gene,"
+        " v.consequence, coalesce(cov.n_covered, 0)::BIGINT AS n_covered,"
+        " coalesce(c.n_missing_rows, 0) AS n_missing_rows, coalesce(c.n_het, 0) AS n_het,"
+        " coalesce(c.n_hom_alt, 0) AS n_hom_alt, coalesce(c.n_hap_ref, 0) AS n_hap_ref,"
+        " coalesce(c.n_hap_alt, 0) AS n_hap_alt"
+        " FROM v LEFT JOIN cov USING (variant_key) LEFT JOIN c USING (variant_key)"
+        " ORDER BY v.variant_key",
+        params,
+    ).pl()
+    called = pl.col("n_covered") - pl.col("n_missing_rows")
+    hap = pl.col("n_hap_ref") + pl.col("n_hap_alt")
+    df = df.with_columns(
+        pl.lit(n_samples, dtype=pl.Int64).alias("variant_n_samples"),
+        called.alias("variant_n_called"),
+    ).with_columns(
+        (pl.col("variant_n_samples") - pl.col("variant_n_called")).alias("variant_n_missing"),
+        (pl.col("variant_n_called") / pl.col("variant_n_samples")).alias("variant_call_rate"),
+        (pl.col("variant_n_called") - pl.col("n_het") - pl.col("n_hom_alt") - hap).alias(
+            "variant_n_hom_ref"
+        ),
+        pl.col("n_het").alias("variant_n_het"),
+        pl.col("n_hom_alt").alias("variant_n_hom_alt"),
+        pl.col("n_hap_ref").alias("variant_n_haploid_ref"),
+        pl.col("n_hap_alt").alias("variant_n_haploid_alt"),
+        (2 * (pl.col("variant_n_called") - hap) + hap).alias("variant_allele_total"),
+        (pl.col("n_het") + 2 * pl.col("n_hom_alt") + pl.col("n_hap_alt")).alias(
+            "variant_alt_allele_count"
+        ),
+    )
+    df = df.with_columns(
+        (
+            pl.when(pl.col("variant_allele_total") > 0)
+            .then(pl.col("variant_alt_allele_count") / pl.col("variant_allele_total"))
+            .otherwise(None)
+        ).alias("variant_alt_allele_frequency")
+    )
+    if hwe:
+        p = hwe_exact(
+            df["variant_n_het"].to_numpy(),
+            df["variant_n_hom_ref"].to_numpy(),
+            df["variant_n_hom_alt"].to_numpy(),
+        )
+        df = df.with_columns(pl.Series("variant_hwe_p_value", p))
+    df = df.drop("n_covered", "n_missing_rows", "n_het", "n_hom_alt", "n_hap_ref", "n_hap_alt")
+    return df.rename({k: v for k, v in VARIANT_COLUMNS.items() if k in df.columns})
+
+
+def allele_frequencies(
+    con: duckdb.DuckDBPyConnection,
+    samples: SampleSet = None,
+    *,
+    filter: VariantFilter | None = None,
+    purpose: str | None = None,
+    hwe: bool = True,
+    min_count: int | None = None,
+) -> pl.DataFrame:
+    """Genotype counts, ALT allele frequency, call rate and HWE p-value per variant.
+
+    A sample whose batch did not cover a variant counts as missing there.
+    Haploid calls count one allele. Multi-allelic records are split: a sample
+    carrying another ALT of the record counts as REF for this ALT (as after
+    ``bcftools norm -m-``).
+
+    Parameters
+    ----------
+    con
+        The store connection.
+    samples
+        The sample set (see :mod:`biobank.genotypes`).
+    filter
+        Which variants; frequency bounds apply to the frequency in ``samples``.
+    purpose
+        Restrict to participants whose consent permits this purpose.
+    hwe
+        Also compute the exact HWE p-value (diploid calls only).
+    min_count
+        Suppress counts below this (see the module docstring).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``variant_key, variant_contig, variant_position, variant_ref,
+        variant_alt, variant_id, variant_gene, variant_consequence,
+        variant_n_samples, variant_n_called, variant_n_missing,
+        variant_call_rate, variant_n_hom_ref, variant_n_het, variant_n_hom_alt,
+        variant_n_haploid_ref, variant_n_haploid_alt, variant_allele_total,
+        variant_alt_allele_count, variant_alt_allele_frequency,
+        variant_hwe_p_value`` (+ ``variant_suppressed`` with ``min_count``).
+    """
+    filter = filter or VariantFilter()
+    with sample_table(con, samples, purpose=purpose) as tbl:
+        df = allele_frequencies_in(con, tbl, filter, hwe=hwe)
+    f = df["variant_alt_allele_frequency"]
+    if filter.min_frequency is not None:
+        df = df.filter((f >= filter.min_frequency).fill_null(False))
+        f = df["variant_alt_allele_frequency"]
+    if filter.max_frequency is not None:
+        df = df.filter((f <= filter.max_frequency).fill_null(False))
+    return _suppress(
+        df,
+        ["variant_alt_allele_count", "variant_n_het", "variant_n_hom_alt", "variant_n_haploid_alt"],
+        ["variant_alt_allele_frequency", "variant_hwe_p_value"]
+        if hwe
+        else ["variant_alt_allele_frequency"],
+        min_count,
+    )
+
+
+# --------------------------------------------------------------------------- regression
+def _null_fit(y: np.ndarray, cov: np.ndarray, *, max_iter: int = 50) -> np.ndarray:
+    """Coefficients of the covariates-only logistic model (the start for every variant)."""
+    from scipy.special import expit
+
+    b = np.zeros(cov.shape[1])
+    for _ in range(max_iter):
+        mu = expit(cov @ b)
+        w = mu * (1 - mu)
+        step = np.linalg.lstsq(cov.T @ (cov * w[:, None]), cov.T @ (y - mu), rcond=None)[0]
+        b += np.clip(step, -5, 5)
+        if np.abs(step).max() < 1e-10:
+            break
+    return b
+
+
+def _newton(
+    g: np.ndarray,
+    y: np.ndarray,
+    cov: np.ndarray,
+    *,
+    firth: bool,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit ``logit P(y) = b*g + cov @ c`` for every row of ``g`` at once.
+
+    Newton-Raphson (IRLS) with step halving on the log-likelihood, optionally
+    Firth-penalised (``+ 0.5 log det I(beta)``, Firth 1993; score
+    ``X'(y - mu + h (1/2 - mu))`` with ``h`` the hat diagonal). Only rows not
+    yet converged are iterated.
+
+    Parameters
+    ----------
+    g
+        (variants, samples) predictor; NaN = missing (that sample is left out).
+    y
+        (samples,) 0/1 outcome.
+    cov
+        (samples, k) covariates including the intercept column.
+    firth
+        Maximise the Firth-penalised likelihood.
+    max_iter, tol
+        Iteration limit; convergence when the largest step is below ``tol``,
+        or below 1e-4 with no change of the (penalised) log-likelihood at
+        float precision.
+
+    Returns
+    -------
+    tuple
+        ``beta`` and ``se`` (from the inverse information at the estimate) of
+        the ``g`` coefficient, and whether each fit converged.
+    """
+    from scipy.special import expit
+
+    v, n = g.shape
+    kc = cov.shape[1]
+    k = kc + 1
+    mask = ~np.isnan(g)
+    gz = np.where(mask, g, 0.0)
+    m = mask.astype(np.float64)
+    cc = (cov[:, :, None] * cov[:, None, :]).reshape(n, -1)
+    beta = np.zeros((v, k))
+    beta[:, 1:] = _null_fit(y, cov)  # start at the covariates-only fit: few iterations
+
+    def state(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(Penalised) log-likelihood, mu, w, information and whether it is invertible."""
+        gr, mr = gz[rows], m[rows]
+        eta = gr * b[:, :1] + b[:, 1:] @ cov.T
+        mu = expit(eta)
+        w = mu * (1.0 - mu) * mr
+        ll = (mr * (y * eta - np.logaddexp(0, eta))).sum(axis=1)
+        info = np.empty((len(rows), k, k))
+        info[:, 0, 0] = (w * gr * gr).sum(axis=1)
+        wg = (w * gr) @ cov
+        info[:, 0, 1:] = wg
+        info[:, 1:, 0] = wg
+        info[:, 1:, 1:] = (w @ cc).reshape(len(rows), kc, kc)
+        sign, logdet = np.linalg.slogdet(info)
+        ok = (sign > 0) & np.isfinite(logdet) & (logdet > -700)
+        if firth:
+            ll = np.where(ok, ll + 0.5 * logdet, -np.inf)
+        return ll, mu, w, info, ok
+
+    lik, mu, w, info, ok = state(np.arange(v), beta)
+    converged = np.zeros(v, dtype=bool)
+    failed = ~ok
+    active = ok.copy()
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        if not len(idx):
+            break
+        inv = np.linalg.inv(info[idx])
+        gr, mr = gz[idx], m[idx]
+        resid = (y[None, :] - mu[idx]) * mr
+        if firth:
+            # hat diagonal h_i = w_i x_i' I^-1 x_i with x_i = (g_i, c_i)
+            quad = (
+                inv[:, 0, :1] * gr * gr
+                + 2 * gr * (inv[:, 0, 1:] @ cov.T)
+                + inv[:, 1:, 1:].reshape(len(idx), -1) @ cc.T
+            )
+            resid = resid + w[idx] * quad * (0.5 - mu[idx]) * mr
+        score = np.empty((len(idx), k))
+        score[:, 0] = (resid * gr).sum(axis=1)
+        score[:, 1:] = resid @ cov
+        delta = np.einsum("vij,vj->vi", inv, score)
+        biggest = np.abs(delta).max(axis=1)
+        delta *= np.minimum(1.0, 5.0 / np.maximum(biggest, 1e-300))[:, None]
+        old = lik[idx]
+        new_lik, new_mu, new_w, new_info, new_ok = state(idx, beta[idx] + delta)
+        worse = ~new_ok | (new_lik < old)
+        for _half in range(25):  # step halving, only for the rows that got worse
+            if not worse.any():
+                break
+            wi = np.flatnonzero(worse)
+            delta[wi] /= 2
+            sub = state(idx[wi], beta[idx[wi]] + delta[wi])
+            new_lik[wi], new_mu[wi], new_w[wi], new_info[wi], new_ok[wi] = sub
+            worse[wi] = ~sub[4] | (sub[0] < old[wi])
+        beta[idx] += delta
+        lik[idx], mu[idx], w[idx], info[idx] = new_lik, new_mu, new_w, new_info
+        step = np.abs(delta).max(axis=1)
+        # converged: a tiny step, or no change of the likelihood at float precision
+        # (Firth fits of singletons can alternate by ~1e-6 around the optimum)
+        flat = np.abs(new_lik - old) <= 1e-13 * np.maximum(1.0, np.abs(old))
+        done = (step < tol) | (flat & (step < 1e-4))
+        converged[idx[done & new_ok]] = True
+        failed[idx[~new_ok]] = True
+        active[idx[done | ~new_ok]] = False
+    se = np.full(v, np.nan)
+    good = ~failed
+    if good.any():
+        se[good] = np.sqrt(np.maximum(np.linalg.inv(info[good])[:, 0, 0], 0.0))
+    converged &= good & np.isfinite(beta[:, 0])
+    return beta[:, 0], se, converged
+
+
+def logistic_regression(
+    g: np.ndarray,
+    y: np.ndarray,
+    covariates: np.ndarray | None = None,
+    *,
+    firth_fallback: bool = True,
+) -> pl.DataFrame:
+    """Logistic regression of ``y`` on each row of ``g`` plus covariates, vectorised.
+
+    Ordinary maximum likelihood (Newton/IRLS) for all rows at once. As
+    ``plink2 --glm`` with its default ``firth-fallback``, rows where cases or
+    controls all have ``g == 0`` (complete or quasi-complete separation) and
+    rows whose ordinary fit does not converge (or gives |beta| > 15) are
+    refitted with Firth's penalised likelihood when ``firth_fallback``,
+    otherwise reported as null. Rows where ``g`` is constant are null.
+
+    Parameters
+    ----------
+    g
+        (variants, samples) predictor (e.g. ALT dosage); NaN = missing.
+    y
+        (samples,) 0/1 outcome.
+    covariates
+        (samples, k) covariates without intercept (added here), or ``None``.
+    firth_fallback
+        Refit problem rows with Firth regression.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``beta, standard_error, z, p_value`` (Wald, normal), ``firth``
+        (whether the Firth fit was used), ``n_obs`` per row of ``g``.
+    """
+    from scipy.stats import norm
+
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    cov = np.ones((n, 1))
+    if covariates is not None and covariates.size:
+        cov = np.column_stack([cov, np.asarray(covariates, dtype=np.float64)])
+    g = np.asarray(g, dtype=np.float64)
+    v = len(g)
+    mask = ~np.isnan(g)
+    nz = (g != 0) & mask
+    case_nz = (nz & (y[None, :] == 1)).any(axis=1)
+    ctrl_nz = (nz & (y[None, :] == 0)).any(axis=1)
+    gmin = np.where(mask, g, np.inf).min(axis=1)
+    gmax = np.where(mask, g, -np.inf).max(axis=1)
+    const = ~(gmax > gmin)
+    separated = ~(case_nz & ctrl_nz) & ~const
+    beta = np.full(v, np.nan)
+    se = np.full(v, np.nan)
+    firth = np.zeros(v, dtype=bool)
+    plain = np.flatnonzero(~const & ~separated)
+    if len(plain):
+        b, s, ok = _newton(g[plain], y, cov, firth=False)
+        ok &= np.abs(b) < 15
+        beta[plain[ok]], se[plain[ok]] = b[ok], s[ok]
+        separated[plain[~ok]] = True
+    refit = np.flatnonzero(separated)
+    if len(refit) and firth_fallback:
+        b, s, ok = _newton(g[refit], y, cov, firth=True)
+        beta[refit[ok]], se[refit[ok]] = b[ok], s[ok]
+        firth[refit] = True
+    z = beta / se
+    p = 2 * norm.sf(np.abs(z))
+    return pl.DataFrame(
+        {
+            "beta": beta,
+            "standard_error": se,
+            "z": z,
+            "p_value": p,
+            "firth": firth,
+            "n_obs": mask.sum(axis=1),
+        },
+        nan_to_null=True,
+    )
+
+
+def _fisher(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fisher's exact test (two-sided) for each 2x2 table ``[[a, b], [c, d]]`` (n, 4)."""
+    from scipy.stats import fisher_exact
+
+    odds = np.empty(len(table))
+    pval = np.empty(len(table))
+    cache: dict[tuple[int, ...], tuple[float, float]] = {}
+    for i, row in enumerate(table.astype(np.int64).tolist()):
+        key = tuple(row)
+        hit = cache.get(key)
+        if hit is None:
+            res = fisher_exact([[row[0], row[1]], [row[2], row[3]]])
+            hit = cache[key] = (float(res.statistic), float(res.pvalue))
+        odds[i], pval[i] = hit
+    return odds, pval
+
+
+# --------------------------------------------------------------------------- case/control
+def _case_control_table(
+    con: duckdb.DuckDBPyConnection,
+    cases_tbl: str,
+    controls_tbl: str,
+    covariates: pl.DataFrame | str | None,
+) -> tuple[str, list[str]]:
+    """Create a temp table of cases+controls with ``y`` and covariates.
+
+    Returns the table name and the covariate column names.
+    """
+    overlap = con.execute(
+        f"SELECT count(*) FROM {cases_tbl} c JOIN {controls_tbl} k USING (sample_key)"
+    ).fetchone()
+    if overlap and overlap[0]:
+        raise ValidationError(
+            f"{overlap[0]} participant(s) are both cases and controls: make the two sets disjoint",
+            field="controls",
+        )
+    name = f"_cc_{uuid.uuid4().hex[:12]}"
+    cov_names: list[str] = []
+    if covariates is None:
+        con.execute(
+            f"CREATE TEMP TABLE {name} AS SELECT *, 1.0 AS y FROM {cases_tbl}"
+            f" UNION ALL SELECT *, 0.0 AS y FROM {controls_tbl} ORDER BY sample_key"
+        )
+        return name, cov_names
+    cdf = con.execute(covariates).pl() if isinstance(covariates, str) else covariates
+    if "participant_id" not in cdf.columns:
+        raise ValidationError("covariates need a column participant_id", field="covariates")
+    cov_names = [c for c in cdf.columns if c != "participant_id"]
+    bad = [c for c in cov_names if not cdf[c].dtype.is_numeric() and cdf[c].dtype != pl.Boolean]
+    if bad:
+        raise ValidationError(
+            f"covariate column(s) {', '.join(bad)} are not numeric: encode them as numbers "
+            "(e.g. sex as 0/1)",
+            field="covariates",
+        )
+    if cdf["participant_id"].is_duplicated().any():
+        raise ValidationError(
+            "covariates have more than one row for a participant", field="covariates"
+        )
+    cdf = cdf.with_columns([pl.col(c).cast(pl.Float64) for c in cov_names]).drop_nulls()
+    con.register("_cov_df", cdf)
+    cols = ", ".join(f'v."{c}"' for c in cov_names)
+    con.execute(
+        f"CREATE TEMP TABLE {name} AS SELECT s.*, {cols} FROM"
+        f" (SELECT *, 1.0 AS y FROM {cases_tbl} UNION ALL SELECT *, 0.0 AS y FROM {controls_tbl}) s"
+        " JOIN _cov_df v USING (participant_id) ORDER BY s.sample_key"
+    )
+    con.unregister("_cov_df")
+    return name, cov_names
+
+
+def _design(
+    con: duckdb.DuckDBPyConnection, tbl: str, cov_names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    df = con.execute(f"SELECT * FROM {tbl} ORDER BY sample_key").pl()
+    y = df["y"].to_numpy().astype(np.float64)
+    x = df.select(cov_names).to_numpy().astype(np.float64) if cov_names else np.zeros((len(y), 0))
+    return y, x
+
+
+def association(
+    con: duckdb.DuckDBPyConnection,
+    cases: SampleSet,
+    controls: SampleSet,
+    *,
+    covariates: pl.DataFrame | str | None = None,
+    filter: VariantFilter | None = None,
+    purpose: str | None = None,
+    firth_fallback: bool = True,
+    min_count: int | None = None,
+    tests: Sequence[str] = ("fisher", "logistic"),
+    block: int = 4000,
+) -> pl.DataFrame:
+    """Case/control association per variant: Fisher's exact test and logistic regression.
+
+    Parameters
+    ----------
+    con
+        The store connection.
+    cases, controls
+        Disjoint sample sets (SQL with ``participant_id`` or participant ids).
+    covariates
+        A DataFrame (or SQL) with ``participant_id`` and numeric covariate
+        columns (e.g. sex as 0/1, age, PCs); participants without a complete
+        row are left out (as plink2 does).
+    filter
+        Which variants; frequency bounds apply to cases+controls.
+    purpose
+        Restrict both sets to participants whose consent permits this purpose.
+    firth_fallback
+        Refit non-converged or separated variants with Firth regression.
+    min_count
+        Suppress ALT allele counts below this in cases or controls.
+    tests
+        Which tests to run: ``"fisher"``, ``"logistic"`` or both; the columns
+        of a test not run are null.
+    block
+        Variants fitted at a time (memory: block x samples x 8 bytes x ~6).
+
+    Returns
+    -------
+    polars.DataFrame
+        Variant columns, ``variant_n_cases, variant_n_controls`` (called),
+        ``variant_case_alt_count, variant_case_ref_count,
+        variant_control_alt_count, variant_control_ref_count,
+        variant_fisher_odds_ratio, variant_fisher_p_value`` (allelic 2x2),
+        ``variant_beta`` (log odds ratio per ALT allele),
+        ``variant_standard_error, variant_z, variant_p_value, variant_firth,
+        variant_n_obs``.
+
+    Raises
+    ------
+    ValidationError
+        If cases and controls overlap, either is empty, or covariates are bad.
+    """
+    filter = filter or VariantFilter()
+    unknown = set(tests) - {"fisher", "logistic"}
+    if unknown or not tests:
+        raise ValidationError(
+            f"tests must be 'fisher' and/or 'logistic', not {sorted(unknown) or 'nothing'}",
+            field="tests",
+        )
+    with (
+        sample_table(con, cases, purpose=purpose) as ct,
+        sample_table(con, controls, purpose=purpose) as kt,
+    ):
+        tbl, cov_names = _case_control_table(con, ct, kt, covariates)
+        try:
+            y, x = _design(con, tbl, cov_names)
+            if (y == 1).sum() == 0 or (y == 0).sum() == 0:
+                raise ValidationError(
+                    f"need cases and controls with genotypes: have {int((y == 1).sum())} cases and "
+                    f"{int((y == 0).sum())} controls",
+                    field="cases",
+                )
+            keys = _variant_keys(con, tbl, filter)
+            parts = []
+            for blk in _dense_blocks(con, tbl, keys, block=block):
+                called = (blk.flags & FLAG_MISSING) == 0
+                ploidy = np.where((blk.flags & FLAG_HAPLOID) > 0, 1, 2)
+                dos = blk.dosage.astype(np.float64)
+                is_case = y == 1
+                case_alt = (dos * called * is_case).sum(axis=1)
+                case_tot = (ploidy * called * is_case).sum(axis=1)
+                ctrl_alt = (dos * called * ~is_case).sum(axis=1)
+                ctrl_tot = (ploidy * called * ~is_case).sum(axis=1)
+                table = np.column_stack(
+                    [case_alt, case_tot - case_alt, ctrl_alt, ctrl_tot - ctrl_alt]
+                )
+                if "fisher" in tests:
+                    odds, pval = _fisher(table)
+                else:
+                    odds = pval = np.full(len(table), np.nan)
+                g = np.where(called, dos, np.nan)
+                if "logistic" in tests:
+                    fit = logistic_regression(g, y, x, firth_fallback=firth_fallback)
+                else:
+                    fit = logistic_regression(g[:0], y, x).clear(n=len(g))
+                parts.append(
+                    pl.DataFrame(
+                        {
+                            "variant_key": blk.keys,
+                            "variant_n_cases": (called & is_case).sum(axis=1),
+                            "variant_n_controls": (called & ~is_case).sum(axis=1),
+                            "variant_case_alt_count": case_alt.astype(np.int64),
+                            "variant_case_ref_count": (case_tot - case_alt).astype(np.int64),
+                            "variant_control_alt_count": ctrl_alt.astype(np.int64),
+                            "variant_control_ref_count": (ctrl_tot - ctrl_alt).astype(np.int64),
+                            "variant_fisher_odds_ratio": odds,
+                            "variant_fisher_p_value": pval,
+                        },
+                        nan_to_null=True,
+                    ).hstack(fit.rename({c: f"variant_{c}" for c in fit.columns}))
+                )
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {tbl}")
+    from biobank.genotypes import variants as lookup
+
+    res = pl.concat(parts) if parts else None
+    info = lookup(con, filter).select(
+        "variant_key",
+        "variant_contig",
+        "variant_position",
+        "variant_ref",
+        "variant_alt",
+        "variant_id",
+        "variant_gene",
+        "variant_consequence",
+    )
+    if res is None:
+        return info.head(0)
+    out = info.join(
+        res.with_columns(pl.col("variant_key").cast(pl.Int32)), on="variant_key", how="inner"
+    )
+    out = out.sort("variant_key")
+    return _suppress(
+        out,
+        ["variant_case_alt_count", "variant_control_alt_count"],
+        [
+            "variant_fisher_odds_ratio",
+            "variant_fisher_p_value",
+            "variant_beta",
+            "variant_standard_error",
+            "variant_z",
+            "variant_p_value",
+        ],
+        min_count,
+    )
+
+
+def burden(
+    con: duckdb.DuckDBPyConnection,
+    cases: SampleSet,
+    controls: SampleSet,
+    *,
+    covariates: pl.DataFrame | str | None = None,
+    genes: Sequence[str] | None = None,
+    consequences: Sequence[str] = DAMAGING_CONSEQUENCES,
+    max_frequency: float = 0.01,
+    purpose: str | None = None,
+    firth_fallback: bool = True,
+    min_count: int | None = None,
+) -> pl.DataFrame:
+    """Gene-level burden test of rare damaging variants (collapsing carriers per gene).
+
+    A variant qualifies if its consequence (BCSQ) has one of ``consequences``
+    and its ALT frequency in cases+controls is below ``max_frequency``
+    (strictly; e.g. MAF < 1 % with ALT the minor allele). A participant is a
+    carrier for a gene if they carry the ALT allele of any qualifying variant
+    of the gene (a missing call counts as not carrying). Per gene: Fisher's
+    exact test on carriers x case status, and logistic regression of case
+    status on the carrier indicator with covariates (Firth fallback as in
+    :func:`association`).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``variant_gene, gene_n_variants, gene_case_carriers, gene_n_cases,
+        gene_control_carriers, gene_n_controls, gene_fisher_odds_ratio,
+        gene_fisher_p_value, gene_beta, gene_standard_error, gene_z,
+        gene_p_value, gene_firth`` sorted by gene.
+    """
+    filt = VariantFilter(genes=genes, consequences=list(consequences))
+    with (
+        sample_table(con, cases, purpose=purpose) as ct,
+        sample_table(con, controls, purpose=purpose) as kt,
+    ):
+        tbl, cov_names = _case_control_table(con, ct, kt, covariates)
+        try:
+            y, x = _design(con, tbl, cov_names)
+            freq = allele_frequencies_in(con, tbl, filt, hwe=False)
+            freq = freq.filter(
+                (pl.col("variant_alt_allele_frequency") < max_frequency)
+                & (pl.col("variant_alt_allele_count") > 0)
+                & pl.col("variant_gene").is_not_null()
+            )
+            keys = freq["variant_key"].to_numpy().astype(np.int64)
+            gene_names = sorted(set(freq["variant_gene"].to_list()))
+            gene_idx = {gname: i for i, gname in enumerate(gene_names)}
+            gene_of_key = dict(
+                zip(freq["variant_key"].to_list(), freq["variant_gene"].to_list(), strict=True)
+            )
+            n_var = np.zeros(len(gene_names), dtype=np.int64)
+            for gname in freq["variant_gene"].to_list():
+                n_var[gene_idx[gname]] += 1
+            carrier = np.zeros((len(gene_names), len(y)), dtype=bool)
+            if len(keys):
+                for blk in _dense_blocks(con, tbl, keys):
+                    hit = (blk.dosage > 0) & ((blk.flags & FLAG_MISSING) == 0)
+                    rows = np.array([gene_idx[gene_of_key[int(k)]] for k in blk.keys])
+                    np.logical_or.at(carrier, rows, hit)
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {tbl}")
+    is_case = y == 1
+    case_c = (carrier & is_case).sum(axis=1)
+    ctrl_c = (carrier & ~is_case).sum(axis=1)
+    n_case, n_ctrl = int(is_case.sum()), int((~is_case).sum())
+    table = np.column_stack([case_c, n_case - case_c, ctrl_c, n_ctrl - ctrl_c])
+    odds, pval = _fisher(table) if len(table) else (np.zeros(0), np.zeros(0))
+    fit = logistic_regression(carrier.astype(np.float64), y, x, firth_fallback=firth_fallback)
+    out = pl.DataFrame(
+        {
+            "variant_gene": pl.Series(gene_names, dtype=pl.String),
+            "gene_n_variants": n_var,
+            "gene_case_carriers": case_c.astype(np.int64),
+            "gene_n_cases": np.full(len(gene_names), n_case, dtype=np.int64),
+            "gene_control_carriers": ctrl_c.astype(np.int64),
+            "gene_n_controls": np.full(len(gene_names), n_ctrl, dtype=np.int64),
+            "gene_fisher_odds_ratio": odds,
+            "gene_fisher_p_value": pval,
+        },
+        nan_to_null=False,
+    ).hstack(fit.drop("n_obs").rename({c: f"gene_{c}" for c in fit.columns if c != "n_obs"}))
+    small = (pl.col("gene_case_carriers") > 0) & (
+        pl.col("gene_case_carriers") < (min_count or 0)
+    ) | (pl.col("gene_control_carriers") > 0) & (pl.col("gene_control_carriers") < (min_count or 0))
+    if min_count is None:
+        return out
+    out = out.with_columns(small.alias("gene_suppressed"))
+    cols = [
+        "gene_case_carriers",
+        "gene_control_carriers",
+        "gene_fisher_odds_ratio",
+        "gene_fisher_p_value",
+        "gene_beta",
+        "gene_standard_error",
+        "gene_z",
+        "gene_p_value",
+    ]
+    return out.with_columns(
+        [pl.when(pl.col("gene_suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in cols]
+    )

@@ -1,0 +1,1128 @@
+"""Loading VCF/BCF genotypes into the store, and verifying a load against the file.
+
+:func:`load_vcf` streams a (bgzipped) VCF or BCF with :mod:`cyvcf2` in chunks of
+records, splits multi-allelic records into biallelic variant rows and appends
+the *sparse* calls (everything that is not a diploid homozygous-reference call)
+to DuckDB through Arrow, in one transaction. Each load is a *batch*: its samples
+and the variants it covered are recorded, so that "no row" means hom-ref only
+where the sample's batch covered the variant. The table layout is described in
+``biobank/schema/020_genotypes.sql`` and ``docs/store.md``.
+
+:func:`verify_vcf` re-reads the file with a different reader (``bcftools
+query``) and compares every genotype with the store.
+
+Genotype encoding in ``genotype_call`` (one row per variant row and sample):
+
+* ``dosage``: copies of this ALT allele (0, 1 or 2);
+* ``flags`` (bits, see :data:`FLAG_MISSING` ...): missing, haploid, phased,
+  carries another ALT allele of the record, half-call, first allele is this ALT.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from biobank import audit
+from biobank.access import Permission, Principal, require
+from biobank.errors import ConflictError, ExternalToolError, NotFoundError, ValidationError
+from biobank.store import Store, file_checksum
+from biobank.tools import require_tool
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = [
+    "CALL_FIELDS",
+    "FLAG_FIRST_ALLELE",
+    "FLAG_HALF_CALL",
+    "FLAG_HAPLOID",
+    "FLAG_MISSING",
+    "FLAG_OTHER_ALT",
+    "FLAG_PHASED",
+    "LoadReport",
+    "VerifyReport",
+    "load_vcf",
+    "parse_bcsq",
+    "verify_vcf",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Call is missing: a no-call (``./.``, ``.``) or a half-call (``0/.``).
+FLAG_MISSING = 1
+#: Call is haploid (e.g. a male's chrX ``1`` or ``0``).
+FLAG_HAPLOID = 2
+#: Call is phased (``|``).
+FLAG_PHASED = 4
+#: The sample carries another ALT allele of the same VCF record (e.g. ``0/2`` at ALT 1's row).
+FLAG_OTHER_ALT = 8
+#: One allele of the call is missing (``0/.``); always together with :data:`FLAG_MISSING`.
+FLAG_HALF_CALL = 16
+#: The first allele of the call is this ALT (keeps ``1|0`` apart from ``0|1``).
+FLAG_FIRST_ALLELE = 32
+
+#: Per-call FORMAT fields that can be stored.
+CALL_FIELDS = ("DP", "GQ")
+
+#: bcftools csq consequences from most to least severe (for choosing a variant's gene).
+_SEVERITY = [
+    "stop_gained",
+    "frameshift",
+    "splice_acceptor",
+    "splice_donor",
+    "start_lost",
+    "stop_lost",
+    "missense",
+    "inframe_deletion",
+    "inframe_insertion",
+    "inframe_altering",
+    "start_retained",
+    "stop_retained",
+    "splice_region",
+    "synonymous",
+    "coding_sequence",
+    "5_prime_utr",
+    "3_prime_utr",
+    "non_coding",
+    "intron",
+    "intergenic",
+]
+_RANK = {name: i for i, name in enumerate(_SEVERITY)}
+
+# Target number of genotype cells (records x samples) held in memory per chunk.
+_CHUNK_CELLS = 8_000_000
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_vcf` did.
+
+    Attributes
+    ----------
+    source
+        The input path.
+    batch_id
+        The batch of this load (of the earlier load when ``already_loaded``).
+    load_id
+        The provenance id.
+    already_loaded
+        The same file (by checksum) was loaded before: nothing was written.
+    n_samples, n_records, n_variants, n_new_variants, n_calls
+        Samples; VCF records; biallelic variant rows; rows new to the store;
+        ``genotype_call`` rows written.
+    seconds
+        Wall time of the load.
+    """
+
+    source: str
+    batch_id: int
+    load_id: int
+    already_loaded: bool
+    n_samples: int = 0
+    n_records: int = 0
+    n_variants: int = 0
+    n_new_variants: int = 0
+    n_calls: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_vcf` found.
+
+    Attributes
+    ----------
+    source
+        The VCF that was re-read.
+    batch_id
+        The batch it was compared with.
+    n_records, n_variants, n_genotypes
+        VCF records, variant rows and genotypes compared.
+    n_mismatches
+        Genotypes or variants that differ.
+    mismatches
+        Descriptions of the first mismatches (at most 50).
+    """
+
+    source: str
+    batch_id: int
+    n_records: int = 0
+    n_variants: int = 0
+    n_genotypes: int = 0
+    n_mismatches: int = 0
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the store matches the file exactly."""
+        return self.n_mismatches == 0
+
+    def add(self, message: str, count: int = 1) -> None:
+        """Count ``count`` mismatches described by ``message``."""
+        self.n_mismatches += count
+        if len(self.mismatches) < 50:
+            self.mismatches.append(message)
+
+
+# --------------------------------------------------------------------------- BCSQ
+def parse_bcsq(
+    value: str | None, alt: str, *, n_alts: int = 1
+) -> tuple[str | None, str | None, str | None]:
+    """Return ``(gene, consequence, bcsq)`` of the most severe BCSQ entry for one ALT allele.
+
+    BCSQ entries (``bcftools csq``) have the format
+    ``consequence|gene|transcript|biotype|strand|aa_change|dna_change``;
+    entries starting with ``@`` refer to another record and are skipped; a
+    leading ``*`` (consequence inherited from a downstream variant) is removed.
+    In a multi-allelic record, the entries whose ``dna_change`` ends in
+    ``>ALT`` belong to that ALT; if none does, all entries are used.
+
+    Parameters
+    ----------
+    value
+        The INFO/BCSQ value (comma-separated entries) or ``None``.
+    alt
+        The ALT allele of the variant row.
+    n_alts
+        Number of ALT alleles of the record.
+
+    Returns
+    -------
+    tuple
+        Gene, consequence (e.g. ``"missense"`` or ``"missense&splice_region"``)
+        and the BCSQ entries used (comma-joined); all ``None`` without BCSQ.
+
+    Examples
+    --------
+    >>> bcsq = "synonymous|G1|T1|protein_coding|+|5L|5T>C,missense|G2|T2|protein_coding|+|7K>E|7A>G"
+    >>> parse_bcsq(bcsq, "G")[:2]
+    ('G2', 'missense')
+    """
+    if not value:
+        return None, None, None
+    entries = [e.lstrip("*") for e in value.split(",") if e and not e.startswith("@")]
+    if n_alts > 1:
+        mine = [e for e in entries if e.split("|")[-1].endswith(f">{alt}")]
+        entries = mine or entries
+    best: tuple[int, str | None, str] | None = None
+    for entry in entries:
+        parts = entry.split("|")
+        csq = parts[0]
+        gene = parts[1] if len(parts) > 1 and parts[1] else None
+        rank = min((_RANK.get(c, len(_RANK)) for c in csq.split("&")), default=len(_RANK))
+        if best is None or rank < best[0]:
+            best = (rank, gene, csq)
+    if best is None:
+        return None, None, None
+    return best[1], best[2], ",".join(entries)
+
+
+# --------------------------------------------------------------------------- loading
+def _resolve_samples(
+    con: duckdb.DuckDBPyConnection, path: Path, names: Sequence[str]
+) -> tuple[list[str], int | None, np.ndarray | None]:
+    """Resolve VCF sample names; raise naming unknown or already loaded ones.
+
+    Returns the participant id of each sample and, when the file holds exactly
+    the samples of an earlier batch, that batch and the samples' keys.
+    """
+    dupes = (
+        sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    )
+    if dupes:
+        raise ValidationError(
+            f"sample names appear twice in the header: {', '.join(dupes)}; "
+            "each VCF sample column must have a unique name",
+            file=path,
+            field="#CHROM header",
+        )
+    names_df = pl.DataFrame(
+        {"sample_id": pl.Series(list(names), dtype=pl.String), "col": np.arange(len(names))}
+    )
+    con.register("_vcf_names_df", names_df)
+    con.execute("CREATE OR REPLACE TEMP TABLE _vcf_names AS SELECT * FROM _vcf_names_df")
+    con.unregister("_vcf_names_df")
+    rows = con.execute(
+        "SELECT n.sample_id, s.participant_id FROM _vcf_names n"
+        " LEFT JOIN sequencing_sample s USING (sample_id) ORDER BY n.col"
+    ).fetchall()
+    unknown = [r[0] for r in rows if r[1] is None]
+    if unknown:
+        shown = ", ".join(unknown[:20]) + (
+            f" ... ({len(unknown)} in all)" if len(unknown) > 20 else ""
+        )
+        raise ValidationError(
+            f"{len(unknown)} VCF sample(s) are not registered sequencing samples: {shown}; "
+            "register them (specimens.csv column sequencing_sample_id) before loading",
+            file=path,
+            field="#CHROM header",
+        )
+    loaded = con.execute(
+        "SELECT g.sample_id, g.sample_key, g.batch_id, b.n_samples,"
+        " (SELECT string_agg(l.source, ', ') FROM genotype_load l WHERE l.batch_id = g.batch_id)"
+        " FROM genotype_sample g JOIN genotype_batch b USING (batch_id)"
+        " JOIN _vcf_names n USING (sample_id) ORDER BY n.col"
+    ).fetchall()
+    con.execute("DROP TABLE _vcf_names")
+    participants = [str(r[1]) for r in rows]
+    if not loaded:
+        return participants, None, None
+    batches = {int(r[2]) for r in loaded}
+    if len(loaded) == len(names) and len(batches) == 1 and int(loaded[0][3]) == len(names):
+        # exactly the samples of one batch (e.g. another chromosome): extend that batch
+        return participants, int(loaded[0][2]), np.array([r[1] for r in loaded], dtype=np.int32)
+    shown = ", ".join(f"{r[0]} (from {r[4]})" for r in loaded[:20])
+    raise ConflictError(
+        f"{path}: {len(loaded)} of its {len(names)} sample(s) were already loaded from another "
+        f"file: {shown}; a file must hold only new samples, or exactly the samples of one "
+        "earlier batch (to add variants, e.g. another chromosome): remove the loaded samples "
+        "(bcftools view -s ^NAME) or load the new ones from a separate file"
+    )
+
+
+def _info_value(rec: Any, name: str, number: str, allele: int) -> Any:
+    """Return INFO ``name`` of ``rec`` for ALT ``allele`` (1-based), JSON-ready."""
+    try:
+        value = rec.INFO.get(name)
+    except KeyError:
+        return None
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        if number == "A":
+            value = value[allele - 1] if allele - 1 < len(value) else None
+        elif number == "R":
+            value = [value[0], value[allele]] if allele < len(value) else list(value)
+        else:
+            value = list(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+@dataclass
+class _Chunk:
+    """Records of one chunk, before splitting into variant rows."""
+
+    gts: np.ndarray  # (records, samples, 2) int16: allele indices, -1 missing, -2 absent
+    phased: np.ndarray  # (records, samples) bool
+    dp: np.ndarray | None  # (records, samples) int32, <0 missing
+    gq: np.ndarray | None
+    meta: list[tuple[Any, ...]] = field(default_factory=list)  # one tuple per variant row
+    row_record: list[int] = field(default_factory=list)
+    row_allele: list[int] = field(default_factory=list)
+    n: int = 0
+
+
+def _format_array(rec: Any, name: str, n_samples: int) -> np.ndarray:
+    values = rec.format(name)
+    if values is None:
+        return np.full(n_samples, -1, dtype=np.int64)
+    arr = np.asarray(values)[:, 0].astype(np.int64)
+    arr[arr < -(2**30)] = -1
+    return arr
+
+
+def _raw_line(path: Path, line: int) -> str | None:
+    """Return line ``line`` (1-based) of a plain or bgzipped text VCF, or ``None``."""
+    import gzip
+
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for i, text in enumerate(fh, start=1):
+                if i == line:
+                    return str(text.rstrip("\n"))
+    except (OSError, EOFError):
+        return None
+    return None
+
+
+def _iter_records(vcf: Any, path: Path, header_lines: int) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line, record)``; translate reader errors into ValidationError naming the record."""
+    line = header_lines
+    last = "the header"
+    it = iter(vcf)
+    while True:
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # cyvcf2 raises plain Exceptions for bad records
+            raw = None if path.suffix == ".bcf" else _raw_line(path, line + 1)
+            if raw is not None and raw.count("\t") >= 1:
+                fields = raw.split("\t")
+                where = f"record {fields[0]}:{fields[1]}"
+            else:
+                where = f"the record after {last}"
+            raise ValidationError(
+                f"cannot parse {where} (htslib: {exc}); the columns must follow VCF 4.x, "
+                "with one genotype column per sample: fix or remove that record",
+                file=path,
+                line=line + 1,
+            ) from exc
+        line += 1
+        last = f"{rec.CHROM}:{rec.POS}"
+        yield line, rec
+
+
+def _check_record(rec: Any, path: Path, line: int) -> None:
+    where = f"record {rec.CHROM}:{rec.POS}"
+    if rec.POS < 1:
+        raise ValidationError(f"{where}: position must be >= 1", file=path, line=line, field="POS")
+    ref = rec.REF
+    if not ref or ref == ".":
+        raise ValidationError(
+            f"{where}: REF is empty", file=path, line=line, field="REF", value=ref
+        )
+    for alt in rec.ALT:
+        if not alt or alt == ".":
+            raise ValidationError(
+                f"{where}: ALT is missing", file=path, line=line, field="ALT", value=alt
+            )
+    if len(rec.ALT) > 254:
+        raise ValidationError(
+            f"{where}: more than 254 ALT alleles", file=path, line=line, field="ALT"
+        )
+
+
+def _split_chunk(
+    chunk: _Chunk, keys: np.ndarray, sample_keys: np.ndarray, want_dp: bool, want_gq: bool
+) -> pl.DataFrame:
+    """Turn the chunk's genotypes into sparse ``genotype_call`` rows.
+
+    Only calls with an allele other than REF (ALT, missing, or the absent second
+    allele of a haploid call) are looked at; multi-allelic records give one
+    row per ALT allele. Rows come out ordered by variant row, then sample.
+    """
+    m = chunk.n
+    a0_all, a1_all = chunk.gts[:m, :, 0], chunk.gts[:m, :, 1]
+    rec_i, si = np.nonzero((a0_all != 0) | (a1_all != 0))
+    row_record = np.asarray(chunk.row_record, dtype=np.int64)
+    n_alts = np.bincount(row_record, minlength=m)
+    first_row = np.cumsum(n_alts) - n_alts
+    if (n_alts == 1).all():
+        ri = first_row[rec_i]
+        allele = np.ones(len(ri), dtype=np.int16)
+    else:
+        reps = n_alts[rec_i]
+        pair = np.repeat(np.arange(len(rec_i)), reps)
+        offset = np.arange(len(pair)) - np.repeat(np.cumsum(reps) - reps, reps)
+        rec_i, si = rec_i[pair], si[pair]
+        ri = first_row[rec_i] + offset
+        order = np.argsort(ri, kind="stable")
+        rec_i, si, ri = rec_i[order], si[order], ri[order]
+        allele = (offset[order] + 1).astype(np.int16)
+    a0, a1 = a0_all[rec_i, si], a1_all[rec_i, si]
+    haploid = a1 == -2
+    half = ((a0 >= 0) & (a1 == -1)) | ((a0 == -1) & (a1 >= 0))
+    missing = (a0 < 0) | (a1 == -1)
+    dosage = (a0 == allele).astype(np.uint8) + (a1 == allele).astype(np.uint8)
+    dosage[missing] = 0
+    other = (((a0 > 0) & (a0 != allele)) | ((a1 > 0) & (a1 != allele))) & ~missing
+    flags = (
+        missing.astype(np.uint8) * FLAG_MISSING
+        | haploid.astype(np.uint8) * FLAG_HAPLOID
+        | chunk.phased[rec_i, si].astype(np.uint8) * FLAG_PHASED
+        | other.astype(np.uint8) * FLAG_OTHER_ALT
+        | half.astype(np.uint8) * FLAG_HALF_CALL
+        | ((a0 == allele) & ~missing).astype(np.uint8) * FLAG_FIRST_ALLELE
+    )
+    cols: dict[str, pl.Series] = {
+        "variant_key": pl.Series("variant_key", keys[ri].astype(np.int32)),
+        "sample_key": pl.Series("sample_key", sample_keys[si]),
+        "dosage": pl.Series("dosage", dosage),
+        "flags": pl.Series("flags", flags.astype(np.uint8)),
+    }
+    for name, want, arr, cap, typ in (
+        ("dp", want_dp, chunk.dp, 65535, np.uint16),
+        ("gq", want_gq, chunk.gq, 255, np.uint8),
+    ):
+        if want and arr is not None:
+            vals = arr[rec_i, si]
+            series = pl.Series(name, np.clip(vals, 0, cap).astype(typ))
+            cols[name] = series.set(pl.Series(vals < 0), None)
+    return pl.DataFrame(cols)
+
+
+def load_vcf(
+    store: Store,
+    path: str | Path,
+    *,
+    principal: Principal,
+    info_fields: Sequence[str] = (),
+    call_fields: Sequence[str] = (),
+    chunk_records: int | None = None,
+    progress: bool = False,
+    threads: int = 1,
+) -> LoadReport:
+    """Load a VCF/BCF (plain or bgzipped) as one batch of samples, all or nothing.
+
+    Parameters
+    ----------
+    store
+        The store to write to.
+    path
+        The VCF or BCF file. Its sample names must be registered sequencing
+        samples (table ``sequencing_sample``).
+    principal
+        Who loads (needs ``LOAD_DATA``); recorded in provenance and the audit log.
+    info_fields
+        INFO fields to keep per variant (stored in ``variant.info`` as JSON;
+        ``Number=A`` fields are split per ALT allele).
+    call_fields
+        FORMAT fields to keep per stored call: any of ``"DP"``, ``"GQ"``.
+    chunk_records
+        Records per chunk (default: about 8 million genotypes per chunk); memory
+        use is bounded by the chunk, not the file.
+    progress
+        Show a progress bar with the rate in variants per second.
+    threads
+        Decompression threads for htslib.
+
+    Returns
+    -------
+    LoadReport
+        What was loaded; ``already_loaded`` if the same file (by checksum)
+        was loaded before, in which case nothing is written.
+
+    Raises
+    ------
+    AccessDenied
+        If the principal may not load data.
+    ValidationError
+        If the file cannot be read, names unregistered samples, asks for an
+        INFO/FORMAT field the header does not define, or has a bad record (the
+        message names the line and ``contig:pos``); nothing is written.
+    ConflictError
+        If a sample was already loaded from another file.
+    """
+    import cyvcf2
+
+    require(principal, Permission.LOAD_DATA)
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"VCF file {path} does not exist", file=path)
+    bad = [f for f in call_fields if f not in CALL_FIELDS]
+    if bad:
+        raise ValidationError(
+            f"call field(s) {', '.join(bad)} cannot be stored: "
+            f"choose from {', '.join(CALL_FIELDS)}",
+            field="call_fields",
+        )
+    t0 = time.perf_counter()
+    checksum = file_checksum(path)
+    earlier = store.find_load(kind="vcf", checksum=checksum)
+    if earlier is not None:
+        row = store.con.execute(
+            "SELECT batch_id FROM genotype_load WHERE load_id = ?", [earlier]
+        ).fetchone()
+        logger.info("%s was already loaded (load %d): nothing to do", path, earlier)
+        return LoadReport(
+            source=str(path),
+            batch_id=int(row[0]) if row else 0,
+            load_id=earlier,
+            already_loaded=True,
+        )
+    try:
+        vcf = cyvcf2.VCF(str(path), threads=threads, lazy=True)
+    except (OSError, Exception) as exc:
+        raise ValidationError(
+            f"cannot open {path} as VCF/BCF: {exc}; is it a (bgzipped) VCF or a BCF?", file=path
+        ) from exc
+    try:
+        return _load(
+            store,
+            vcf,
+            path,
+            checksum=checksum,
+            principal=principal,
+            info_fields=list(info_fields),
+            call_fields=list(call_fields),
+            chunk_records=chunk_records,
+            progress=progress,
+            t0=t0,
+        )
+    finally:
+        vcf.close()
+
+
+def _header_numbers(vcf: Any, kind: str) -> dict[str, str]:
+    out = {}
+    for h in vcf.header_iter():
+        info = h.info()
+        if info.get("HeaderType") == kind and "ID" in info:
+            out[info["ID"]] = info.get("Number", ".")
+    return out
+
+
+def _load(
+    store: Store,
+    vcf: Any,
+    path: Path,
+    *,
+    checksum: str,
+    principal: Principal,
+    info_fields: list[str],
+    call_fields: list[str],
+    chunk_records: int | None,
+    progress: bool,
+    t0: float,
+) -> LoadReport:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    names = list(vcf.samples)
+    if not names:
+        raise ValidationError(
+            "the VCF has no sample columns: there are no genotypes to load", file=path
+        )
+    info_numbers = _header_numbers(vcf, "INFO")
+    format_ids = set(_header_numbers(vcf, "FORMAT"))
+    missing_info = [f for f in info_fields if f not in info_numbers]
+    if missing_info:
+        raise ValidationError(
+            f"INFO field(s) {', '.join(missing_info)} are not defined in the header; "
+            f"defined: {', '.join(sorted(info_numbers)) or 'none'}",
+            file=path,
+            field="--info",
+        )
+    missing_fmt = [f for f in call_fields if f not in format_ids]
+    if missing_fmt:
+        raise ValidationError(
+            f"FORMAT field(s) {', '.join(missing_fmt)} are not defined in the header",
+            file=path,
+            field="call_fields",
+        )
+    if "GT" not in format_ids:
+        raise ValidationError("the VCF header defines no FORMAT/GT", file=path, field="FORMAT")
+    has_bcsq = "BCSQ" in info_numbers
+    want_dp, want_gq = "DP" in call_fields, "GQ" in call_fields
+    n = len(names)
+    per_chunk = chunk_records or max(1, min(20_000, _CHUNK_CELLS // n))
+    header_lines = len(vcf.raw_header.rstrip("\n").split("\n"))
+
+    with store.transaction() as con:
+        participants, batch_id_, keys_ = _resolve_samples(con, path, names)
+        load_id = store.record_provenance(
+            con,
+            kind="vcf",
+            source=str(path),
+            checksum=checksum,
+            parameters={"info_fields": info_fields, "call_fields": call_fields},
+            tool_version=f"cyvcf2 {_cyvcf2_version()}",
+            user=principal.user,
+        )
+        if batch_id_ is not None and keys_ is not None:
+            batch_id, sample_keys = batch_id_, keys_
+            logger.info("%s has the samples of batch %d: adding its variants", path, batch_id)
+        else:
+            batch_id = _next(con, "genotype_batch", "batch_id")
+            first_key = _next(con, "genotype_sample", "sample_key")
+            sample_keys = np.arange(first_key, first_key + n, dtype=np.int32)
+            con.execute(
+                "INSERT INTO genotype_batch VALUES (?, ?, ?)",
+                [batch_id, n, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+            )
+            samples_tbl = pl.DataFrame(
+                {
+                    "sample_key": sample_keys,
+                    "sample_id": pl.Series(names, dtype=pl.String),
+                    "participant_id": pl.Series(participants, dtype=pl.String),
+                    "batch_id": np.full(n, batch_id, dtype=np.int32),
+                    "vcf_column": np.arange(n, dtype=np.int32),
+                }
+            )
+            con.register("_samples_tbl", samples_tbl)
+            con.execute("INSERT INTO genotype_sample SELECT * FROM _samples_tbl")
+            con.unregister("_samples_tbl")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _chunk_variant (row_no INTEGER, contig VARCHAR,"
+            " position INTEGER, ref VARCHAR, alt VARCHAR, allele_index UTINYINT,"
+            " n_alt_alleles UTINYINT, variant_id VARCHAR, qual REAL, filter VARCHAR,"
+            " gene VARCHAR, consequence VARCHAR, bcsq VARCHAR, info JSON)"
+        )
+        counts = {"records": 0, "variants": 0, "new": 0, "calls": 0}
+        bar = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(show_speed=True),
+            TextColumn("variants/s"),
+            TimeElapsedColumn(),
+            disable=not progress,
+            transient=False,
+        )
+        task = bar.add_task(f"loading {path.name}", total=None)
+        bar.start()
+
+        def flush(chunk: _Chunk) -> None:
+            if not chunk.meta:
+                return
+            keys, n_new = _assign_keys(con, chunk.meta, batch_id)
+            table = _split_chunk(chunk, keys, sample_keys, want_dp, want_gq)
+            con.register("_calls_tbl", table)
+            con.execute(
+                f"INSERT INTO genotype_call ({', '.join(table.columns)})"
+                f" SELECT {', '.join(table.columns)} FROM _calls_tbl"
+            )
+            con.unregister("_calls_tbl")
+            counts["variants"] += len(chunk.meta)
+            counts["new"] += n_new
+            counts["calls"] += table.height
+            bar.update(task, advance=len(chunk.meta))
+            logger.debug(
+                "loaded chunk: %d records, %d variant rows so far",
+                counts["records"],
+                counts["variants"],
+            )
+
+        def new_chunk() -> _Chunk:
+            return _Chunk(
+                gts=np.empty((per_chunk, n, 2), dtype=np.int16),
+                phased=np.empty((per_chunk, n), dtype=bool),
+                dp=np.empty((per_chunk, n), dtype=np.int64) if want_dp else None,
+                gq=np.empty((per_chunk, n), dtype=np.int64) if want_gq else None,
+            )
+
+        chunk = new_chunk()
+        try:
+            for line, rec in _iter_records(vcf, path, header_lines):
+                _check_record(rec, path, line)
+                i = chunk.n
+                try:
+                    arr = rec.genotype.array()
+                except Exception as exc:
+                    raise ValidationError(
+                        f"record {rec.CHROM}:{rec.POS}: cannot read GT: {exc}",
+                        file=path,
+                        line=line,
+                        field="GT",
+                    ) from exc
+                if arr.shape[1] == 2:  # every call haploid
+                    chunk.gts[i, :, 0] = arr[:, 0]
+                    chunk.gts[i, :, 1] = -2
+                elif arr.shape[1] == 3:
+                    chunk.gts[i] = arr[:, :2]
+                else:
+                    raise ValidationError(
+                        f"record {rec.CHROM}:{rec.POS}: ploidy {arr.shape[1] - 1} is not supported"
+                        " (haploid and diploid calls only)",
+                        file=path,
+                        line=line,
+                        field="GT",
+                    )
+                chunk.phased[i] = arr[:, -1] == 1
+                if chunk.dp is not None:
+                    chunk.dp[i] = _format_array(rec, "DP", n)
+                if chunk.gq is not None:
+                    chunk.gq[i] = _format_array(rec, "GQ", n)
+                alts = rec.ALT
+                qual = rec.QUAL
+                filt = rec.FILTER
+                filt_s = "PASS" if filt is None else filt
+                vid = rec.ID
+                bcsq = rec.INFO.get("BCSQ") if has_bcsq else None
+                if isinstance(bcsq, tuple):
+                    bcsq = ",".join(bcsq)
+                for a, alt in enumerate(alts, start=1):
+                    gene, csq, bc = parse_bcsq(bcsq, alt, n_alts=len(alts))
+                    info = (
+                        json.dumps(
+                            {f: _info_value(rec, f, info_numbers[f], a) for f in info_fields},
+                            default=str,
+                        )
+                        if info_fields
+                        else None
+                    )
+                    chunk.meta.append(
+                        (
+                            len(chunk.meta),
+                            rec.CHROM,
+                            rec.POS,
+                            rec.REF,
+                            alt,
+                            a,
+                            len(alts),
+                            vid,
+                            qual,
+                            filt_s,
+                            gene,
+                            csq,
+                            bc,
+                            info,
+                        )
+                    )
+                    chunk.row_record.append(i)
+                    chunk.row_allele.append(a)
+                chunk.n += 1
+                counts["records"] += 1
+                if chunk.n == per_chunk:
+                    flush(chunk)
+                    chunk = new_chunk()
+            flush(chunk)
+        finally:
+            bar.stop()
+        con.execute("DROP TABLE _chunk_variant")
+        dup = con.execute(
+            "SELECT v.contig, v.position, v.ref, v.alt FROM batch_variant b"
+            " JOIN variant v USING (variant_key) WHERE b.batch_id = ?"
+            " GROUP BY ALL HAVING count(*) > 1 LIMIT 1",
+            [batch_id],
+        ).fetchone()
+        if dup is not None:
+            raise ValidationError(
+                f"variant {dup[0]}:{dup[1]} {dup[2]}>{dup[3]} appears twice for these samples "
+                "(twice in this file, or also in a file loaded before for the same samples); "
+                "merge duplicate records (bcftools norm -d exact) before loading",
+                file=path,
+            )
+        if counts["records"] == 0:
+            raise ValidationError("the VCF has no records: there is nothing to load", file=path)
+        con.execute(
+            "INSERT INTO genotype_load VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                load_id,
+                batch_id,
+                str(path),
+                checksum,
+                counts["records"],
+                counts["variants"],
+                counts["calls"],
+                dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            ],
+        )
+        audit.record(
+            con,
+            principal,
+            "genotype.load",
+            str(path),
+            {
+                "batch_id": batch_id,
+                "load_id": load_id,
+                "checksum": checksum,
+                "samples": n,
+                "records": counts["records"],
+                "variants": counts["variants"],
+                "calls": counts["calls"],
+            },
+        )
+    seconds = time.perf_counter() - t0
+    logger.info(
+        "loaded %s: %d samples, %d records, %d variant rows (%d new), %d calls in %.1f s",
+        path,
+        n,
+        counts["records"],
+        counts["variants"],
+        counts["new"],
+        counts["calls"],
+        seconds,
+    )
+    return LoadReport(
+        source=str(path),
+        batch_id=batch_id,
+        load_id=load_id,
+        already_loaded=False,
+        n_samples=n,
+        n_records=counts["records"],
+        n_variants=counts["variants"],
+        n_new_variants=counts["new"],
+        n_calls=counts["calls"],
+        seconds=seconds,
+    )
+
+
+def _cyvcf2_version() -> str:
+    import cyvcf2
+
+    return str(getattr(cyvcf2, "__version__", "unknown"))
+
+
+def _next(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
+    row = con.execute(f"SELECT coalesce(max({column}), 0) + 1 FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _assign_keys(
+    con: duckdb.DuckDBPyConnection, meta: list[tuple[Any, ...]], batch_id: int
+) -> tuple[np.ndarray, int]:
+    """Insert the chunk's new variants; return the key of each row and how many were new."""
+    table = pl.DataFrame(
+        meta,
+        schema={
+            "row_no": pl.Int32,
+            "contig": pl.String,
+            "position": pl.Int32,
+            "ref": pl.String,
+            "alt": pl.String,
+            "allele_index": pl.UInt8,
+            "n_alt_alleles": pl.UInt8,
+            "variant_id": pl.String,
+            "qual": pl.Float32,
+            "filter": pl.String,
+            "gene": pl.String,
+            "consequence": pl.String,
+            "bcsq": pl.String,
+            "info": pl.String,
+        },
+        orient="row",
+    )
+    con.execute("DELETE FROM _chunk_variant")
+    con.register("_variant_tbl", table)
+    con.execute("INSERT INTO _chunk_variant SELECT * FROM _variant_tbl")
+    con.unregister("_variant_tbl")
+    # Existing variants keep their key; new ones get the next keys in file order.
+    keys_tbl = con.execute(
+        "WITH m AS (SELECT c.row_no, v.variant_key FROM _chunk_variant c"
+        " LEFT JOIN variant v ON v.contig = c.contig AND v.position = c.position"
+        " AND v.ref = c.ref AND v.alt = c.alt),"
+        " base AS (SELECT coalesce(max(variant_key), 0) AS k FROM variant)"
+        " SELECT m.row_no, coalesce(m.variant_key, base.k + row_number() OVER"
+        " (PARTITION BY m.variant_key IS NULL ORDER BY m.row_no)) AS variant_key,"
+        " m.variant_key IS NULL AS is_new FROM m, base ORDER BY m.row_no"
+    ).pl()
+    keys = keys_tbl["variant_key"].to_numpy().astype(np.int64)
+    is_new = keys_tbl["is_new"].to_numpy().astype(bool)
+    new_tbl = pl.DataFrame(
+        {
+            "row_no": np.flatnonzero(is_new).astype(np.int32),
+            "variant_key": keys[is_new].astype(np.int32),
+        }
+    )
+    con.register("_new_keys", new_tbl)
+    con.execute(
+        "INSERT INTO variant SELECT k.variant_key, c.contig, c.position, c.ref, c.alt,"
+        " c.allele_index, c.n_alt_alleles, c.variant_id, c.qual, c.filter, c.gene,"
+        " c.consequence, c.bcsq, c.info FROM _new_keys k JOIN _chunk_variant c USING (row_no)"
+        " ORDER BY k.variant_key"
+    )
+    con.unregister("_new_keys")
+    bv = pl.DataFrame(
+        {
+            "batch_id": np.full(len(keys), batch_id, dtype=np.int32),
+            "variant_key": keys.astype(np.int32),
+        }
+    )
+    con.register("_bv_tbl", bv)
+    con.execute("INSERT INTO batch_variant SELECT * FROM _bv_tbl")
+    con.unregister("_bv_tbl")
+    return keys, int(is_new.sum())
+
+
+# --------------------------------------------------------------------------- verify
+def _parse_gt(gt: str) -> tuple[int, int]:
+    """Parse a GT string printed by ``bcftools query`` into two allele indices.
+
+    ``-1`` is a missing allele, ``-2`` the absent second allele of a haploid call.
+    """
+    parts = gt.replace("|", "/").split("/")
+    if len(parts) == 1:
+        return (-1 if parts[0] == "." else int(parts[0]), -2)
+    if len(parts) != 2:
+        raise ValidationError(f"genotype {gt!r} has ploidy {len(parts)}", field="GT", value=gt)
+    return tuple(-1 if p == "." else int(p) for p in parts)  # type: ignore[return-value]
+
+
+def verify_vcf(store: Store, path: str | Path, *, chunk_records: int = 2000) -> VerifyReport:
+    """Re-read a loaded VCF with ``bcftools query`` and compare every genotype with the store.
+
+    The comparison is per variant row (multi-allelic records split per ALT) and
+    sample: missing or not, haploid or not, and the ALT dosage. Variants of the
+    file absent from the store, and stored variants absent from the file, are
+    mismatches too.
+
+    Parameters
+    ----------
+    store
+        The store.
+    path
+        The VCF that was loaded (found by its checksum).
+    chunk_records
+        Records compared at a time.
+
+    Returns
+    -------
+    VerifyReport
+        Counts and the first mismatches; ``report.ok`` is True when all match.
+
+    Raises
+    ------
+    NotFoundError
+        If this file (by checksum) was never loaded.
+    ExternalToolError
+        If bcftools cannot read the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"VCF file {path} does not exist", file=path)
+    con = store.cursor()
+    row = con.execute(
+        "SELECT batch_id, load_id FROM genotype_load WHERE checksum = ?", [file_checksum(path)]
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(
+            f"{path} was not loaded into {store.path} (no batch with its checksum); "
+            "load it with 'biobank load-vcf'"
+        )
+    batch_id, load_id = int(row[0]), int(row[1])
+    report = VerifyReport(source=str(path), batch_id=batch_id)
+    stored = con.execute(
+        "SELECT sample_key, sample_id FROM genotype_sample WHERE batch_id = ?",
+        [batch_id],
+    ).fetchall()
+    sample_keys = np.array([r[0] for r in stored], dtype=np.int64)
+    bcftools = require_tool("bcftools")
+    listed = subprocess.run(
+        [bcftools, "query", "-l", str(path)], capture_output=True, text=True, check=False
+    )
+    if listed.returncode != 0:
+        raise ExternalToolError(
+            ["bcftools", "query", "-l", str(path)], listed.returncode, listed.stderr
+        )
+    names = listed.stdout.split()
+    key_of = {str(r[1]): int(r[0]) for r in stored}
+    if sorted(names) != sorted(key_of):
+        extra = sorted(set(names) - set(key_of))[:5]
+        lost = sorted(set(key_of) - set(names))[:5]
+        report.add(f"samples differ: in the file only {extra}, in the store's batch only {lost}")
+        return report
+    col_of = np.full(int(sample_keys.max()) + 1, -1, dtype=np.int64)
+    col_of[[key_of[s] for s in names]] = np.arange(len(names))
+    cmd = [bcftools, "query", "-f", "%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n", str(path)]
+    cache: dict[str, tuple[int, int]] = {}
+    lines: list[str] = []
+    with (
+        tempfile.TemporaryFile() as err,
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True) as proc,
+    ):
+        assert proc.stdout is not None
+        for text in proc.stdout:
+            lines.append(text)
+            if len(lines) == chunk_records:
+                _verify_chunk(con, lines, batch_id, col_of, cache, report)
+                lines = []
+        if lines:
+            _verify_chunk(con, lines, batch_id, col_of, cache, report)
+        rc = proc.wait()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", errors="replace")
+    if rc != 0:
+        raise ExternalToolError(cmd, rc, stderr)
+    n_stored = con.execute(
+        "SELECT n_variants FROM genotype_load WHERE load_id = ?", [load_id]
+    ).fetchone()
+    if n_stored is not None and int(n_stored[0]) != report.n_variants:
+        report.add(
+            f"the store recorded {n_stored[0]} variant rows for this file, the file has "
+            f"{report.n_variants}",
+            abs(int(n_stored[0]) - report.n_variants),
+        )
+    return report
+
+
+def _verify_chunk(
+    con: duckdb.DuckDBPyConnection,
+    lines: list[str],
+    batch_id: int,
+    col_of: np.ndarray,
+    cache: dict[str, tuple[int, int]],
+    report: VerifyReport,
+) -> None:
+    recs: list[tuple[str, int, str, str, int]] = []  # contig, pos, ref, alt, line index
+    expected: list[list[tuple[int, int]]] = []
+    for li, text in enumerate(lines):
+        fields = text.rstrip("\n").split("\t")
+        gts = []
+        for g in fields[4:]:
+            parsed = cache.get(g)
+            if parsed is None:
+                parsed = cache[g] = _parse_gt(g)
+            gts.append(parsed)
+        expected.append(gts)
+        for alt in fields[3].split(","):
+            recs.append((fields[0], int(fields[1]), fields[2], alt, li))
+    report.n_records += len(lines)
+    report.n_variants += len(recs)
+    want = pl.DataFrame(
+        {
+            "row_no": np.arange(len(recs), dtype=np.int32),
+            "contig": pl.Series([r[0] for r in recs], dtype=pl.String),
+            "position": pl.Series([r[1] for r in recs], dtype=pl.Int32),
+            "ref": pl.Series([r[2] for r in recs], dtype=pl.String),
+            "alt": pl.Series([r[3] for r in recs], dtype=pl.String),
+        }
+    )
+    con.register("_verify_want", want)
+    keys_tbl = con.execute(
+        "SELECT w.row_no, v.variant_key FROM _verify_want w LEFT JOIN variant v"
+        " ON v.contig = w.contig AND v.position = w.position AND v.ref = w.ref AND v.alt = w.alt"
+        " AND EXISTS (SELECT 1 FROM batch_variant b WHERE b.batch_id = ?"
+        " AND b.variant_key = v.variant_key) ORDER BY w.row_no",
+        [batch_id],
+    ).fetchall()
+    con.unregister("_verify_want")
+    key_of_row = [r[1] for r in keys_tbl]
+    known = [k for k in key_of_row if k is not None]
+    calls: dict[int, list[tuple[int, int, int]]] = {}
+    if known:
+        keys_arrow = pl.DataFrame({"variant_key": pl.Series(known, dtype=pl.Int32)})
+        con.register("_verify_keys", keys_arrow)
+        for vk, sk, dosage, flags in con.execute(
+            "SELECT c.variant_key, c.sample_key, c.dosage, c.flags FROM genotype_call c"
+            " SEMI JOIN _verify_keys k USING (variant_key)"
+            " WHERE c.sample_key IN (SELECT sample_key FROM genotype_sample WHERE batch_id = ?)",
+            [batch_id],
+        ).fetchall():
+            calls.setdefault(int(vk), []).append((int(sk), int(dosage), int(flags)))
+        con.unregister("_verify_keys")
+    n = len(expected[0]) if expected else 0
+    for (contig, pos, ref, alt, li), key in zip(recs, key_of_row, strict=True):
+        where = f"{contig}:{pos} {ref}>{alt}"
+        if key is None:
+            report.add(f"{where}: variant not in the store for batch {batch_id}")
+            continue
+        alts = lines[li].split("\t", 4)[3].split(",")
+        allele = alts.index(alt) + 1
+        alleles = np.array(expected[li], dtype=np.int16).reshape(n, 2)
+        a0, a1 = alleles[:, 0], alleles[:, 1]
+        exp_missing = (a0 == -1) | (a1 == -1)
+        exp_haploid = a1 == -2
+        exp_dosage = np.where(
+            exp_missing, 0, (a0 == allele).astype(int) + (a1 == allele).astype(int)
+        )
+        got_dosage = np.zeros(n, dtype=np.int64)
+        got_missing = np.zeros(n, dtype=bool)
+        got_haploid = np.zeros(n, dtype=bool)
+        for sk, dosage, flags in calls.get(int(key), []):
+            c = col_of[sk]
+            got_dosage[c] = dosage
+            got_missing[c] = bool(flags & FLAG_MISSING)
+            got_haploid[c] = bool(flags & FLAG_HAPLOID)
+        report.n_genotypes += n
+        bad = (
+            (exp_missing != got_missing)
+            | (exp_haploid != got_haploid)
+            | (~exp_missing & (exp_dosage != got_dosage))
+        )
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            report.add(
+                f"{where}: {int(bad.sum())} genotype(s) differ, first in sample column {first}: "
+                f"file {expected[li][first]}, store dosage {got_dosage[first]}"
+                f"{' missing' if got_missing[first] else ''}"
+                f"{' haploid' if got_haploid[first] else ''}",
+                int(bad.sum()),
+            )

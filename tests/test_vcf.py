@@ -1,0 +1,432 @@
+"""Tests for biobank.vcf: loading VCFs into the sparse genotype store, and verify."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stdnum.cn import ric
+
+from biobank.access import Principal, Role, add_user
+from biobank.errors import AccessDenied, ConflictError, ValidationError
+from biobank.store import Store
+from biobank.vcf import (
+    FLAG_FIRST_ALLELE,
+    FLAG_HALF_CALL,
+    FLAG_HAPLOID,
+    FLAG_MISSING,
+    FLAG_OTHER_ALT,
+    FLAG_PHASED,
+    load_vcf,
+    parse_bcsq,
+    verify_vcf,
+)
+
+VCF = Path(__file__).parent / "data" / "vcf"
+ADMIN = Principal("ada", Role.ADMIN)
+REGISTRAR = Principal("reg", Role.REGISTRAR)
+RESEARCHER = Principal("rita", Role.RESEARCHER, purpose="HMB")
+
+
+def register_samples(store: Store, names: list[str]) -> dict[str, str]:
+    """Register one participant with a DNA specimen per sequencing sample (registry API)."""
+    from biobank.ids import make_label
+    from biobank.registry import register_participant
+    from biobank.specimens import add_specimen
+
+    out = {}
+    for i, name in enumerate(names, start=1):
+        body = f"11010519800101{i:03d}"
+        pid = register_participant(
+            store,
+            REGISTRAR,
+            national_id=body + ric.calc_check_digit(body + "0"),
+            name="测试",
+            sex="male" if i % 2 else "female",
+            birth_date="1980-01-01",
+            enrolment_date="2020-01-01",
+            site="BJ01",
+        )
+        add_specimen(
+            store,
+            REGISTRAR,
+            label=make_label("DN", i),
+            participant_id=pid,
+            specimen_type="dna",
+            collected_at="2020-01-01T09:00:00",
+            quantity=10.0,
+            unit="ug",
+            sequencing_sample_id=name,
+        )
+        out[name] = pid
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """A keyed store with users ada (admin), reg (registrar), rita (researcher), S0001..S0006."""
+    from biobank.ids import center_key
+
+    monkeypatch.delenv("BIOBANK_CENTER_KEY", raising=False)
+    monkeypatch.delenv("BIOBANK_KEY_FILE", raising=False)
+    s = Store(tmp_path / "g.duckdb")
+    center_key(s.path, create=True)
+    with s.transaction() as con:
+        admin = add_user(con, None, "ada", Role.ADMIN)
+        add_user(con, admin, "reg", Role.REGISTRAR)
+        add_user(con, admin, "rita", Role.RESEARCHER)
+    register_samples(s, [f"S000{i}" for i in range(1, 7)])
+    yield s
+    s.close()
+
+
+def _counts(store: Store) -> dict[str, int]:
+    out = {}
+    for table in (
+        "provenance",
+        "genotype_batch",
+        "genotype_load",
+        "genotype_sample",
+        "variant",
+        "batch_variant",
+        "genotype_call",
+        "audit_log",
+    ):
+        row = store.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        out[table] = int(row[0]) if row else -1
+    return out
+
+
+def _calls(store: Store) -> dict[tuple[str, str], tuple[int, int, int | None, int | None]]:
+    rows = store.con.execute(
+        "SELECT s.sample_id, v.contig || ':' || v.position || ':' || v.alt, c.dosage, c.flags,"
+        " c.dp, c.gq FROM genotype_call c JOIN genotype_sample s USING (sample_key)"
+        " JOIN variant v USING (variant_key)"
+    ).fetchall()
+    return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
+
+
+# ----------------------------------------------------------------------------- parsing
+def test_parse_bcsq__picks_most_severe_entry_for_the_alt() -> None:
+    value = (
+        "synonymous|G1|T1|protein_coding|+|5L|5T>C,"
+        "missense|G2|T2|protein_coding|+|7K>E|7A>G,"
+        "@12345,*stop_gained|G3|T3|protein_coding|-|9Q>*|9C>A"
+    )
+    assert parse_bcsq(value, "A", n_alts=2) == (
+        "G3",
+        "stop_gained",
+        "stop_gained|G3|T3|protein_coding|-|9Q>*|9C>A",
+    )
+    assert parse_bcsq(value, "G", n_alts=2)[:2] == ("G2", "missense")
+    assert parse_bcsq(value, "T")[:2] == ("G3", "stop_gained")  # biallelic: every entry is its
+    assert parse_bcsq(None, "T") == (None, None, None)
+
+
+# ----------------------------------------------------------------------------- loading
+def test_load_vcf__splits_multiallelic_and_keeps_annotation(store: Store) -> None:
+    report = load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR, info_fields=["AF", "DP"])
+    assert (report.n_samples, report.n_records, report.n_variants) == (4, 4, 5)
+    rows = store.con.execute(
+        "SELECT contig, position, ref, alt, allele_index, n_alt_alleles, variant_id, qual,"
+        " filter, gene, consequence, CAST(info AS VARCHAR) FROM variant ORDER BY variant_key"
+    ).fetchall()
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("chr1", 100, "A", "G", 1),
+        ("chr1", 200, "C", "T", 1),
+        ("chr1", 200, "C", "CA", 2),
+        ("chr1", 300, "G", "A", 1),
+        ("chrX", 5000, "T", "C", 1),
+    ]
+    assert rows[0][6:11] == ("rs1", 50.0, "PASS", "GENE1", "missense")
+    assert rows[1][7:9] == (30.0, "LowQual")
+    assert rows[3][7] is None  # QUAL '.'
+    assert rows[3][9:11] == ("GENE1", "stop_gained")
+    assert json.loads(rows[1][11]) == {"AF": 0.25, "DP": 35}
+    assert json.loads(rows[2][11]) == {"AF": 0.125, "DP": 35}
+
+
+def test_load_vcf__sparse_calls_keep_missing_haploid_and_other_alt(store: Store) -> None:
+    load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR, call_fields=["DP", "GQ"])
+    calls = _calls(store)
+    # hom-ref diploid calls are not stored
+    assert ("S0001", "chr1:100:G") not in calls
+    assert calls[("S0002", "chr1:100:G")] == (1, 0, 12, 40)
+    assert calls[("S0003", "chr1:100:G")] == (2, FLAG_FIRST_ALLELE, 9, 25)
+    # the no-call is kept explicitly, never read as hom-ref
+    assert calls[("S0004", "chr1:100:G")] == (0, FLAG_MISSING, None, None)
+    # 1/2 splits into one copy of each ALT; 0/2 is REF for ALT 1 but flagged
+    assert calls[("S0002", "chr1:200:T")][:2] == (1, FLAG_OTHER_ALT | FLAG_FIRST_ALLELE)
+    assert calls[("S0002", "chr1:200:CA")][:2] == (1, FLAG_OTHER_ALT)
+    assert calls[("S0004", "chr1:200:T")][:2] == (0, FLAG_OTHER_ALT)
+    assert calls[("S0004", "chr1:200:CA")][:2] == (1, 0)
+    # phased het
+    assert calls[("S0003", "chr1:300:A")][:2] == (1, FLAG_PHASED)
+    # male haploid chrX calls: '1', '0' and '.' keep their ploidy
+    assert calls[("S0001", "chrX:5000:C")][:2] == (
+        1,
+        FLAG_HAPLOID | FLAG_PHASED | FLAG_FIRST_ALLELE,
+    )
+    assert calls[("S0003", "chrX:5000:C")][:2] == (0, FLAG_HAPLOID | FLAG_PHASED)
+    assert calls[("S0004", "chrX:5000:C")][1] & (FLAG_HAPLOID | FLAG_MISSING) == (
+        FLAG_HAPLOID | FLAG_MISSING
+    )
+    assert len(calls) == 14
+
+
+def test_load_vcf__half_call_is_missing_and_flagged(store: Store, tmp_path: Path) -> None:
+    text = (
+        (VCF / "tiny_batch2.vcf").read_text().replace("0/1\t0/0\nchr1\t150", "0/.\t0/0\nchr1\t150")
+    )
+    path = tmp_path / "half.vcf"
+    path.write_text(text)
+    load_vcf(store, path, principal=REGISTRAR)
+    calls = _calls(store)
+    assert calls[("S0005", "chr1:100:G")][:2] == (0, FLAG_MISSING | FLAG_HALF_CALL)
+
+
+def test_load_vcf__records_provenance_and_audit(store: Store) -> None:
+    report = load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    prov = store.con.execute("SELECT kind, source, user_name FROM provenance").fetchall()
+    assert prov == [("vcf", str(VCF / "tiny.vcf"), "reg")]
+    entry = store.con.execute(
+        "SELECT user_name, action, CAST(detail AS VARCHAR) FROM audit_log"
+        " WHERE action = 'genotype.load'"
+    ).fetchone()
+    assert entry is not None
+    assert entry[0] == "reg"
+    assert json.loads(entry[2])["calls"] == report.n_calls == 14
+
+
+def test_load_vcf__same_file_twice_is_a_noop(store: Store) -> None:
+    first = load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    before = _counts(store)
+    again = load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    assert again.already_loaded
+    assert again.load_id == first.load_id
+    assert _counts(store) == before
+
+
+def test_load_vcf__rejects_unknown_sample(store: Store) -> None:
+    before = _counts(store)
+    with pytest.raises(
+        ValidationError, match=r"2 VCF sample\(s\) are not registered.*S9999, S9998"
+    ):
+        load_vcf(store, VCF / "tiny_unknown.vcf", principal=REGISTRAR)
+    assert _counts(store) == before
+
+
+def test_load_vcf__bad_record_names_line_and_position_and_writes_nothing(store: Store) -> None:
+    load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    before = _counts(store)
+    with pytest.raises(ValidationError, match=r"line 9: cannot parse record chr1:140"):
+        load_vcf(store, VCF / "tiny_bad_record.vcf", principal=REGISTRAR, chunk_records=1)
+    assert _counts(store) == before
+
+
+def test_load_vcf__unknown_info_field_is_rejected(store: Store) -> None:
+    with pytest.raises(ValidationError, match=r"INFO field.*XYZ are not defined"):
+        load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR, info_fields=["XYZ"])
+
+
+def test_load_vcf__researcher_may_not_load(store: Store) -> None:
+    with pytest.raises(AccessDenied, match="may not load_data"):
+        load_vcf(store, VCF / "tiny.vcf", principal=RESEARCHER)
+
+
+def test_load_vcf__refuses_sample_already_loaded_from_another_file(store: Store) -> None:
+    load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    before = _counts(store)
+    with pytest.raises(
+        ConflictError, match=r"1 of its 2 sample\(s\) were already loaded.*S0001 \(from"
+    ):
+        load_vcf(store, VCF / "tiny_mixed.vcf", principal=REGISTRAR)
+    assert _counts(store) == before
+
+
+def test_load_vcf__new_batch_keeps_variant_keys_and_coverage(store: Store) -> None:
+    first = load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    second = load_vcf(store, VCF / "tiny_batch2.vcf", principal=REGISTRAR)
+    assert second.batch_id == first.batch_id + 1
+    assert (second.n_variants, second.n_new_variants) == (2, 1)
+    cov = store.con.execute(
+        "SELECT b.batch_id, v.position FROM batch_variant b JOIN variant v USING (variant_key)"
+        " ORDER BY 1, 2"
+    ).fetchall()
+    assert [r for r in cov if r[0] == second.batch_id] == [
+        (second.batch_id, 100),
+        (second.batch_id, 150),
+    ]
+    assert store.con.execute("SELECT count(*) FROM variant WHERE position = 100").fetchone() == (1,)
+
+
+def test_load_vcf__same_samples_other_contig_extends_their_batch(store: Store) -> None:
+    first = load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    more = load_vcf(store, VCF / "tiny_chr2.vcf", principal=REGISTRAR)
+    assert more.batch_id == first.batch_id
+    assert store.con.execute("SELECT count(*) FROM genotype_sample").fetchone() == (4,)
+    calls = _calls(store)
+    assert calls[("S0002", "chr2:500:C")][0] == 1  # columns are matched by name, not order
+    assert calls[("S0004", "chr2:500:C")][0] == 2
+    assert ("S0001", "chr2:500:C") not in calls
+    assert verify_vcf(store, VCF / "tiny_chr2.vcf").ok
+
+
+# ----------------------------------------------------------------------------- verify
+def test_verify__passes_after_load_and_reports_edited_calls(store: Store) -> None:
+    load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    report = verify_vcf(store, VCF / "tiny.vcf")
+    assert report.ok
+    assert (report.n_variants, report.n_genotypes) == (5, 20)
+    store.con.execute("UPDATE genotype_call SET dosage = 2 WHERE variant_key = 1 AND dosage = 1")
+    store.con.execute("DELETE FROM genotype_call WHERE flags & 1 = 1 AND variant_key = 1")
+    bad = verify_vcf(store, VCF / "tiny.vcf")
+    assert not bad.ok
+    assert bad.n_mismatches == 2
+    assert bad.mismatches[0].startswith("chr1:100 A>G: 2 genotype(s) differ")
+
+
+def test_verify__unloaded_file_is_not_found(store: Store) -> None:
+    from biobank.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="was not loaded"):
+        verify_vcf(store, VCF / "tiny_batch2.vcf")
+
+
+def test_cli__load_vcf_then_verify_exit_codes(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from biobank.cli import main
+
+    path = str(store.path)
+    store.close()
+    args = ["--store", path, "--user", "reg"]
+    assert (
+        main([*args, "load-vcf", str(VCF / "tiny.vcf"), "--no-progress", "--call-fields", "DP,GQ"])
+        == 0
+    )
+    assert "4 samples, 4 records, 5 variants" in capsys.readouterr().out
+    assert main([*args, "load-vcf", str(VCF / "tiny.vcf"), "--no-progress"]) == 0
+    assert "already loaded" in capsys.readouterr().out
+    assert main([*args, "verify", str(VCF / "tiny.vcf"), "-f", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["mismatches"] == 0
+    with Store(path) as s:
+        s.con.execute("DELETE FROM genotype_call WHERE dosage = 2")
+    assert main([*args, "verify", str(VCF / "tiny.vcf")]) == 1
+    assert "mismatch: chr1:100 A>G" in capsys.readouterr().err
+    assert main([*args, "load-vcf", str(VCF / "tiny_unknown.vcf"), "--no-progress"]) == 1
+    assert "S9999" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- crash safety
+@pytest.mark.slow
+def test_load_vcf__kill_9_during_load_leaves_store_as_it_was(tmp_path: Path) -> None:
+    from biobank.testing.population import simulate_cohort_vcf
+
+    vcf = simulate_cohort_vcf(tmp_path / "big.vcf.gz", n_samples=100, n_variants=3000, seed=3)
+    db = tmp_path / "k.duckdb"
+    with Store(db) as s:
+        s.con.execute(
+            "INSERT INTO sequencing_sample SELECT 'S' || lpad(i::VARCHAR, 6, '0'), 'L' || i,"
+            " 'P-' || i FROM range(1, 101) t(i)"
+        )
+        before = _counts(s)
+    script = textwrap.dedent(
+        f"""
+        import logging, sys
+        from biobank.access import Principal, Role
+        from biobank.store import Store
+        from biobank.vcf import load_vcf
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        with Store({str(db)!r}) as s:
+            load_vcf(s, {str(vcf)!r}, principal=Principal("reg", Role.REGISTRAR), chunk_records=50)
+        print("FINISHED", flush=True)
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        chunks = 0
+        for line in proc.stderr:
+            if "loaded chunk" in line:
+                chunks += 1
+                if chunks == 5:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    break
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the load finished before it could be killed"
+    with Store(db) as s:
+        assert _counts(s) == before
+        report = load_vcf(s, vcf, principal=REGISTRAR)  # and a clean re-run loads it all
+        assert report.n_variants > 500
+        assert verify_vcf(s, vcf).ok
+
+
+# ----------------------------------------------------------------------------- property
+def test_load_vcf__random_genotypes_round_trip(tmp_path: Path) -> None:
+    """Random diploid/haploid/missing/multi-allelic genotypes come back as written."""
+    import allel
+
+    from biobank.genotypes import genotype_matrix
+
+    rng = np.random.default_rng(11)
+    n, m = 7, 40
+    names = [f"R{i:03d}" for i in range(n)]
+    lines = [
+        "##fileformat=VCFv4.2",
+        "##contig=<ID=chr1,length=1000000>",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(names),
+    ]
+    for j in range(m):
+        n_alt = 1 if j % 5 else 2
+        cells = []
+        for _ in range(n):
+            kind = rng.random()
+            if kind < 0.1:
+                cells.append("./.")
+            elif kind < 0.2:
+                cells.append(str(rng.integers(0, n_alt + 1)))  # haploid
+            else:
+                a, b = rng.integers(0, n_alt + 1, size=2)
+                cells.append(f"{a}{'|' if rng.random() < 0.5 else '/'}{b}")
+        alts = ",".join(["G", "T"][:n_alt])
+        lines.append(f"chr1\t{100 + 10 * j}\t.\tA\t{alts}\t.\tPASS\t.\tGT\t" + "\t".join(cells))
+    path = tmp_path / "r.vcf"
+    path.write_text("\n".join(lines) + "\n")
+    with Store(tmp_path / "r.duckdb") as s:
+        s.con.execute(
+            "INSERT INTO sequencing_sample SELECT unnest(?::VARCHAR[]) AS s, 'L', 'P-' || s",
+            [names],
+        )
+        load_vcf(s, path, principal=REGISTRAR)
+        assert verify_vcf(s, path).ok
+        got = genotype_matrix(s.con, principal=ADMIN)
+    want = allel.read_vcf(str(path), fields=["calldata/GT", "variants/ALT"], alt_number=2)
+    gt = want["calldata/GT"]
+    # split the reference genotypes per ALT allele: other ALTs read as REF
+    rows = []
+    for j in range(m):
+        for a in (1, 2):
+            if a == 2 and want["variants/ALT"][j][1] == "":
+                continue
+            g = gt[j].copy()
+            miss = (g < 0).any(axis=1) & ~((g[:, 1] == -1) & (g[:, 0] >= 0) & _haploid(lines, j))
+            g = np.where(g == a, 1, np.where(g < 0, -1, 0))
+            g[miss] = -1
+            rows.append(g)
+    assert np.array_equal(got.genotypes.values, np.array(rows))
+
+
+def _haploid(lines: list[str], j: int) -> np.ndarray:
+    cells = lines[4 + j].split("\t")[9:]
+    return np.array([("/" not in c and "|" not in c) for c in cells])
