@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 #: Modules under ``biobank.cli`` whose ``register(app)`` adds commands.
-COMMAND_MODULES = ["admin", "demo", "registry", "data", "query", "workflow"]
+COMMAND_MODULES = ["admin", "demo", "pipeline", "registry", "data", "query", "workflow"]
 
 
 @dataclass
