@@ -1,0 +1,115 @@
+"""Sequencing workflow commands: ``compare-calls``, ``workflow check``, ``workflow run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from biobank.cli._common import OutputFormat, emit
+
+__all__ = ["register"]
+
+workflow_app = typer.Typer(
+    help="Run or check the Snakemake sequencing workflow (workflow/Snakefile).",
+    no_args_is_help=True,
+)
+
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+def compare_calls(
+    truth: Annotated[Path, typer.Option("--truth", help="Truth VCF (bgzipped or plain).")],
+    query: Annotated[Path, typer.Option("--query", help="Query VCF: the calls to evaluate.")],
+    reference: Annotated[
+        Path, typer.Option("--reference", help="Reference FASTA both were called against.")
+    ],
+    regions: Annotated[
+        Path | None,
+        typer.Option("--regions", help="Confident regions (BED); variants outside are ignored."),
+    ] = None,
+    sample: Annotated[
+        str | None,
+        typer.Option("--sample", help="Sample to evaluate (needed for multi-sample VCFs)."),
+    ] = None,
+    all_filters: Annotated[
+        bool,
+        typer.Option("--all-filters", help="Also count query records that fail a FILTER."),
+    ] = False,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """Precision, recall, F1 and genotype concordance of SNPs and indels against a truth set.
+
+    Both files are normalised with bcftools norm -m -any -f REFERENCE and
+    matched by contig, position, REF and ALT (see biobank.accuracy).
+    """
+    from biobank.accuracy import compare_calls as compare
+
+    rows = compare(
+        truth,
+        query,
+        reference=reference,
+        regions=regions,
+        sample=sample,
+        pass_only=not all_filters,
+    )
+    emit([r.as_dict() for r in rows], fmt)
+
+
+@workflow_app.command("check")
+def check(
+    configfile: Annotated[
+        Path, typer.Option("--configfile", help="The workflow configuration.")
+    ] = Path("config/config.yaml"),
+    directory: Annotated[
+        Path, typer.Option("--directory", help="Directory the workflow runs in.")
+    ] = Path("."),
+) -> None:
+    """Check the config, sample sheet, FASTQ pairs, reference and tools without running."""
+    import yaml
+
+    from biobank.errors import ConfigError
+    from biobank.workflow import check_inputs
+
+    path = configfile if configfile.is_absolute() else directory / configfile
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: give it with --configfile")
+    with open(path, encoding="utf-8") as fh:
+        config = yaml.safe_load(fh) or {}
+    sheet = check_inputs(config, config_file=path, workdir=directory)
+    n_units = len(sheet.units)
+    typer.echo(
+        f"ok: {len(sheet.samples)} samples, {n_units} units, reference "
+        f"{config['reference']['fasta']}; all required tools found"
+    )
+
+
+@workflow_app.command("run")
+def run(
+    cores: Annotated[int, typer.Option("--cores", "-c", help="CPU cores to use.")] = 2,
+    configfile: Annotated[
+        Path | None, typer.Option("--configfile", help="Workflow configuration.")
+    ] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--directory", help="Directory to run in.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only show the jobs.")] = False,
+) -> None:
+    """Run the workflow with Snakemake (results/ in the run directory)."""
+    from biobank.workflow import run_workflow
+
+    code = run_workflow(
+        cores=cores,
+        configfile=configfile,
+        directory=directory,
+        extra=["--dry-run"] if dry_run else [],
+    )
+    if code != 0:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""
+    app.command("compare-calls")(compare_calls)
+    app.add_typer(workflow_app, name="workflow")
