@@ -72,8 +72,17 @@ def test_demo__second_run_changes_nothing(demo_run: tuple[Path, str]) -> None:
 def test_demo__audit_chain_intact_after_main_job(demo_run: tuple[Path, str]) -> None:
     directory, _ = demo_run
     proc = subprocess.run(
-        [sys.executable, "-m", "biobank", "--store", str(directory / "biobank.duckdb"),
-         "--user", "demo-admin", "audit", "verify"],
+        [
+            sys.executable,
+            "-m",
+            "biobank",
+            "--store",
+            str(directory / "biobank.duckdb"),
+            "--user",
+            "demo-admin",
+            "audit",
+            "verify",
+        ],
         capture_output=True,
         text=True,
         check=False,
