@@ -155,6 +155,7 @@ def run_demo(
     from biobank.clinical import load_clinical
     from biobank.ids import center_key
     from biobank.registry_import import import_all
+    from biobank.sampleqc import load_sample_qc
     from biobank.store import Store
     from biobank.testing import generate_demo
     from biobank.workflow import repo_workflow_dir, run_workflow
@@ -236,6 +237,14 @@ def run_demo(
         registrar = get_principal(store.con, "demo-registrar")
         step("store: loading the workflow's VCF as a new batch")
         step(_vcf_line(vcf.load_vcf(store, cohort_vcf, principal=registrar)))
+        qc = load_sample_qc(
+            store, directory / "results" / "qc" / "sample_qc.tsv", principal=registrar
+        )
+        step(
+            "  sample QC: loaded before, nothing to do"
+            if qc.already_loaded
+            else f"  sample QC: {qc.n_samples} samples, {qc.n_failed} failing QC"
+        )
         step("store: loading clinical outcomes (OMOP tables)")
         clin = load_clinical(store, directory / "clinical", principal=registrar)
         step(

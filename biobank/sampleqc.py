@@ -51,11 +51,14 @@ from biobank.errors import ValidationError
 from biobank.tools import run_tool
 
 __all__ = [
+    "STORED_COLUMNS",
     "GenotypeCounts",
+    "SampleQcLoad",
     "SexCall",
     "count_genotypes",
     "infer_sex",
     "king_table",
+    "load_sample_qc",
     "read_mosdepth_summary",
     "sample_qc_table",
     "write_sample_qc",
@@ -442,3 +445,188 @@ def write_sample_qc(
         with open(multiqc, "w", encoding="utf-8") as fh:
             fh.write(head)
             fh.write(df.write_csv(separator="\t", null_value=""))
+
+
+#: Columns of the QC table that :func:`load_sample_qc` stores, with their types.
+STORED_COLUMNS: dict[str, str] = {
+    "sample_id": "str",
+    "n_sites": "int",
+    "n_called": "int",
+    "call_rate": "float",
+    "n_het": "int",
+    "n_hom_alt": "int",
+    "het_rate": "float",
+    "tstv": "float",
+    "mean_depth": "float",
+    "registered_sex": "str",
+    "inferred_sex": "str",
+    "sex_check": "str",
+    "max_kinship": "float",
+    "related_to": "str",
+    "flags": "str",
+    "qc_pass": "bool",
+}
+
+
+@dataclass(frozen=True)
+class SampleQcLoad:
+    """What :func:`load_sample_qc` did."""
+
+    source: str
+    load_id: int
+    already_loaded: bool
+    n_samples: int = 0
+    n_failed: int = 0
+
+
+def _parse_qc_value(text: str, kind: str) -> Any:
+    if text == "":
+        return None
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        value = float(text)
+        if math.isnan(value):
+            return None
+        return value
+    if kind == "bool":
+        if text.lower() not in {"true", "false"}:
+            raise ValueError("must be true or false")
+        return text.lower() == "true"
+    return text
+
+
+def load_sample_qc(store: Any, path: str | Path, *, principal: Any) -> SampleQcLoad:
+    """Load the workflow's per-sample QC table into the store, all or nothing.
+
+    Every sample must be a registered sequencing sample. Loading the same file
+    again is a no-op; a newer QC table replaces the rows of its samples.
+
+    Parameters
+    ----------
+    store
+        The :class:`~biobank.store.Store`.
+    path
+        ``results/qc/sample_qc.tsv`` (columns as in the module docstring).
+    principal
+        Who loads (needs ``load_data``).
+
+    Returns
+    -------
+    SampleQcLoad
+
+    Raises
+    ------
+    AccessDenied
+        If the principal may not load data.
+    ImportRejected
+        Listing every bad row (missing column, unparsable number, bad ``qc_pass``).
+    NotFoundError
+        If a sample id is not linked to a registered specimen.
+    """
+    import csv
+
+    from biobank import audit
+    from biobank.access import Permission, require
+    from biobank.errors import ImportRejected, Problem
+    from biobank.inventory import resolve_samples
+    from biobank.store import file_checksum
+
+    require(principal, Permission.LOAD_DATA)
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError("sample QC table not found", file=path)
+    checksum = file_checksum(path)
+    earlier = store.find_load(kind="sample-qc", checksum=checksum)
+    if earlier is not None:
+        return SampleQcLoad(source=str(path), load_id=earlier, already_loaded=True)
+    problems: list[Problem] = []
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        missing = [c for c in STORED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ImportRejected(
+                [
+                    Problem(
+                        f"missing column '{c}': write the table with 'biobank' workflow's "
+                        "sample_qc rule",
+                        file=str(path),
+                        line=1,
+                        field=c,
+                    )
+                    for c in missing
+                ],
+                file=path,
+            )
+        seen: set[str] = set()
+        for line, raw in enumerate(reader, start=2):
+            row: dict[str, Any] = {}
+            for column, kind in STORED_COLUMNS.items():
+                text = (raw.get(column) or "").strip()
+                try:
+                    row[column] = _parse_qc_value(text, kind)
+                except ValueError:
+                    problems.append(
+                        Problem(
+                            f"is not a valid {kind}",
+                            file=str(path),
+                            line=line,
+                            field=column,
+                            value=text,
+                        )
+                    )
+            if not row.get("sample_id"):
+                problems.append(
+                    Problem("sample_id is empty", file=str(path), line=line, field="sample_id")
+                )
+            elif row["sample_id"] in seen:
+                problems.append(
+                    Problem(
+                        "sample appears twice",
+                        file=str(path),
+                        line=line,
+                        field="sample_id",
+                        value=row["sample_id"],
+                    )
+                )
+            else:
+                seen.add(row["sample_id"])
+            if row.get("qc_pass") is None and "qc_pass" not in {p.field for p in problems}:
+                problems.append(
+                    Problem("qc_pass is empty", file=str(path), line=line, field="qc_pass")
+                )
+            rows.append(row)
+    if problems:
+        raise ImportRejected(problems, file=path)
+    resolve_samples(store.con, [r["sample_id"] for r in rows])
+    columns = list(STORED_COLUMNS)
+    with store.transaction() as con:
+        load_id = store.record_provenance(
+            con,
+            kind="sample-qc",
+            source=str(path),
+            checksum=checksum,
+            parameters={"rows": len(rows)},
+            user=principal.user,
+        )
+        con.executemany(
+            f"INSERT OR REPLACE INTO sample_qc (load_id, {', '.join(columns)})"
+            f" VALUES (?, {', '.join('?' for _ in columns)})",
+            [[load_id, *(r[c] for c in columns)] for r in rows],
+        )
+        failed = sum(1 for r in rows if not r["qc_pass"])
+        audit.record(
+            con,
+            principal,
+            "sample_qc.load",
+            str(path),
+            {"samples": len(rows), "failed": failed, "load_id": load_id},
+        )
+    return SampleQcLoad(
+        source=str(path),
+        load_id=load_id,
+        already_loaded=False,
+        n_samples=len(rows),
+        n_failed=failed,
+    )

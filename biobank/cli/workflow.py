@@ -109,7 +109,27 @@ def run(
         raise typer.Exit(code)
 
 
+def load_sample_qc(
+    ctx: typer.Context,
+    table: Annotated[Path, typer.Argument(help="results/qc/sample_qc.tsv of a workflow run.")],
+) -> None:
+    """Load the workflow's per-sample QC table into the store (all or nothing)."""
+    from biobank.cli._common import acting_principal, open_store
+    from biobank.sampleqc import load_sample_qc as load
+
+    with open_store(ctx) as store:
+        result = load(store, table, principal=acting_principal(ctx, store))
+    if result.already_loaded:
+        typer.echo(f"{table}: loaded before (load {result.load_id}), nothing to do")
+    else:
+        typer.echo(
+            f"{table}: {result.n_samples} samples loaded, {result.n_failed} failing QC "
+            f"(load {result.load_id})"
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("compare-calls")(compare_calls)
+    app.command("load-sample-qc")(load_sample_qc)
     app.add_typer(workflow_app, name="workflow")

@@ -1,6 +1,8 @@
-# Optional last step: load the cohort VCF into the biobank store.
-# Enabled with `load: {enabled: true, store: PATH}` in the config; it runs
-# `biobank --store PATH [--user USER] load-vcf results/vcf/cohort.vcf.gz`.
+# Optional last step: load the cohort VCF and the sample QC table into the
+# biobank store. Enabled with `load: {enabled: true, store: PATH}` in the
+# config; it runs `biobank --store PATH [--user USER] load-vcf
+# results/vcf/cohort.vcf.gz` and then `load-sample-qc results/qc/sample_qc.tsv`.
+# Both loads are idempotent (a re-run finds the files loaded before).
 
 
 rule load_store:
@@ -32,3 +34,8 @@ rule load_store:
         " {params.user}"
         " load-vcf"
         " {input.vcf:q} > {log:q} 2>&1"
+        " && {params.biobank:q}"
+        " --store {params.store:q}"
+        " {params.user}"
+        " load-sample-qc"
+        " {input.sample_qc:q} >> {log:q} 2>&1"
