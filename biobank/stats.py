@@ -175,14 +175,19 @@ def allele_frequencies_in(
         f" v AS (SELECT * FROM variant v WHERE {where}),"
         " cov AS (SELECT bv.variant_key, sum(bs.n) AS n_covered FROM batch_variant bv"
         " JOIN bs USING (batch_id) SEMI JOIN v USING (variant_key) GROUP BY bv.variant_key),"
-        " c AS (SELECT gc.variant_key,"
-        " count(*) FILTER (WHERE gc.flags & 1 = 1) AS n_missing_rows,"
-        " count(*) FILTER (WHERE gc.flags & 3 = 0 AND gc.dosage = 1) AS n_het,"
-        " count(*) FILTER (WHERE gc.flags & 3 = 0 AND gc.dosage = 2) AS n_hom_alt,"
-        " count(*) FILTER (WHERE gc.flags & 3 = 2 AND gc.dosage = 0) AS n_hap_ref,"
-        " count(*) FILTER (WHERE gc.flags & 3 = 2 AND gc.dosage = 1) AS n_hap_alt"
-        f" FROM genotype_call gc JOIN s USING (sample_key){restrict}"
-        " GROUP BY gc.variant_key)"
+        # one grouped count per (variant, missing/haploid bits, dosage) over the
+        # calls, then a pivot of that small result (cheaper than five filtered
+        # counts over every call): code = (flags & 3) * 4 + dosage
+        " cc AS (SELECT gc.variant_key, (gc.flags & 3) * 4 + gc.dosage AS code,"
+        f" count(*) AS n FROM genotype_call gc JOIN s USING (sample_key){restrict}"
+        " GROUP BY ALL),"
+        " c AS (SELECT variant_key,"
+        " sum(n) FILTER (WHERE code & 4 = 4)::BIGINT AS n_missing_rows,"
+        " sum(n) FILTER (WHERE code = 1)::BIGINT AS n_het,"
+        " sum(n) FILTER (WHERE code = 2)::BIGINT AS n_hom_alt,"
+        " sum(n) FILTER (WHERE code = 8)::BIGINT AS n_hap_ref,"
+        " sum(n) FILTER (WHERE code = 9)::BIGINT AS n_hap_alt"
+        " FROM cc GROUP BY variant_key)"
         " SELECT v.variant_key, v.contig, v.position, v.ref, v.alt, v.variant_id, v.gene,"
         " v.consequence, coalesce(cov.n_covered, 0)::BIGINT AS n_covered,"
         " coalesce(c.n_missing_rows, 0) AS n_missing_rows, coalesce(c.n_het, 0) AS n_het,"
@@ -344,6 +349,8 @@ def _newton(
         ``beta`` and ``se`` (from the inverse information at the estimate) of
         the ``g`` coefficient, and whether each fit converged.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from scipy.special import expit
 
     v, n = g.shape
@@ -356,16 +363,22 @@ def _newton(
     beta = np.zeros((v, k))
     beta[:, 1:] = _null_fit(y, cov)  # start at the covariates-only fit: few iterations
 
-    def state(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(Penalised) log-likelihood, mu, w, information and whether it is invertible."""
+    def state_part(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
         gr, mr = gz[rows], m[rows]
-        eta = gr * b[:, :1] + b[:, 1:] @ cov.T
+        eta = b[:, 1:] @ cov.T
+        eta += gr * b[:, :1]
         mu = expit(eta)
-        w = mu * (1.0 - mu) * mr
-        ll = (mr * (y * eta - np.logaddexp(0, eta))).sum(axis=1)
+        w = 1.0 - mu
+        w *= mu
+        w *= mr
+        lae = np.logaddexp(0, eta)
+        eta *= y
+        eta -= lae
+        ll = (mr * eta).sum(axis=1)
         info = np.empty((len(rows), k, k))
-        info[:, 0, 0] = (w * gr * gr).sum(axis=1)
-        wg = (w * gr) @ cov
+        wgr = w * gr
+        info[:, 0, 0] = (wgr * gr).sum(axis=1)
+        wg = wgr @ cov
         info[:, 0, 1:] = wg
         info[:, 1:, 0] = wg
         info[:, 1:, 1:] = (w @ cc).reshape(len(rows), kc, kc)
@@ -374,6 +387,20 @@ def _newton(
         if firth:
             ll = np.where(ok, ll + 0.5 * logdet, -np.inf)
         return ll, mu, w, info, ok
+
+    def state(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(Penalised) log-likelihood, mu, w, information and whether it is invertible.
+
+        Large row sets are split between two threads (numpy releases the GIL).
+        """
+        if len(rows) < 512:
+            return state_part(rows, b)
+        half = len(rows) // 2
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            lo = pool.submit(state_part, rows[:half], b[:half])
+            hi = pool.submit(state_part, rows[half:], b[half:])
+            parts = lo.result(), hi.result()
+        return tuple(np.concatenate([a, c]) for a, c in zip(*parts, strict=True))
 
     lik, mu, w, info, ok = state(np.arange(v), beta)
     converged = np.zeros(v, dtype=bool)

@@ -8,6 +8,13 @@ and the variants it covered are recorded, so that "no row" means hom-ref only
 where the sample's batch covered the variant. The table layout is described in
 ``biobank/schema/020_genotypes.sql`` and ``docs/store.md``.
 
+Speed: when ``bcftools`` is on ``PATH`` the VCF text is parsed by ``bcftools
+view -Ou`` in its own process and read by cyvcf2 as an uncompressed BCF stream,
+and each chunk's calls are split and inserted by a writer thread while the next
+chunk is read. If bcftools is missing or fails, or the file is rejected, the
+file is read directly with cyvcf2 (after the rollback), so error messages name
+the file's own line numbers. Measured figures: ``docs/store.md``.
+
 :func:`verify_vcf` re-reads the file with a different reader (``bcftools
 query``) and compares every genotype with the store.
 
@@ -26,7 +33,7 @@ import logging
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -492,7 +499,9 @@ def load_vcf(
     progress
         Show a progress bar with the rate in variants per second.
     threads
-        Decompression threads for htslib.
+        Threads for reading: bgzip decompression threads for htslib (with the
+        bcftools stream, ``threads - 1`` extra bcftools threads; the stream
+        always runs in its own process).
 
     Returns
     -------
@@ -538,6 +547,28 @@ def load_vcf(
             load_id=earlier,
             already_loaded=True,
         )
+    stream = _BcfStream.open(path, threads)
+    if stream is not None:
+        try:
+            return _load(
+                store,
+                stream.vcf,
+                path,
+                checksum=checksum,
+                principal=principal,
+                info_fields=list(info_fields),
+                call_fields=list(call_fields),
+                chunk_records=chunk_records,
+                progress=progress,
+                t0=t0,
+                end_of_input=stream.finish,
+            )
+        except ValidationError as exc:
+            # Nothing was written (the transaction rolled back). Read the file
+            # directly to report the problem with its exact line and field.
+            logger.debug("bcftools stream of %s failed (%s): reading it directly", path, exc)
+        finally:
+            stream.close()
     try:
         vcf = cyvcf2.VCF(str(path), threads=threads, lazy=True)
     except (OSError, Exception) as exc:
@@ -561,6 +592,63 @@ def load_vcf(
         vcf.close()
 
 
+class _BcfStream:
+    """``bcftools view -Ou`` of a VCF piped into :mod:`cyvcf2`.
+
+    htslib's text parsing then runs in the bcftools process, in parallel with
+    the splitting and inserting done here (cyvcf2 reads the uncompressed BCF
+    stream at almost no cost). The records are the same ``bcf1_t`` values
+    cyvcf2 would parse from the file itself.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], vcf: Any, stderr: Any, path: Path) -> None:
+        self.proc, self.vcf, self.stderr, self.path = proc, vcf, stderr, path
+
+    @classmethod
+    def open(cls, path: Path, threads: int) -> _BcfStream | None:
+        """Start the stream, or return ``None`` (bcftools missing or unusable)."""
+        import shutil
+
+        import cyvcf2
+
+        exe = shutil.which("bcftools")
+        if exe is None:
+            return None
+        args = [exe, "view", "-Ou", "--no-version"]
+        if threads > 1:
+            args += ["--threads", str(threads - 1)]
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        proc = subprocess.Popen([*args, str(path)], stdout=subprocess.PIPE, stderr=stderr)
+        assert proc.stdout is not None
+        try:
+            vcf = cyvcf2.VCF(proc.stdout.fileno(), lazy=True)
+        except Exception as exc:  # cyvcf2 raises plain Exceptions for unreadable input
+            logger.debug("cannot read bcftools view of %s: %s", path, exc)
+            stream = cls(proc, None, stderr, path)
+            stream.close()
+            return None
+        return cls(proc, vcf, stderr, path)
+
+    def finish(self) -> None:
+        """After the last record: raise ValidationError if bcftools failed."""
+        code = self.proc.wait()
+        if code != 0:
+            self.stderr.seek(0)
+            text = self.stderr.read().decode(errors="replace").strip()
+            raise ValidationError(f"bcftools view failed ({code}): {text}", file=self.path)
+
+    def close(self) -> None:
+        """Stop bcftools (if still running) and release the pipe."""
+        if self.vcf is not None:
+            self.vcf.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.stderr.close()
+
+
 def _header_numbers(vcf: Any, kind: str) -> dict[str, str]:
     out = {}
     for h in vcf.header_iter():
@@ -582,7 +670,10 @@ def _load(
     chunk_records: int | None,
     progress: bool,
     t0: float,
+    end_of_input: Callable[[], None] | None = None,
 ) -> LoadReport:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     names = list(vcf.samples)
@@ -668,10 +759,13 @@ def _load(
         task = bar.add_task(f"loading {path.name}", total=None)
         bar.start()
 
-        def flush(chunk: _Chunk) -> None:
-            if not chunk.meta:
-                return
-            keys, n_new = _assign_keys(con, chunk.meta, batch_id)
+        # The calls of a chunk are split and inserted by a writer thread while
+        # the next chunk is read (DuckDB and most numpy work release the GIL);
+        # the connection is only ever used by one thread at a time.
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-vcf")
+        pending: list[Future[int]] = []
+
+        def write_calls(chunk: _Chunk, keys: np.ndarray) -> int:
             table = _split_chunk(chunk, keys, sample_keys, want_dp, want_gq)
             con.register("_calls_tbl", table)
             con.execute(
@@ -679,9 +773,20 @@ def _load(
                 f" SELECT {', '.join(table.columns)} FROM _calls_tbl"
             )
             con.unregister("_calls_tbl")
+            return table.height
+
+        def wait_writer() -> None:
+            while pending:
+                counts["calls"] += pending.pop().result()
+
+        def flush(chunk: _Chunk) -> None:
+            wait_writer()
+            if not chunk.meta:
+                return
+            keys, n_new = _assign_keys(con, chunk.meta, batch_id)
+            pending.append(writer.submit(write_calls, chunk, keys))
             counts["variants"] += len(chunk.meta)
             counts["new"] += n_new
-            counts["calls"] += table.height
             bar.update(task, advance=len(chunk.meta))
             logger.debug(
                 "loaded chunk: %d records, %d variant rows so far",
@@ -773,7 +878,14 @@ def _load(
                     flush(chunk)
                     chunk = new_chunk()
             flush(chunk)
+            wait_writer()
+            if end_of_input is not None:
+                end_of_input()
         finally:
+            for fut in pending:  # never leave the writer using the connection
+                if not fut.cancel():
+                    fut.exception()
+            writer.shutdown(wait=True)
             bar.stop()
         con.execute("DROP TABLE _chunk_variant")
         dup = con.execute(

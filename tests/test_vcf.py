@@ -430,3 +430,39 @@ def test_load_vcf__random_genotypes_round_trip(tmp_path: Path) -> None:
 def _haploid(lines: list[str], j: int) -> np.ndarray:
     cells = lines[4 + j].split("\t")[9:]
     return np.array([("/" not in c and "|" not in c) for c in cells])
+
+
+def test_load_vcf__bcftools_stream_and_direct_read_store_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default path (bcftools view -Ou piped into cyvcf2) matches reading the file directly."""
+    import biobank.vcf as vcf_mod
+
+    opened: list[object] = []
+    real_open = vcf_mod._BcfStream.open
+
+    def spy(path: Path, threads: int) -> object:
+        stream = real_open(path, threads)
+        opened.append(stream)
+        return stream
+
+    def load(db: Path) -> dict[str, list[tuple[object, ...]]]:
+        with Store(db) as s:
+            s.con.execute(
+                "INSERT INTO sequencing_sample SELECT unnest(?::VARCHAR[]) AS s, 'L', 'P-' || s",
+                [["S0001", "S0002", "S0003", "S0004"]],
+            )
+            load_vcf(s, VCF / "tiny.vcf", principal=REGISTRAR, call_fields=["DP", "GQ"])
+            return {
+                t: s.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                for t in ("variant", "batch_variant", "genotype_call", "genotype_sample")
+            }
+
+    monkeypatch.setattr(vcf_mod._BcfStream, "open", staticmethod(spy))
+    streamed = load(tmp_path / "a.duckdb")
+    assert len(opened) == 1
+    assert opened[0] is not None  # bcftools was used
+    monkeypatch.setattr(vcf_mod._BcfStream, "open", staticmethod(lambda path, threads: None))
+    direct = load(tmp_path / "b.duckdb")
+    assert streamed == direct
+    assert len(streamed["genotype_call"]) > 0

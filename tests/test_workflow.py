@@ -478,11 +478,12 @@ def test_workflow_tiny_demo__accuracy_against_truth(tiny_run: Path) -> None:
     for sample in samples:
         snp = _compare(tiny_run, demo / "truth" / f"{sample}.vcf.gz", sample)["SNP"]
         assert snp["truth_total"] > 100
-        # The tiny preset is 15x: about 5% of its het SNPs have 2-4 reads for the
-        # ALT allele (too few to pass QUAL >= 20) or no reads at all. The demo
-        # preset (20x) is held to >= 0.99 recall: docs/workflow.md.
+        # The tiny preset has the demo's coverage (20x) on a 0.4 Mb genome, about
+        # 300 SNPs a sample, so one missed SNP moves recall by 0.3%: measured
+        # 0.987 and 0.997 (seed 42). The demo preset measures 0.990-0.996
+        # (benchmarks/workflow_overhead.py, docs/workflow.md).
         assert snp["precision"] >= 0.99, snp
-        assert snp["recall"] >= 0.93, snp
+        assert snp["recall"] >= 0.98, snp
         assert snp["gt_concordance"] >= 0.99, snp
 
 

@@ -107,7 +107,7 @@ PRESETS: dict[str, Preset] = {
         n_founders=190,
         n_families=6,
         n_sequenced=2,
-        depth=15.0,
+        depth=20.0,  # the demo preset's coverage, so accuracy tests see it
         # a stronger effect, so that the small tiny cohort still shows it clearly
         t2d_odds_ratio=5.0,
     ),
