@@ -655,6 +655,16 @@ def test_demo_preset__planted_effects_are_detectable(tmp_path: Path) -> None:
     manifest = generate_demo(out, seed=42, preset="demo", reads=False)
     assert 950 <= manifest.counts["participants"] <= 1100
     assert not (out / "fastq").exists()
+    periods = _read_csv(out / "clinical" / "observation_period.csv")
+    bad = [
+        r for r in periods if r["observation_period_start_date"] > r["observation_period_end_date"]
+    ]
+    assert bad == []
+    for r in _read_csv(out / "registry" / "participants.csv"):
+        born = dt.date.fromisoformat(r["birth_date"])
+        assert dt.date(born.year + 18, born.month, min(born.day, 28)) <= dt.date.fromisoformat(
+            r["enrolment_date"]
+        ), r
     s2n = {
         r["sequencing_sample_id"]: r["national_id"]
         for r in _read_csv(out / "registry" / "specimens.csv")

@@ -240,6 +240,8 @@ def make_people(
         else:
             father, mother = people[par[0]], people[par[1]]
             birth = _years(mother.birth_date, rng.uniform(22, 38))
+            # adults only: a child must be 18 before the last possible enrolment
+            birth = min(birth, _years(REFERENCE_DATE - dt.timedelta(days=200), -18.3))
             enrol = max(enrol, _years(birth, 18.2), father.enrolment_date)
             enrol = min(enrol, REFERENCE_DATE - dt.timedelta(days=200))
             if anc != "Tibetan":
