@@ -67,13 +67,13 @@ SMALL_COUNT_THRESHOLD = 5
 
 
 # --------------------------------------------------------------------------- HWE
-def _hwe_one(n_het: int, n_hom1: int, n_hom2: int) -> float:
-    """Wigginton et al. (2005) exact HWE p-value for one variant."""
-    homr, homc = min(n_hom1, n_hom2), max(n_hom1, n_hom2)
-    rare = 2 * homr + n_het
-    n = n_het + homr + homc
-    if n == 0 or rare == 0:
-        return 1.0
+def _hwe_probs(n: int, rare: int) -> np.ndarray:
+    """Relative probabilities of each heterozygote count, Wigginton et al. (2005).
+
+    Index ``h`` (0..``rare``) holds the probability of ``h`` heterozygotes among
+    ``n`` diploid genotypes carrying ``rare`` copies of the minor allele, up to a
+    common factor (counts of the wrong parity are 0).
+    """
     probs = np.zeros(rare + 1)
     mid = rare * (2 * n - rare) // (2 * n)
     if mid % 2 != rare % 2:
@@ -93,10 +93,7 @@ def _hwe_one(n_het: int, n_hom1: int, n_hom2: int) -> float:
         r_homc = n - hs - r_homr
         ratios = 4.0 * r_homr * r_homc / ((hs + 2.0) * (hs + 1.0))
         probs[hs + 2] = np.cumprod(ratios)
-    total = probs.sum()
-    p_obs = probs[n_het]
-    p = probs[probs <= p_obs * (1 + 1e-8)].sum() / total
-    return float(min(1.0, p))
+    return probs
 
 
 def hwe_exact(n_het: np.ndarray, n_hom_ref: np.ndarray, n_hom_alt: np.ndarray) -> np.ndarray:
@@ -124,13 +121,25 @@ def hwe_exact(n_het: np.ndarray, n_hom_ref: np.ndarray, n_hom_alt: np.ndarray) -
     het = np.asarray(n_het, dtype=np.int64)
     h1 = np.asarray(n_hom_ref, dtype=np.int64)
     h2 = np.asarray(n_hom_alt, dtype=np.int64)
-    out = np.empty(len(het))
-    cache: dict[tuple[int, int, int], float] = {}
-    for i, key in enumerate(zip(het.tolist(), h1.tolist(), h2.tolist(), strict=True)):
-        p = cache.get(key)
-        if p is None:
-            p = cache[key] = _hwe_one(*key)
-        out[i] = p
+    out = np.ones(len(het))
+    n = het + h1 + h2
+    rare = 2 * np.minimum(h1, h2) + het
+    todo = np.flatnonzero((n > 0) & (rare > 0))
+    if not len(todo):
+        return out
+    # one distribution per distinct (genotypes, minor alleles); every variant
+    # with those counts is a lookup in its sorted cumulative sum
+    uniq, group = np.unique(np.column_stack([n[todo], rare[todo]]), axis=0, return_inverse=True)
+    group = group.ravel()
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(len(uniq) + 1))
+    for gi, (n_g, rare_g) in enumerate(uniq.tolist()):
+        members = todo[order[bounds[gi] : bounds[gi + 1]]]
+        probs = _hwe_probs(n_g, rare_g)
+        ranked = np.sort(probs)
+        cum = np.cumsum(ranked)
+        at = np.searchsorted(ranked, probs[het[members]] * (1 + 1e-8), side="right") - 1
+        out[members] = np.minimum(cum[at] / cum[-1], 1.0)
     return out
 
 
