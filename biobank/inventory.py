@@ -25,6 +25,7 @@ from biobank.vocab import (
     SPECIMEN_STATUSES,
     SPECIMEN_TYPES,
     UNITS,
+    check_term,
     normalise_unit,
 )
 
@@ -576,21 +577,11 @@ def list_specimens(
         where.append("s.participant_id = ?")
         params.append(participant_id)
     if specimen_type:
-        if specimen_type not in SPECIMEN_TYPES:
-            raise ValidationError(
-                f"specimen type is not one of: {', '.join(SPECIMEN_TYPES)}",
-                field="specimen_type",
-                value=specimen_type,
-            )
+        check_term(SPECIMEN_TYPES, specimen_type, field="specimen_type", name="specimen type")
         where.append("s.specimen_type = ?")
         params.append(specimen_type)
     if status:
-        if status not in SPECIMEN_STATUSES:
-            raise ValidationError(
-                f"status is not one of: {', '.join(SPECIMEN_STATUSES)}",
-                field="status",
-                value=status,
-            )
+        check_term(SPECIMEN_STATUSES, status, field="status", name="status")
         where.append("s.status = ?")
         params.append(status)
     if freezer:

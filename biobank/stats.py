@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -67,6 +67,28 @@ SMALL_COUNT_THRESHOLD = 5
 
 
 # --------------------------------------------------------------------------- HWE
+def _by_key(keys: np.ndarray) -> Iterator[tuple[list[int], np.ndarray]]:
+    """Yield each distinct row of ``keys`` (n, k) with the indices of the rows equal to it."""
+    uniq, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.ravel()
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(len(uniq) + 1))
+    for gi, key in enumerate(uniq.tolist()):
+        yield key, order[bounds[gi] : bounds[gi + 1]]
+
+
+def _no_more_likely(probs: np.ndarray, observed: np.ndarray, rel_tol: float) -> np.ndarray:
+    """Two-sided exact p-values from one (unnormalised) discrete distribution ``probs``.
+
+    For each ``observed`` outcome index: the share of the probability in
+    outcomes no more likely than it, counting ties within ``rel_tol``.
+    """
+    ranked = np.sort(probs)
+    cum = np.cumsum(ranked)
+    at = np.searchsorted(ranked, probs[observed] * (1 + rel_tol), side="right") - 1
+    return np.minimum(cum[at] / cum[-1], 1.0)
+
+
 def _hwe_probs(n: int, rare: int) -> np.ndarray:
     """Relative probabilities of each heterozygote count, Wigginton et al. (2005).
 
@@ -129,17 +151,9 @@ def hwe_exact(n_het: np.ndarray, n_hom_ref: np.ndarray, n_hom_alt: np.ndarray) -
         return out
     # one distribution per distinct (genotypes, minor alleles); every variant
     # with those counts is a lookup in its sorted cumulative sum
-    uniq, group = np.unique(np.column_stack([n[todo], rare[todo]]), axis=0, return_inverse=True)
-    group = group.ravel()
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(len(uniq) + 1))
-    for gi, (n_g, rare_g) in enumerate(uniq.tolist()):
-        members = todo[order[bounds[gi] : bounds[gi + 1]]]
-        probs = _hwe_probs(n_g, rare_g)
-        ranked = np.sort(probs)
-        cum = np.cumsum(ranked)
-        at = np.searchsorted(ranked, probs[het[members]] * (1 + 1e-8), side="right") - 1
-        out[members] = np.minimum(cum[at] / cum[-1], 1.0)
+    for (n_g, rare_g), rows in _by_key(np.column_stack([n[todo], rare[todo]])):
+        members = todo[rows]
+        out[members] = _no_more_likely(_hwe_probs(n_g, rare_g), het[members], 1e-8)
     return out
 
 
@@ -628,25 +642,19 @@ def _fisher(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not len(todo):
         return odds, pval
     margins = np.column_stack([row1[todo] + row2[todo], row1[todo], col1[todo]])
-    uniq, group = np.unique(margins, axis=0, return_inverse=True)
-    group = group.ravel()
-    total, r1, c1 = uniq.T
+    # all supports in one vectorised logpmf call, then one lookup per set of margins
+    groups = list(_by_key(margins))
+    total, r1, c1 = np.array([key for key, _ in groups], dtype=np.int64).reshape(-1, 3).T
     lo = np.maximum(0, c1 - (total - r1))
     size = np.minimum(r1, c1) - lo + 1
     start = np.concatenate([[0], np.cumsum(size)])
-    owner = np.repeat(np.arange(len(uniq)), size)
+    owner = np.repeat(np.arange(len(groups)), size)
     x = np.arange(start[-1]) - start[owner] + lo[owner]
     logp = hypergeom.logpmf(x, total[owner], r1[owner], c1[owner])
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(len(uniq) + 1))
-    for gi in range(len(uniq)):
-        members = todo[order[bounds[gi] : bounds[gi + 1]]]
+    for gi, (_, rows) in enumerate(groups):
+        members = todo[rows]
         lp = logp[start[gi] : start[gi + 1]]
-        dens = np.exp(lp - lp.max())
-        ranked = np.sort(dens)
-        cum = np.cumsum(ranked)
-        at = np.searchsorted(ranked, dens[a[members] - lo[gi]] * (1 + 1e-7), side="right") - 1
-        pval[members] = np.minimum(cum[at] / cum[-1], 1.0)
+        pval[members] = _no_more_likely(np.exp(lp - lp.max()), a[members] - lo[gi], 1e-7)
     return odds, pval
 
 
