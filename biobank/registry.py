@@ -48,7 +48,7 @@ from biobank.ids import (
 )
 from biobank.inventory import resolve_samples
 from biobank.recontact import decrypt_identifiers, encrypt_identifiers, read_recontact
-from biobank.vocab import SEXES
+from biobank.vocab import SEXES, check_term
 
 if TYPE_CHECKING:
     from biobank.store import Store
@@ -641,6 +641,11 @@ def list_participants(
     list of dict
         ``participant_id, sex, birth_year, enrolment_date, site, cohorts,
         consent_version, consent_codes, withdrawn_date``.
+
+    Raises
+    ------
+    ValidationError
+        If ``sex`` is not ``female`` or ``male``.
     """
     visible = participant_visibility_sql(principal)
     where = [f"p.participant_id IN ({visible})"]
@@ -649,6 +654,7 @@ def list_participants(
         where.append("p.site = ?")
         params.append(site)
     if sex:
+        check_term(SEXES, sex, field="sex", name="sex")
         where.append("p.sex = ?")
         params.append(sex)
     if cohort:

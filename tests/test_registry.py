@@ -213,6 +213,12 @@ def test_list_participants__filters(loaded: Store, users: Users) -> None:
     assert [r["participant_id"] for r in rows] == [pid(loaded, LI)]
 
 
+def test_list_participants__rejects_unknown_sex_filter(loaded: Store, users: Users) -> None:
+    # a typo must not silently return an empty list
+    with pytest.raises(ValidationError, match="sex 'mael' is not one of: female, male"):
+        list_participants(loaded, users["registrar"], sex="mael")
+
+
 # -- imports: all or nothing -------------------------------------------------
 def test_import_participants__every_bad_row_reported_and_nothing_written(
     store: Store, users: Users, tmp_path: Path
