@@ -315,6 +315,112 @@ def _variant_keys(
     return np.asarray(rows["variant_key"], dtype=np.int64)
 
 
+# --------------------------------------------------------------------------- packed calls
+@dataclass
+class _BatchColumns:
+    """Where a sample set's samples sit in one batch's packed bit planes."""
+
+    n_batch: int  # samples in the batch (bits per plane)
+    pos: np.ndarray  # (m,) positions in the batch's sample_key order
+    cols: np.ndarray  # (m,) columns of those samples in the set (sample_key order)
+
+
+def _batch_columns(con: duckdb.DuckDBPyConnection, sample_tbl: str) -> dict[int, _BatchColumns]:
+    """Per batch of ``sample_tbl``: its samples' bit positions and set columns."""
+    rows = con.execute(
+        "SELECT s.batch_id, g.pos, b.n_samples FROM"
+        f" (SELECT sample_key, batch_id, row_number() OVER (ORDER BY sample_key) - 1 AS col"
+        f"  FROM {sample_tbl}) s"
+        " JOIN (SELECT sample_key, row_number() OVER"
+        "  (PARTITION BY batch_id ORDER BY sample_key) - 1 AS pos FROM genotype_sample) g"
+        " USING (sample_key) JOIN genotype_batch b USING (batch_id) ORDER BY s.col"
+    ).fetchnumpy()
+    batch = np.asarray(rows["batch_id"], dtype=np.int64)
+    pos = np.asarray(rows["pos"], dtype=np.int64)
+    size = np.asarray(rows["n_samples"], dtype=np.int64)
+    cols = np.arange(len(batch))
+    return {
+        int(b): _BatchColumns(int(size[batch == b][0]), pos[batch == b], cols[batch == b])
+        for b in np.unique(batch)
+    }
+
+
+def _words(column: Any, n: int, n_words: int) -> np.ndarray:
+    """(n, n_words) uint64 array of an Arrow ``list<uint64>`` column of equal-length lists."""
+    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    if len(flat) != n * n_words:
+        raise ValueError(f"packed planes are not {n_words} words each")
+    return np.asarray(flat, dtype="<u8").reshape(n, n_words)
+
+
+def _packed_planes(
+    con: duckdb.DuckDBPyConnection,
+    batch_id: int,
+    n_batch: int,
+    where: str = "TRUE",
+    params: Sequence[Any] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Packed rows of one batch: variant keys and the ``lo``/``hi`` planes (v, words) uint64.
+
+    Rows come back in variant-key order; bit ``i % 64`` of word ``i // 64`` is
+    the batch's ``i``-th sample (see ``biobank/schema/050_packed_calls.sql``).
+
+    ``where`` is SQL on ``p`` (``genotype_packed``), e.g. a variant-key range.
+    """
+    table = con.execute(
+        f"SELECT p.variant_key, p.lo, p.hi FROM genotype_packed p WHERE p.batch_id = ?"
+        f" AND ({where})",
+        [batch_id, *params],
+    ).to_arrow_table()
+    keys = table.column("variant_key").to_numpy().astype(np.int64)
+    n_words = (n_batch + 63) // 64
+    lo, hi = (_words(table.column(name), len(keys), n_words) for name in ("lo", "hi"))
+    if len(keys) > 1 and (np.diff(keys) < 0).any():
+        order = np.argsort(keys, kind="stable")
+        keys, lo, hi = keys[order], lo[order], hi[order]
+    return keys, lo, hi
+
+
+def packed_counts(
+    con: duckdb.DuckDBPyConnection, sample_tbl: str, where: str = "TRUE", params: Sequence[Any] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Het, hom-alt and missing counts of the set's samples over packed rows, by popcount.
+
+    Parameters
+    ----------
+    con
+        The store connection.
+    sample_tbl
+        A table made by :func:`sample_table`.
+    where, params
+        SQL condition on ``p`` (``genotype_packed``) selecting variants.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Variant keys (v,) and counts (v, 3): het, hom-alt, missing. A variant
+        packed in several batches of the set has a row per batch.
+    """
+    keys_out, counts_out = [np.zeros(0, dtype=np.int64)], [np.zeros((0, 3), dtype=np.int64)]
+    for batch_id, bc in _batch_columns(con, sample_tbl).items():
+        keys, lo, hi = _packed_planes(con, batch_id, bc.n_batch, where, params)
+        if not len(keys):
+            continue
+        member = np.zeros(lo.shape[1] * 64, dtype=bool)
+        member[bc.pos] = True
+        mask = np.packbits(member, bitorder="little").view("<u8")
+        lo = lo & mask  # the planes are read-only views of the query result
+        hi = hi & mask
+        bits = np.empty((3, *lo.shape), dtype=np.uint8)  # popcount per word: lo, hi, both
+        np.bitwise_count(lo, out=bits[0])
+        np.bitwise_count(hi, out=bits[1])
+        np.bitwise_count(lo & hi, out=bits[2])
+        n = bits.sum(axis=2, dtype=np.uint32).astype(np.int64)
+        keys_out.append(keys)
+        counts_out.append(np.column_stack([n[0] - n[2], n[1] - n[2], n[2]]))
+    return np.concatenate(keys_out), np.concatenate(counts_out)
+
+
 # --------------------------------------------------------------------------- dense blocks
 @dataclass
 class _Block:
@@ -323,6 +429,17 @@ class _Block:
     keys: np.ndarray  # (v,) variant keys
     dosage: np.ndarray  # (v, n) uint8
     flags: np.ndarray  # (v, n) uint8; FLAG_MISSING also set where the batch did not cover
+
+
+def _unpack(words: np.ndarray, n: int) -> np.ndarray:
+    """(v, n) uint8 bits of packed planes (v, words) uint64."""
+    return np.unpackbits(
+        words.astype("<u8", copy=False).view(np.uint8), axis=1, count=n, bitorder="little"
+    )
+
+
+#: flags of the packed codes 0 (hom-ref), 1 (0/1), 2 (1/1), 3 (./.)
+_PACKED_FLAGS = np.array([0, 0, FLAG_FIRST_ALLELE, FLAG_MISSING], dtype=np.uint8)
 
 
 def _dense_blocks(
@@ -345,6 +462,10 @@ def _dense_blocks(
     batch_pos = {int(b): i for i, b in enumerate(batches)}
     col_batch = np.array([batch_pos[int(b)] for b in sbatch], dtype=np.int64)
     keys = np.sort(np.asarray(keys, dtype=np.int64))
+    layout = _batch_columns(con, sample_tbl)
+    in_block = (
+        "p.variant_key BETWEEN ? AND ? AND p.variant_key IN (SELECT variant_key FROM _block_keys)"
+    )
     for start in range(0, len(keys), block):
         ks = keys[start : start + block]
         lo, hi = int(ks[0]), int(ks[-1])
@@ -363,6 +484,10 @@ def _dense_blocks(
             " AND c.variant_key IN (SELECT variant_key FROM _block_keys)",
             [lo, hi],
         ).fetchnumpy()
+        packed = [
+            (bc, *_packed_planes(con, b, bc.n_batch, in_block, [lo, hi]))
+            for b, bc in layout.items()
+        ]
         con.unregister("_block_keys")
         lut = np.full(hi - lo + 1, -1, dtype=np.int64)
         lut[ks - lo] = np.arange(len(ks))
@@ -379,6 +504,14 @@ def _dense_blocks(
             c = col_of[np.asarray(calls["sample_key"], dtype=np.int64)]
             dosage[r, c] = np.asarray(calls["dosage"], dtype=np.uint8)
             flags[r, c] = np.asarray(calls["flags"], dtype=np.uint8)
+        for bc, pk, plo, phi in packed:
+            if not len(pk):
+                continue
+            code = _unpack(plo, bc.n_batch)[:, bc.pos]
+            code += 2 * _unpack(phi, bc.n_batch)[:, bc.pos]
+            rows = lut[pk - lo][:, None]
+            dosage[rows, bc.cols] = np.where(code == 3, 0, code)
+            flags[rows, bc.cols] = _PACKED_FLAGS[code]
         yield _Block(keys=ks, dosage=dosage, flags=flags)
 
 
@@ -445,7 +578,7 @@ def carriers(
                 " v.ref, v.alt, v.variant_id, v.gene, v.consequence,"
                 " c.dosage AS call_dosage, (c.flags & 2) > 0 AS call_haploid,"
                 " (c.flags & 4) > 0 AS call_phased, c.dp AS call_DP, c.gq AS call_GQ"
-                f" FROM genotype_call c JOIN {tbl} s USING (sample_key)"
+                f" FROM genotype_call_all c JOIN {tbl} s USING (sample_key)"
                 " JOIN variant v USING (variant_key)"
                 " WHERE c.variant_key IN (SELECT variant_key FROM _carrier_keys)"
                 " AND c.dosage > 0 AND c.flags & 1 = 0"

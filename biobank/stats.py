@@ -43,6 +43,7 @@ from biobank.genotypes import (
     VariantFilter,
     _dense_blocks,
     _variant_keys,
+    packed_counts,
     sample_table,
 )
 from biobank.vcf import FLAG_HAPLOID, FLAG_MISSING
@@ -176,6 +177,71 @@ def _suppress(
     )
 
 
+def _frequency_counts(
+    con: duckdb.DuckDBPyConnection, sample_tbl: str, filter: VariantFilter
+) -> pl.DataFrame:
+    """Per-variant coverage and call counts of a sample set (before derived columns).
+
+    Sparse calls are grouped in SQL, packed ones counted by popcount
+    (:func:`biobank.genotypes.packed_counts`); both are integer arrays indexed
+    by variant key, added in numpy and joined to the variant columns.
+    """
+    where, meta_params = filter.where("v")
+    params = meta_params
+    in_v = f" AND variant_key IN (SELECT v.variant_key FROM variant v WHERE {where})"
+    if where == "TRUE":  # without a variant filter, skip the semi-join (it doubles the time)
+        in_v, params = "", []
+    meta = con.execute(  # stored in key order: sorting here only if not is cheaper
+        "SELECT v.variant_key, v.contig, v.position, v.ref, v.alt, v.variant_id, v.gene,"
+        f" v.consequence FROM variant v WHERE {where}",
+        meta_params,
+    ).pl()
+    if not meta["variant_key"].is_sorted():
+        meta = meta.sort("variant_key")
+    at = meta["variant_key"].to_numpy().astype(np.int64)
+    size = int(at.max()) + 1 if len(at) else 1
+    counts = np.zeros((6, size), dtype=np.int64)  # covered, missing, het, hom-alt, hap ref/alt
+    # covered: the set's samples in each batch that covered the variant
+    per_batch = con.execute(
+        f"SELECT batch_id, count(*) AS n FROM {sample_tbl} GROUP BY batch_id"
+    ).fetchnumpy()
+    n_in_batch = np.zeros(int(max(per_batch["batch_id"], default=0)) + 1, dtype=np.int64)
+    n_in_batch[np.asarray(per_batch["batch_id"], dtype=np.int64)] = per_batch["n"]
+    cov = con.execute(
+        "SELECT variant_key, batch_id FROM batch_variant"
+        f" WHERE variant_key < ? AND batch_id < ?{in_v}",
+        [size, len(n_in_batch), *params],
+    ).fetchnumpy()
+    np.add.at(
+        counts[0],
+        np.asarray(cov["variant_key"], dtype=np.int64),
+        n_in_batch[np.asarray(cov["batch_id"], dtype=np.int64)],
+    )
+    # one grouped count per (variant, missing/haploid bits, dosage), code =
+    # (flags & 3) * 4 + dosage: cheaper than five filtered counts over every call
+    cc = con.execute(
+        "SELECT variant_key, ((flags & 3) * 4 + dosage)::INTEGER AS code, count(*) AS n"
+        f" FROM genotype_call JOIN {sample_tbl} USING (sample_key)"
+        f" WHERE variant_key < ?{in_v} GROUP BY ALL",
+        [size, *params],
+    ).fetchnumpy()
+    vk, code, n = (np.asarray(cc[c], dtype=np.int64) for c in ("variant_key", "code", "n"))
+    for row, sel in enumerate(
+        ((code & 4) == 4, code == 1, code == 2, code == 8, code == 9), start=1
+    ):
+        np.add.at(counts[row], vk[sel], n[sel])
+    pk = packed_counts(
+        con,
+        sample_tbl,
+        *(("TRUE", []) if not in_v else (f"p.variant_key < ?{in_v}", [size, *params])),
+    )
+    pkey, pn = pk
+    for row, col in ((1, 2), (2, 0), (3, 1)):  # missing, het, hom-alt
+        np.add.at(counts[row], pkey, pn[:, col])
+    names = ["n_covered", "n_missing_rows", "n_het", "n_hom_alt", "n_hap_ref", "n_hap_alt"]
+    return meta.with_columns(pl.Series(name, counts[i, at]) for i, name in enumerate(names))
+
+
 def allele_frequencies_in(
     con: duckdb.DuckDBPyConnection,
     sample_tbl: str,
@@ -187,39 +253,9 @@ def allele_frequencies_in(
 
     Frequency bounds of ``filter`` are not applied here.
     """
-    where, params = filter.where("v")
-    # without a variant filter, skip the semi-join (it doubles the time on all variants)
-    restrict = "" if where == "TRUE" else " SEMI JOIN v USING (variant_key)"
     n_row = con.execute(f"SELECT count(*) FROM {sample_tbl}").fetchone()
     n_samples = int(n_row[0]) if n_row else 0
-    df = con.execute(
-        f"WITH s AS (SELECT sample_key, batch_id FROM {sample_tbl}),"
-        " bs AS (SELECT batch_id, count(*) AS n FROM s GROUP BY batch_id),"
-        f" v AS (SELECT * FROM variant v WHERE {where}),"
-        " cov AS (SELECT bv.variant_key, sum(bs.n) AS n_covered FROM batch_variant bv"
-        " JOIN bs USING (batch_id) SEMI JOIN v USING (variant_key) GROUP BY bv.variant_key),"
-        # one grouped count per (variant, missing/haploid bits, dosage) over the
-        # calls, then a pivot of that small result (cheaper than five filtered
-        # counts over every call): code = (flags & 3) * 4 + dosage
-        " cc AS (SELECT gc.variant_key, (gc.flags & 3) * 4 + gc.dosage AS code,"
-        f" count(*) AS n FROM genotype_call gc JOIN s USING (sample_key){restrict}"
-        " GROUP BY ALL),"
-        " c AS (SELECT variant_key,"
-        " sum(n) FILTER (WHERE code & 4 = 4)::BIGINT AS n_missing_rows,"
-        " sum(n) FILTER (WHERE code = 1)::BIGINT AS n_het,"
-        " sum(n) FILTER (WHERE code = 2)::BIGINT AS n_hom_alt,"
-        " sum(n) FILTER (WHERE code = 8)::BIGINT AS n_hap_ref,"
-        " sum(n) FILTER (WHERE code = 9)::BIGINT AS n_hap_alt"
-        " FROM cc GROUP BY variant_key)"
-        " SELECT v.variant_key, v.contig, v.position, v.ref, v.alt, v.variant_id, v.gene,"
-        " v.consequence, coalesce(cov.n_covered, 0)::BIGINT AS n_covered,"
-        " coalesce(c.n_missing_rows, 0) AS n_missing_rows, coalesce(c.n_het, 0) AS n_het,"
-        " coalesce(c.n_hom_alt, 0) AS n_hom_alt, coalesce(c.n_hap_ref, 0) AS n_hap_ref,"
-        " coalesce(c.n_hap_alt, 0) AS n_hap_alt"
-        " FROM v LEFT JOIN cov USING (variant_key) LEFT JOIN c USING (variant_key)"
-        " ORDER BY v.variant_key",
-        params,
-    ).pl()
+    df = _frequency_counts(con, sample_tbl, filter)
     called = pl.col("n_covered") - pl.col("n_missing_rows")
     hap = pl.col("n_hap_ref") + pl.col("n_hap_alt")
     df = df.with_columns(

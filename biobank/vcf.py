@@ -126,9 +126,10 @@ class LoadReport:
         The provenance id.
     already_loaded
         The same file (by checksum) was loaded before: nothing was written.
-    n_samples, n_records, n_variants, n_new_variants, n_calls
+    n_samples, n_records, n_variants, n_new_variants, n_calls, n_packed
         Samples; VCF records; biallelic variant rows; rows new to the store;
-        ``genotype_call`` rows written.
+        calls stored (not diploid hom-ref: sparse rows plus the calls in packed
+        rows); variant rows stored packed (``genotype_packed``).
     seconds
         Wall time of the load.
     """
@@ -142,6 +143,7 @@ class LoadReport:
     n_variants: int = 0
     n_new_variants: int = 0
     n_calls: int = 0
+    n_packed: int = 0
     seconds: float = 0.0
 
 
@@ -466,6 +468,84 @@ def _split_chunk(
     return pl.DataFrame(cols)
 
 
+#: pack a (batch, variant) when at least 1 in PACK_MIN_FRACTION_INV samples has a stored call
+PACK_MIN_FRACTION_INV = 16
+
+
+def _word_lists(bits: np.ndarray, n_words: int) -> Any:
+    """Arrow ``list<uint64>`` of each row of ``bits``: bit i = bit i % 64 of word i // 64."""
+    import pyarrow as pa
+
+    words = np.packbits(bits, axis=1, bitorder="little").view("<u8").reshape(-1)
+    offsets = np.arange(0, len(words) + 1, n_words, dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(words, type=pa.uint64()))
+
+
+def _pack_calls(
+    table: pl.DataFrame, pos_of_key: np.ndarray, n_samples: int
+) -> tuple[pl.DataFrame, Any]:
+    """Split a chunk's sparse calls into rows kept sparse and packed bit planes.
+
+    A variant is packed when all its calls are plain (``0/1``, ``1/1`` or
+    ``./.``, unphased, no other ALT, no half-call, not haploid) and they are at
+    least ``n_samples / PACK_MIN_FRACTION_INV``: then two bits a sample cost
+    less than its sparse rows (~3.5 bytes each after compression).
+
+    Parameters
+    ----------
+    table
+        Sparse rows from :func:`_split_chunk` (``variant_key, sample_key,
+        dosage, flags``), ordered by variant.
+    pos_of_key
+        Position of each sample key in the batch's ``sample_key`` order.
+    n_samples
+        Samples in the batch.
+
+    Returns
+    -------
+    tuple
+        The rows to keep sparse (polars), and a pyarrow table ``variant_key,
+        lo, hi`` of bit planes (lists of 64-bit words, see
+        ``biobank/schema/050_packed_calls.sql``), ``None`` if nothing is packed.
+    """
+    import pyarrow as pa
+
+    if not table.height:
+        return table, None
+    vk = table["variant_key"].to_numpy()
+    dosage = table["dosage"].to_numpy()
+    flags = table["flags"].to_numpy()
+    missing = flags == FLAG_MISSING
+    plain = (
+        missing | ((dosage == 1) & (flags == 0)) | ((dosage == 2) & (flags == FLAG_FIRST_ALLELE))
+    )
+    change = np.flatnonzero(np.diff(vk)) + 1
+    starts = np.concatenate([[0], change])
+    counts = np.diff(np.concatenate([starts, [len(vk)]]))
+    n_plain = np.add.reduceat(plain.astype(np.int64), starts)
+    pack = (n_plain == counts) & (counts * PACK_MIN_FRACTION_INV >= n_samples)
+    row_pack = np.repeat(pack, counts)
+    if not row_pack.any():
+        return table, None
+    packed_row = np.cumsum(pack) - 1  # row of each packed variant in the planes
+    r = np.repeat(packed_row, counts)[row_pack]
+    c = pos_of_key[table["sample_key"].to_numpy()[row_pack]]
+    code = np.where(missing, 3, dosage)[row_pack]
+    n_words = (n_samples + 63) // 64
+    lo = np.zeros((int(pack.sum()), n_words * 64), dtype=bool)
+    hi = np.zeros_like(lo)
+    lo[r, c] = (code & 1) > 0
+    hi[r, c] = (code & 2) > 0
+    packed = pa.table(
+        {
+            "variant_key": pa.array(vk[starts[pack]].astype(np.int32)),
+            "lo": _word_lists(lo, n_words),
+            "hi": _word_lists(hi, n_words),
+        }
+    )
+    return table.filter(pl.Series(~row_pack)), packed
+
+
 def load_vcf(
     store: Store,
     path: str | Path,
@@ -476,6 +556,7 @@ def load_vcf(
     chunk_records: int | None = None,
     progress: bool = False,
     threads: int = 1,
+    pack: bool = True,
 ) -> LoadReport:
     """Load a VCF/BCF (plain or bgzipped) as one batch of samples, all or nothing.
 
@@ -502,6 +583,11 @@ def load_vcf(
         Threads for reading: bgzip decompression threads for htslib (with the
         bcftools stream, ``threads - 1`` extra bcftools threads; the stream
         always runs in its own process).
+    pack
+        Store variants with many plain calls as bit planes (``genotype_packed``,
+        see :func:`_pack_calls`) instead of one ``genotype_call`` row per call.
+        Never done when ``call_fields`` are kept. ``False`` keeps every call
+        sparse (the layout of stores loaded before packing existed).
 
     Returns
     -------
@@ -560,6 +646,7 @@ def load_vcf(
                 call_fields=list(call_fields),
                 chunk_records=chunk_records,
                 progress=progress,
+                pack=pack,
                 t0=t0,
                 end_of_input=stream.finish,
             )
@@ -586,6 +673,7 @@ def load_vcf(
             call_fields=list(call_fields),
             chunk_records=chunk_records,
             progress=progress,
+            pack=pack,
             t0=t0,
         )
     finally:
@@ -669,6 +757,7 @@ def _load(
     call_fields: list[str],
     chunk_records: int | None,
     progress: bool,
+    pack: bool,
     t0: float,
     end_of_input: Callable[[], None] | None = None,
 ) -> LoadReport:
@@ -746,7 +835,7 @@ def _load(
             " n_alt_alleles UTINYINT, variant_id VARCHAR, qual REAL, filter VARCHAR,"
             " gene VARCHAR, consequence VARCHAR, bcsq VARCHAR, info JSON)"
         )
-        counts = {"records": 0, "variants": 0, "new": 0, "calls": 0}
+        counts = {"records": 0, "variants": 0, "new": 0, "calls": 0, "packed": 0}
         bar = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -763,21 +852,41 @@ def _load(
         # the next chunk is read (DuckDB and most numpy work release the GIL);
         # the connection is only ever used by one thread at a time.
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-vcf")
-        pending: list[Future[int]] = []
+        pending: list[Future[tuple[int, int]]] = []
 
-        def write_calls(chunk: _Chunk, keys: np.ndarray) -> int:
+        # position of each sample key in the batch's sample_key order (packed bits)
+        batch_keys = np.sort(sample_keys)
+        pack_pos = np.full(int(batch_keys[-1]) + 1 if n else 1, -1, dtype=np.int64)
+        pack_pos[batch_keys] = np.arange(n)
+        do_pack = pack and not (want_dp or want_gq)
+
+        def write_calls(chunk: _Chunk, keys: np.ndarray) -> tuple[int, int]:
             table = _split_chunk(chunk, keys, sample_keys, want_dp, want_gq)
+            n_calls, n_packed = table.height, 0
+            if do_pack:
+                table, packed = _pack_calls(table, pack_pos, n)
+                if packed is not None:
+                    n_packed = packed.num_rows
+                    con.register("_packed_tbl", packed)
+                    con.execute(
+                        "INSERT INTO genotype_packed"
+                        " SELECT ?, variant_key, lo, hi FROM _packed_tbl",
+                        [batch_id],
+                    )
+                    con.unregister("_packed_tbl")
             con.register("_calls_tbl", table)
             con.execute(
                 f"INSERT INTO genotype_call ({', '.join(table.columns)})"
                 f" SELECT {', '.join(table.columns)} FROM _calls_tbl"
             )
             con.unregister("_calls_tbl")
-            return table.height
+            return n_calls, n_packed
 
         def wait_writer() -> None:
             while pending:
-                counts["calls"] += pending.pop().result()
+                n_calls, n_packed = pending.pop().result()
+                counts["calls"] += n_calls
+                counts["packed"] += n_packed
 
         def flush(chunk: _Chunk) -> None:
             wait_writer()
@@ -929,6 +1038,7 @@ def _load(
                 "records": counts["records"],
                 "variants": counts["variants"],
                 "calls": counts["calls"],
+                "packed_variants": counts["packed"],
             },
         )
     seconds = time.perf_counter() - t0
@@ -952,6 +1062,7 @@ def _load(
         n_variants=counts["variants"],
         n_new_variants=counts["new"],
         n_calls=counts["calls"],
+        n_packed=counts["packed"],
         seconds=seconds,
     )
 
@@ -1193,7 +1304,7 @@ def _verify_chunk(
         keys_arrow = pl.DataFrame({"variant_key": pl.Series(known, dtype=pl.Int32)})
         con.register("_verify_keys", keys_arrow)
         for vk, sk, dosage, flags in con.execute(
-            "SELECT c.variant_key, c.sample_key, c.dosage, c.flags FROM genotype_call c"
+            "SELECT c.variant_key, c.sample_key, c.dosage, c.flags FROM genotype_call_all c"
             " SEMI JOIN _verify_keys k USING (variant_key)"
             " WHERE c.sample_key IN (SELECT sample_key FROM genotype_sample WHERE batch_id = ?)",
             [batch_id],

@@ -81,7 +81,7 @@ RESEARCH_TABLES: dict[str, str] = {
     "batch_variant": "SELECT * FROM batch_variant",
     "genotype_sample": "SELECT sample_key, sample_id, participant_id, batch_id"
     " FROM genotype_sample WHERE participant_id IN ({permitted})",
-    "genotype_call": "SELECT c.* FROM genotype_call c WHERE c.sample_key IN"
+    "genotype_call": "SELECT c.* FROM genotype_call_all c WHERE c.sample_key IN"
     " (SELECT sample_key FROM genotype_sample WHERE participant_id IN ({permitted}))",
     "cohort_definition": "SELECT name, description, CAST(definition AS VARCHAR) AS definition,"
     " created_by, created_at FROM cohort_definition",

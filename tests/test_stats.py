@@ -558,3 +558,73 @@ def test_burden__matches_scipy_and_statsmodels_on_collapsed_carriers(tmp_path: P
             assert row["gene_p_value"] == pytest.approx(fit.pvalues[1], rel=1e-4)
             compared += 1
     assert compared >= 3
+
+
+# ----------------------------------------------------------------------------- packed layout
+def test_sim_store__mixes_packed_and_sparse_calls_so_plink2_checks_cover_both(
+    sim: Cohort,
+) -> None:
+    """Common variants are packed in both batches, rare ones sparse; some of each mix."""
+    from biobank.genotypes import _packed_planes
+
+    con = sim.store.con
+    per_batch = dict(
+        con.execute("SELECT batch_id, count(*) FROM genotype_packed GROUP BY 1").fetchall()
+    )
+    assert set(per_batch) == {1, 2}
+    sparse_variants = con.execute(
+        "SELECT count(DISTINCT variant_key) FROM genotype_call"
+    ).fetchone()
+    assert sparse_variants is not None
+    assert sparse_variants[0] > 100
+    # a variant packed in one batch and sparse in the other
+    mixed = con.execute(
+        "SELECT count(*) FROM genotype_packed p WHERE EXISTS (SELECT 1 FROM genotype_call c"
+        " JOIN genotype_sample s USING (sample_key)"
+        " WHERE c.variant_key = p.variant_key AND s.batch_id <> p.batch_id)"
+    ).fetchone()
+    assert mixed is not None
+    assert mixed[0] > 0
+    # batch B's missing calls (3 %) are packed as code (1, 1)
+    _, lo, hi = _packed_planes(con, 2, 150)
+    assert np.bitwise_count(lo & hi).sum() > 100
+
+
+def test_packed_and_sparse_layouts__give_identical_results(sim: Cohort, tmp_path: Path) -> None:
+    """The same files loaded without packing answer every query the same way."""
+    from biobank.genotypes import carriers, genotype_matrix
+
+    admin = Principal("admin", Role.ADMIN)
+    names = sim.pheno["#IID"].to_list()
+    with Store(tmp_path / "sparse.duckdb") as sparse:
+        sparse.con.execute(
+            "INSERT INTO sequencing_sample SELECT unnest(?::VARCHAR[]) AS s, 'L', 'P-' || s",
+            [names],
+        )
+        for label in ("A", "B"):
+            load_vcf(sparse, sim.vcfs[0].parent / f"{label}.vcf.gz", principal=LOADER, pack=False)
+        assert sparse.con.execute("SELECT count(*) FROM genotype_packed").fetchone() == (0,)
+        stores = {"packed": sim.store.con, "sparse": sparse.con}
+        order = "ORDER BY variant_key, sample_key"
+        calls = {
+            k: con.execute(f"SELECT * FROM genotype_call_all {order}").pl()
+            for k, con in stores.items()
+        }
+        assert calls["packed"].height > 10_000
+        assert calls["packed"].equals(calls["sparse"])
+        subset = [f"P-{n}" for n in names[::3]]
+        region = VariantFilter(region="chr1:1-600000")
+        for samples, flt in ((None, None), (subset, region)):
+            freq = [allele_frequencies(c, samples, filter=flt) for c in stores.values()]
+            assert freq[0].height > 100
+            assert freq[0].equals(freq[1])
+        cases, controls, cov = _cases_controls(sim)
+        assoc = [
+            association(c, cases, controls, covariates=cov, filter=region) for c in stores.values()
+        ]
+        assert assoc[0].equals(assoc[1])
+        gm = [genotype_matrix(c, subset, principal=admin) for c in stores.values()]
+        assert np.array_equal(gm[0].genotypes, gm[1].genotypes)
+        car = [carriers(c, subset, principal=admin, filter=region) for c in stores.values()]
+        assert car[0].height > 100
+        assert car[0].equals(car[1])

@@ -98,6 +98,7 @@ def _counts(store: Store) -> dict[str, int]:
         "variant",
         "batch_variant",
         "genotype_call",
+        "genotype_packed",
         "audit_log",
     ):
         row = store.con.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -108,7 +109,7 @@ def _counts(store: Store) -> dict[str, int]:
 def _calls(store: Store) -> dict[tuple[str, str], tuple[int, int, int | None, int | None]]:
     rows = store.con.execute(
         "SELECT s.sample_id, v.contig || ':' || v.position || ':' || v.alt, c.dosage, c.flags,"
-        " c.dp, c.gq FROM genotype_call c JOIN genotype_sample s USING (sample_key)"
+        " c.dp, c.gq FROM genotype_call_all c JOIN genotype_sample s USING (sample_key)"
         " JOIN variant v USING (variant_key)"
     ).fetchall()
     return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
@@ -281,13 +282,21 @@ def test_load_vcf__same_samples_other_contig_extends_their_batch(store: Store) -
 
 
 # ----------------------------------------------------------------------------- verify
-def test_verify__passes_after_load_and_reports_edited_calls(store: Store) -> None:
-    load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+@pytest.mark.parametrize("pack", [False, True], ids=["sparse", "packed"])
+def test_verify__passes_after_load_and_reports_edited_calls(store: Store, pack: bool) -> None:
+    load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR, pack=pack)
     report = verify_vcf(store, VCF / "tiny.vcf")
     assert report.ok
     assert (report.n_variants, report.n_genotypes) == (5, 20)
-    store.con.execute("UPDATE genotype_call SET dosage = 2 WHERE variant_key = 1 AND dosage = 1")
-    store.con.execute("DELETE FROM genotype_call WHERE flags & 1 = 1 AND variant_key = 1")
+    packed = store.con.execute("SELECT variant_key FROM genotype_packed").fetchall()
+    assert packed == ([(1,)] if pack else [])  # chr1:100 has 3 plain calls of 4 samples
+    if pack:  # 0/1 -> 0/0 and 1/1 -> ./.; ./. stays
+        store.con.execute("UPDATE genotype_packed SET lo = hi WHERE variant_key = 1")
+    else:
+        store.con.execute(
+            "UPDATE genotype_call SET dosage = 2 WHERE variant_key = 1 AND dosage = 1"
+        )
+        store.con.execute("DELETE FROM genotype_call WHERE flags & 1 = 1 AND variant_key = 1")
     bad = verify_vcf(store, VCF / "tiny.vcf")
     assert not bad.ok
     assert bad.n_mismatches == 2

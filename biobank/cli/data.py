@@ -35,6 +35,13 @@ def load_vcf(
         int | None, typer.Option("--chunk", help="VCF records per chunk (default: automatic).")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", help="Decompression threads.")] = 1,
+    pack: Annotated[
+        bool,
+        typer.Option(
+            "--pack/--no-pack",
+            help="Store variants with many plain calls as bit planes (docs/store.md).",
+        ),
+    ] = True,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -53,6 +60,7 @@ def load_vcf(
             chunk_records=chunk,
             progress=progress,
             threads=threads,
+            pack=pack,
         )
     if report.already_loaded:
         typer.echo(f"{vcf} was already loaded (load {report.load_id}): nothing to do")
@@ -61,7 +69,7 @@ def load_vcf(
     typer.echo(
         f"loaded {vcf}: batch {report.batch_id}, {report.n_samples} samples, "
         f"{report.n_records} records, {report.n_variants} variants "
-        f"({report.n_new_variants} new), {report.n_calls} stored calls "
+        f"({report.n_new_variants} new, {report.n_packed} packed), {report.n_calls} stored calls "
         f"in {report.seconds:.1f} s ({rate:,.0f} variants/s)"
     )
 
