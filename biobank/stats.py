@@ -371,6 +371,10 @@ def _null_fit(y: np.ndarray, cov: np.ndarray, *, max_iter: int = 50) -> np.ndarr
     return b
 
 
+#: genotypes per block of :func:`_newton` (the arrays of a block stay in the CPU cache)
+_FIT_BLOCK_CELLS = 200_000
+
+
 def _newton(
     g: np.ndarray,
     y: np.ndarray,
@@ -415,7 +419,6 @@ def _newton(
         at float precision.
     threads
         Blocks fitted at the same time.
-
     Returns
     -------
     tuple
@@ -427,7 +430,7 @@ def _newton(
     v, n = g.shape
     start = _null_fit(y, cov)  # start at the covariates-only fit: few iterations
     cc = (cov[:, :, None] * cov[:, None, :]).reshape(n, -1)
-    rows = max(8, 200_000 // max(n, 1))
+    rows = max(8, _FIT_BLOCK_CELLS // max(n, 1))
     bounds = [(i, min(i + rows, v)) for i in range(0, v, rows)]
     beta = np.full(v, np.nan)
     se = np.full(v, np.nan)
@@ -475,28 +478,42 @@ def _newton_block(
     kc = cov.shape[1]
     k = kc + 1
     mask = ~np.isnan(g)
-    gz = np.where(mask, g, 0.0)
+    gz = np.where(mask, g, 0.0).astype(np.float64, copy=False)
     m = mask.astype(np.float64)
+    complete = bool(mask.all())  # no missing calls: skip the masking products
     beta = np.zeros((v, k))
+
+    def take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``a[rows]``, without the copy when ``rows`` is every row (the usual case)."""
+        return a if len(rows) == v else a[rows]
+
     beta[:, 1:] = start
 
     def state(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
         """(Penalised) log-likelihood, mu, w, information and whether it is invertible."""
-        gr, mr = gz[rows], m[rows]
+        gr, mr = take(gz, rows), take(m, rows)
         eta = b[:, 1:] @ cov.T
         eta += gr * b[:, :1]
         mu = expit(eta)
         w = 1.0 - mu
-        w *= mu
-        w *= mr
         if line_search:  # the (penalised) log-likelihood, for step halving
-            lae = np.logaddexp(0, eta)
+            # log(1 + e^eta) = eta - log(mu) for eta > 0, else -log(1 - mu): one
+            # log of a number in [0.5, 1] (accurate) instead of np.logaddexp,
+            # which costs two transcendental functions per element
+            pos = eta > 0
+            lae = np.log(np.where(pos, mu, w))
+            np.negative(lae, out=lae)
+            lae += np.where(pos, eta, 0.0)
             eta *= y
             eta -= lae
-            eta *= mr
+            if not complete:
+                eta *= mr
             ll = eta.sum(axis=1)
         else:  # full Newton steps: the likelihood is not needed
             ll = np.zeros(len(rows))
+        w *= mu
+        if not complete:
+            w *= mr
         info = np.empty((len(rows), k, k))
         wgr = w * gr
         info[:, 0, 0] = (wgr * gr).sum(axis=1)
@@ -504,13 +521,44 @@ def _newton_block(
         info[:, 0, 1:] = wg
         info[:, 1:, 0] = wg
         info[:, 1:, 1:] = (w @ cc).reshape(len(rows), kc, kc)
+        ll, ok = penalise(ll, info)
+        return ll, mu, w, info, ok
+
+    def penalise(ll: np.ndarray, info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the information is invertible, and (Firth) add the penalty to ``ll``."""
         sign, logdet = np.linalg.slogdet(info)
         ok = (sign > 0) & np.isfinite(logdet) & (logdet > -700)
         if firth:
             ll = np.where(ok, ll + 0.5 * logdet, -np.inf)
+        return ll, ok
+
+    def start_state() -> tuple[np.ndarray, ...]:
+        """:func:`state` at the start, where every row has the same linear predictor.
+
+        With the genotype coefficient 0 all rows share ``mu`` and ``w`` (up to
+        their missing calls): one ``expit`` over the samples instead of one per
+        row, and the rows share read-only views until a row moves.
+        """
+        eta = cov @ start
+        mu0 = expit(eta)
+        w0 = (1.0 - mu0) * mu0
+        ll = np.zeros(v)
+        if line_search:
+            per_sample = y * eta - np.logaddexp(0, eta)
+            ll = m @ per_sample if not complete else np.full(v, per_sample.sum())
+        mu = np.broadcast_to(mu0, (v, len(y)))
+        w = w0 * m if not complete else np.broadcast_to(w0, (v, len(y)))
+        info = np.empty((v, k, k))
+        info[:, 0, 0] = (gz * gz) @ w0  # gz is 0 where a call is missing
+        wg = gz @ (w0[:, None] * cov)
+        info[:, 0, 1:] = wg
+        info[:, 1:, 0] = wg
+        wcc = w0 @ cc if complete else m @ (w0[:, None] * cc)
+        info[:, 1:, 1:] = np.reshape(wcc, (-1, kc, kc))
+        ll, ok = penalise(ll, info)
         return ll, mu, w, info, ok
 
-    lik, mu, w, info, ok = state(np.arange(v), beta)
+    lik, mu, w, info, ok = start_state()
     converged = np.zeros(v, dtype=bool)
     failed = ~ok
     active = ok.copy()
@@ -518,9 +566,11 @@ def _newton_block(
         idx = np.flatnonzero(active)
         if not len(idx):
             break
-        inv = np.linalg.inv(info[idx])
-        gr, mr = gz[idx], m[idx]
-        resid = (y[None, :] - mu[idx]) * mr
+        inv = np.linalg.inv(take(info, idx))
+        gr, mr, mu_a, w_a = take(gz, idx), take(m, idx), take(mu, idx), take(w, idx)
+        resid = y[None, :] - mu_a
+        if not complete:
+            resid *= mr
         if firth:
             # hat diagonal h_i = w_i x_i' I^-1 x_i with x_i = (g_i, c_i)
             quad = (
@@ -528,7 +578,11 @@ def _newton_block(
                 + 2 * gr * (inv[:, 0, 1:] @ cov.T)
                 + inv[:, 1:, 1:].reshape(len(idx), -1) @ cc.T
             )
-            resid = resid + w[idx] * quad * (0.5 - mu[idx]) * mr
+            quad *= w_a
+            quad *= 0.5 - mu_a
+            if not complete:
+                quad *= mr
+            resid += quad
         score = np.empty((len(idx), k))
         score[:, 0] = (resid * gr).sum(axis=1)
         score[:, 1:] = resid @ cov
@@ -536,7 +590,7 @@ def _newton_block(
         biggest = np.abs(delta).max(axis=1)
         delta *= np.minimum(1.0, 5.0 / np.maximum(biggest, 1e-300))[:, None]
         old = lik[idx]
-        new_lik, new_mu, new_w, new_info, new_ok = state(idx, beta[idx] + delta)
+        new_lik, new_mu, new_w, new_info, new_ok = state(idx, take(beta, idx) + delta)
         worse = ~new_ok | (new_lik < old) if line_search else ~new_ok
         for _half in range(25):  # step halving, only for the rows that got worse
             if not worse.any():
@@ -547,7 +601,12 @@ def _newton_block(
             new_lik[wi], new_mu[wi], new_w[wi], new_info[wi], new_ok[wi] = sub
             worse[wi] = ~sub[4] | (sub[0] < old[wi]) if line_search else ~sub[4]
         beta[idx] += delta
-        lik[idx], mu[idx], w[idx], info[idx] = new_lik, new_mu, new_w, new_info
+        if len(idx) == v:
+            lik, mu, w, info = new_lik, new_mu, new_w, new_info
+        else:
+            if not mu.flags.writeable:  # still the shared start: give each row its own
+                mu, w = np.array(mu), np.array(w)
+            lik[idx], mu[idx], w[idx], info[idx] = new_lik, new_mu, new_w, new_info
         step = np.abs(delta).max(axis=1)
         # converged: a tiny step, or no change of the likelihood at float precision
         # (Firth fits of singletons can alternate by ~1e-6 around the optimum)
@@ -604,14 +663,17 @@ def logistic_regression(
     cov = np.ones((n, 1))
     if covariates is not None and covariates.size:
         cov = np.column_stack([cov, np.asarray(covariates, dtype=np.float64)])
-    g = np.asarray(g, dtype=np.float64)
+    g = np.asarray(g)
+    if g.dtype not in (np.float32, np.float64):  # float32 holds dosages exactly, in half the memory
+        g = g.astype(np.float64)
     v = len(g)
     mask = ~np.isnan(g)
-    nz = (g != 0) & mask
-    case_nz = (nz & (y[None, :] == 1)).any(axis=1)
-    ctrl_nz = (nz & (y[None, :] == 0)).any(axis=1)
-    gmin = np.where(mask, g, np.inf).min(axis=1)
-    gmax = np.where(mask, g, -np.inf).max(axis=1)
+    # carriers (g != 0, NaN is not) among cases and controls, as one matrix product
+    groups = np.column_stack([y == 1, y == 0]).astype(np.float32)
+    carriers = (g != 0).astype(np.float32) @ groups
+    case_nz, ctrl_nz = carriers[:, 0] > 0, carriers[:, 1] > 0
+    gmin = np.fmin.reduce(g, axis=1)  # fmin/fmax skip NaN (all-NaN rows give NaN)
+    gmax = np.fmax.reduce(g, axis=1)
     const = ~(gmax > gmin)
     separated = ~(case_nz & ctrl_nz) & ~const
     beta = np.full(v, np.nan)
@@ -656,13 +718,14 @@ def _fisher(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     :func:`scipy.stats.fisher_exact`): the total hypergeometric probability of
     the tables with the observed margins that are no more likely than the
     observed one (R's relative tolerance of 1e-7 for ties). As R does, the
-    probabilities come from the log pmf (:data:`scipy.stats.hypergeom`), scaled
-    by their maximum and summed; each distinct set of margins is computed
-    once, in one vectorised call for all of them. The odds ratio is the sample
+    probabilities come from the log pmf (here from a table of log factorials,
+    :func:`scipy.special.gammaln`), scaled by their maximum and summed; each
+    distinct set of margins is computed once, all of them in one vectorised
+    step. The odds ratio is the sample
     odds ratio ``ad / bc`` (``inf`` when ``bc == 0``; NaN, with p = 1, when a
     row or column is empty), as scipy gives it.
     """
-    from scipy.stats import hypergeom
+    from scipy.special import gammaln
 
     t = np.asarray(table, dtype=np.int64).reshape(-1, 4)
     a, b, c, d = t.T
@@ -686,7 +749,14 @@ def _fisher(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     start = np.concatenate([[0], np.cumsum(size)])
     owner = np.repeat(np.arange(len(groups)), size)
     x = np.arange(start[-1]) - start[owner] + lo[owner]
-    logp = hypergeom.logpmf(x, total[owner], r1[owner], c1[owner])
+    # log pmf up to a constant per set of margins (which the scaling below
+    # removes): -log(x! (r1 - x)! (c1 - x)! (total - r1 - c1 + x)!), from a
+    # table of log factorials
+    log_fact = gammaln(np.arange(int(total.max()) + 1) + 1.0)
+    r1o, c1o = r1[owner], c1[owner]
+    logp = -(
+        log_fact[x] + log_fact[r1o - x] + log_fact[c1o - x] + log_fact[total[owner] - r1o - c1o + x]
+    )
     for gi, (_, rows) in enumerate(groups):
         members = todo[rows]
         lp = logp[start[gi] : start[gi + 1]]
@@ -839,11 +909,15 @@ def association(
             groups = np.column_stack([is_case, ~is_case]).astype(np.float32)
             for blk in _dense_blocks(con, tbl, keys, block=block):
                 called = (blk.flags & FLAG_MISSING) == 0
-                alleles = np.where(called, np.where((blk.flags & FLAG_HAPLOID) > 0, 1, 2), 0)
-                alt = np.where(called, blk.dosage, 0)
-                n_alt = (alt.astype(np.float32) @ groups).round().astype(np.int64)
-                n_tot = (alleles.astype(np.float32) @ groups).round().astype(np.int64)
-                n_called = (called.astype(np.float32) @ groups).round().astype(np.int64)
+                # float32 (exact for these small integers) halves the memory traffic
+                g = blk.dosage.astype(np.float32)
+                g[~called] = np.nan
+                called_f = called.astype(np.float32)
+                alleles = called_f * 2
+                alleles -= ((blk.flags & FLAG_HAPLOID) > 0) & called  # haploid: one allele
+                n_alt = (np.where(called, g, 0) @ groups).round().astype(np.int64)
+                n_tot = (alleles @ groups).round().astype(np.int64)
+                n_called = (called_f @ groups).round().astype(np.int64)
                 case_alt, ctrl_alt = n_alt[:, 0], n_alt[:, 1]
                 case_tot, ctrl_tot = n_tot[:, 0], n_tot[:, 1]
                 table = np.column_stack(
@@ -854,7 +928,6 @@ def association(
                 else:
                     odds = pval = np.full(len(table), np.nan)
                 if "logistic" in tests:
-                    g = np.where(called, blk.dosage, np.nan)
                     fit = logistic_regression(g, y, x, firth_fallback=firth_fallback)
                 else:
                     fit = logistic_regression(np.empty((0, len(y))), y, x).clear(n=len(blk.keys))
