@@ -367,14 +367,26 @@ def _packed_planes(
 
     ``where`` is SQL on ``p`` (``genotype_packed``), e.g. a variant-key range.
     """
-    table = con.execute(
-        f"SELECT p.variant_key, p.lo, p.hi FROM genotype_packed p WHERE p.batch_id = ?"
-        f" AND ({where})",
+    n_words = (n_batch + 63) // 64
+    sql = f"FROM genotype_packed p WHERE p.batch_id = ? AND ({where})"
+    # unnested words export as flat columns, about twice as fast as list columns
+    flat = con.execute(
+        f"SELECT p.variant_key, unnest(p.lo) AS lo, unnest(p.hi) AS hi {sql}",
         [batch_id, *params],
     ).to_arrow_table()
-    keys = table.column("variant_key").to_numpy().astype(np.int64)
-    n_words = (n_batch + 63) // 64
-    lo, hi = (_words(table.column(name), len(keys), n_words) for name in ("lo", "hi"))
+    vk = flat.column("variant_key").to_numpy().reshape(-1, n_words)
+    if (vk == vk[:, :1]).all():  # each row's words came out together (insertion order)
+        keys = vk[:, 0].astype(np.int64)
+        lo, hi = (
+            np.asarray(flat.column(c).to_numpy(), dtype="<u8").reshape(-1, n_words)
+            for c in ("lo", "hi")
+        )
+    else:  # not expected: read the lists themselves
+        table = con.execute(
+            f"SELECT p.variant_key, p.lo, p.hi {sql}", [batch_id, *params]
+        ).to_arrow_table()
+        keys = table.column("variant_key").to_numpy().astype(np.int64)
+        lo, hi = (_words(table.column(name), len(keys), n_words) for name in ("lo", "hi"))
     if len(keys) > 1 and (np.diff(keys) < 0).any():
         order = np.argsort(keys, kind="stable")
         keys, lo, hi = keys[order], lo[order], hi[order]

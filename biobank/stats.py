@@ -623,12 +623,19 @@ def _newton_block(
     return beta[:, 0], se, converged
 
 
+def _row_key(row: np.ndarray) -> bytes:
+    """The content of a (mostly zero) predictor row: positions and values of non-zeros and NaN."""
+    at = np.flatnonzero(row != 0)  # NaN != 0, so missing calls are part of the key
+    return at.tobytes() + row[at].tobytes()
+
+
 def logistic_regression(
     g: np.ndarray,
     y: np.ndarray,
     covariates: np.ndarray | None = None,
     *,
     firth_fallback: bool = True,
+    firth_cache: dict[bytes, tuple[float, float, bool]] | None = None,
 ) -> pl.DataFrame:
     """Logistic regression of ``y`` on each row of ``g`` plus covariates, vectorised.
 
@@ -649,6 +656,13 @@ def logistic_regression(
         (samples, k) covariates without intercept (added here), or ``None``.
     firth_fallback
         Refit problem rows with Firth regression.
+    firth_cache
+        Firth fits by row content, shared between calls with the same ``y``
+        and ``covariates`` (e.g. the blocks of one association run). Rows
+        needing Firth are mostly rare variants, and many are identical (the
+        singletons of one sample): each distinct row is fitted once, here and
+        in later calls given the same dict. Within one call rows are always
+        deduplicated.
 
     Returns
     -------
@@ -693,8 +707,17 @@ def logistic_regression(
         separated[plain[~ok]] = True
     refit = np.flatnonzero(separated)
     if len(refit) and firth_fallback:
-        b, s, ok = _newton(g[refit], y, cov, firth=True)
-        beta[refit[ok]], se[refit[ok]] = b[ok], s[ok]
+        cache = {} if firth_cache is None else firth_cache
+        keys = [_row_key(g[r]) for r in refit]
+        new = {key: r for r, key in zip(refit, keys, strict=True) if key not in cache}
+        if new:
+            b, s, ok = _newton(g[list(new.values())], y, cov, firth=True)
+            cache.update(
+                zip(new, zip(b.tolist(), s.tolist(), ok.tolist(), strict=True), strict=True)
+            )
+        fits = np.array([cache[key] for key in keys], dtype=np.float64).reshape(-1, 3)
+        ok = fits[:, 2] > 0
+        beta[refit[ok]], se[refit[ok]] = fits[ok, 0], fits[ok, 1]
         firth[refit] = True
     z = beta / se
     p = 2 * norm.sf(np.abs(z))
@@ -907,6 +930,7 @@ def association(
             is_case = y == 1
             # (samples, 2) indicator of case / control: counts are matrix products
             groups = np.column_stack([is_case, ~is_case]).astype(np.float32)
+            firth_cache: dict[bytes, tuple[float, float, bool]] = {}  # same y and x in all blocks
             for blk in _dense_blocks(con, tbl, keys, block=block):
                 called = (blk.flags & FLAG_MISSING) == 0
                 # float32 (exact for these small integers) halves the memory traffic
@@ -928,7 +952,9 @@ def association(
                 else:
                     odds = pval = np.full(len(table), np.nan)
                 if "logistic" in tests:
-                    fit = logistic_regression(g, y, x, firth_fallback=firth_fallback)
+                    fit = logistic_regression(
+                        g, y, x, firth_fallback=firth_fallback, firth_cache=firth_cache
+                    )
                 else:
                     fit = logistic_regression(np.empty((0, len(y))), y, x).clear(n=len(blk.keys))
                 parts.append(
