@@ -27,6 +27,7 @@ from them become null and ``variant_suppressed`` is true.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
@@ -623,10 +624,37 @@ def _newton_block(
     return beta[:, 0], se, converged
 
 
-def _row_key(row: np.ndarray) -> bytes:
-    """The content of a (mostly zero) predictor row: positions and values of non-zeros and NaN."""
-    at = np.flatnonzero(row != 0)  # NaN != 0, so missing calls are part of the key
-    return at.tobytes() + row[at].tobytes()
+def _fit_rows(g: np.ndarray, y: np.ndarray, cov: np.ndarray, *, firth_fallback: bool) -> np.ndarray:
+    """Fits of :func:`logistic_regression`: (rows, 3) beta, standard error, Firth used (0/1)."""
+    v = len(g)
+    # carriers (g != 0, NaN is not) among cases and controls, as one matrix product
+    groups = np.column_stack([y == 1, y == 0]).astype(np.float32)
+    carriers = (g != 0).astype(np.float32) @ groups
+    case_nz, ctrl_nz = carriers[:, 0] > 0, carriers[:, 1] > 0
+    gmin = np.fmin.reduce(g, axis=1)  # fmin/fmax skip NaN (all-NaN rows give NaN)
+    gmax = np.fmax.reduce(g, axis=1)
+    const = ~(gmax > gmin)
+    separated = ~(case_nz & ctrl_nz) & ~const
+    out = np.full((v, 3), np.nan)
+    out[:, 2] = 0
+    plain = np.flatnonzero(~const & ~separated)
+    if len(plain):
+        b, s, ok = _newton(g[plain], y, cov, firth=False, line_search=False)
+        ok &= np.abs(b) < 15
+        if not ok.all():  # again with step halving before giving up on them
+            again = np.flatnonzero(~ok)
+            b[again], s[again], ok[again] = _newton(
+                g[plain[again]], y, cov, firth=False, line_search=True
+            )
+            ok[again] &= np.abs(b[again]) < 15
+        out[plain[ok], 0], out[plain[ok], 1] = b[ok], s[ok]
+        separated[plain[~ok]] = True
+    refit = np.flatnonzero(separated)
+    if len(refit) and firth_fallback:
+        b, s, ok = _newton(g[refit], y, cov, firth=True)
+        out[refit[ok], 0], out[refit[ok], 1] = b[ok], s[ok]
+        out[refit, 2] = 1
+    return out
 
 
 def logistic_regression(
@@ -635,7 +663,7 @@ def logistic_regression(
     covariates: np.ndarray | None = None,
     *,
     firth_fallback: bool = True,
-    firth_cache: dict[bytes, tuple[float, float, bool]] | None = None,
+    fit_cache: dict[bytes, tuple[float, float, float]] | None = None,
 ) -> pl.DataFrame:
     """Logistic regression of ``y`` on each row of ``g`` plus covariates, vectorised.
 
@@ -656,13 +684,13 @@ def logistic_regression(
         (samples, k) covariates without intercept (added here), or ``None``.
     firth_fallback
         Refit problem rows with Firth regression.
-    firth_cache
-        Firth fits by row content, shared between calls with the same ``y``
-        and ``covariates`` (e.g. the blocks of one association run). Rows
-        needing Firth are mostly rare variants, and many are identical (the
-        singletons of one sample): each distinct row is fitted once, here and
-        in later calls given the same dict. Within one call rows are always
-        deduplicated.
+    fit_cache
+        Fits by row content (a 128-bit BLAKE2 digest of the row), shared
+        between calls with the same ``y`` and ``covariates`` (e.g. the blocks
+        of one association run). Identical rows are common (singletons of one
+        sample, which need Firth fits, and variants in complete LD): each
+        distinct row is fitted once, here and in later calls given the same
+        dict. Within one call rows are always deduplicated.
 
     Returns
     -------
@@ -679,46 +707,21 @@ def logistic_regression(
         cov = np.column_stack([cov, np.asarray(covariates, dtype=np.float64)])
     g = np.asarray(g)
     if g.dtype not in (np.float32, np.float64):  # float32 holds dosages exactly, in half the memory
-        g = g.astype(np.float64)
+        g = np.asarray(g, dtype=np.float64)
+    g = np.ascontiguousarray(g)
     v = len(g)
     mask = ~np.isnan(g)
-    # carriers (g != 0, NaN is not) among cases and controls, as one matrix product
-    groups = np.column_stack([y == 1, y == 0]).astype(np.float32)
-    carriers = (g != 0).astype(np.float32) @ groups
-    case_nz, ctrl_nz = carriers[:, 0] > 0, carriers[:, 1] > 0
-    gmin = np.fmin.reduce(g, axis=1)  # fmin/fmax skip NaN (all-NaN rows give NaN)
-    gmax = np.fmax.reduce(g, axis=1)
-    const = ~(gmax > gmin)
-    separated = ~(case_nz & ctrl_nz) & ~const
-    beta = np.full(v, np.nan)
-    se = np.full(v, np.nan)
-    firth = np.zeros(v, dtype=bool)
-    plain = np.flatnonzero(~const & ~separated)
-    if len(plain):
-        b, s, ok = _newton(g[plain], y, cov, firth=False, line_search=False)
-        ok &= np.abs(b) < 15
-        if not ok.all():  # again with step halving before giving up on them
-            again = np.flatnonzero(~ok)
-            b[again], s[again], ok[again] = _newton(
-                g[plain[again]], y, cov, firth=False, line_search=True
-            )
-            ok[again] &= np.abs(b[again]) < 15
-        beta[plain[ok]], se[plain[ok]] = b[ok], s[ok]
-        separated[plain[~ok]] = True
-    refit = np.flatnonzero(separated)
-    if len(refit) and firth_fallback:
-        cache = {} if firth_cache is None else firth_cache
-        keys = [_row_key(g[r]) for r in refit]
-        new = {key: r for r, key in zip(refit, keys, strict=True) if key not in cache}
-        if new:
-            b, s, ok = _newton(g[list(new.values())], y, cov, firth=True)
-            cache.update(
-                zip(new, zip(b.tolist(), s.tolist(), ok.tolist(), strict=True), strict=True)
-            )
-        fits = np.array([cache[key] for key in keys], dtype=np.float64).reshape(-1, 3)
-        ok = fits[:, 2] > 0
-        beta[refit[ok]], se[refit[ok]] = fits[ok, 0], fits[ok, 1]
-        firth[refit] = True
+    # one fit per distinct row content: identical rows (variants in complete LD,
+    # singletons of the same sample) are common, and a fit depends on nothing else
+    cache = {} if fit_cache is None else fit_cache
+    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in g]
+    new = {key: r for r, key in zip(range(v), keys, strict=True) if key not in cache}
+    if new:
+        rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
+        fitted = _fit_rows(g[rows], y, cov, firth_fallback=firth_fallback)
+        cache.update(zip(new, map(tuple, fitted.tolist()), strict=True))
+    fits = np.array([cache[key] for key in keys], dtype=np.float64).reshape(-1, 3)
+    beta, se, firth = fits[:, 0], fits[:, 1], fits[:, 2] > 0
     z = beta / se
     p = 2 * norm.sf(np.abs(z))
     return pl.DataFrame(
@@ -930,7 +933,7 @@ def association(
             is_case = y == 1
             # (samples, 2) indicator of case / control: counts are matrix products
             groups = np.column_stack([is_case, ~is_case]).astype(np.float32)
-            firth_cache: dict[bytes, tuple[float, float, bool]] = {}  # same y and x in all blocks
+            fit_cache: dict[bytes, tuple[float, float, float]] = {}  # same y, x in all blocks
             for blk in _dense_blocks(con, tbl, keys, block=block):
                 called = (blk.flags & FLAG_MISSING) == 0
                 # float32 (exact for these small integers) halves the memory traffic
@@ -953,7 +956,7 @@ def association(
                     odds = pval = np.full(len(table), np.nan)
                 if "logistic" in tests:
                     fit = logistic_regression(
-                        g, y, x, firth_fallback=firth_fallback, firth_cache=firth_cache
+                        g, y, x, firth_fallback=firth_fallback, fit_cache=fit_cache
                     )
                 else:
                     fit = logistic_regression(np.empty((0, len(y))), y, x).clear(n=len(blk.keys))

@@ -630,8 +630,8 @@ def test_packed_and_sparse_layouts__give_identical_results(sim: Cohort, tmp_path
         assert car[0].equals(car[1])
 
 
-def test_logistic_regression__identical_rows_share_one_firth_fit() -> None:
-    """Duplicate rows (e.g. singletons of one sample) get the fit of a single copy."""
+def test_logistic_regression__identical_rows_share_one_fit() -> None:
+    """Duplicate rows (singletons of one sample, variants in LD) get the fit of one copy."""
     from biobank.stats import logistic_regression
 
     rng = np.random.default_rng(3)
@@ -646,15 +646,16 @@ def test_logistic_regression__identical_rows_share_one_firth_fit() -> None:
     double[ctrl[0]] = np.nan  # a missing call is part of the row's content
     common = rng.binomial(2, 0.3, n).astype(float)
     alone = [logistic_regression(r[None, :], y, x) for r in (single, double, common)]
-    g = np.vstack([single, double, common, single, double])
-    cache: dict[bytes, tuple[float, float, bool]] = {}
-    res = logistic_regression(g, y, x, firth_cache=cache)
-    assert res["firth"].to_list() == [True, True, False, True, True]
-    assert len(cache) == 2  # two distinct Firth rows, each fitted once
-    for row, want in zip(range(5), [*alone, alone[0], alone[1]], strict=True):
+    g = np.vstack([single, double, common, single, double, common])
+    cache: dict[bytes, tuple[float, float, float]] = {}
+    res = logistic_regression(g, y, x, fit_cache=cache)
+    assert res["firth"].to_list() == [True, True, False, True, True, False]
+    assert len(cache) == 3  # three distinct rows, each fitted once
+    for row, want in enumerate([*alone, *alone]):
         for col in ("beta", "standard_error", "p_value"):
             assert res[col][row] == pytest.approx(want[col][0], rel=1e-9)
     # a later call with the same cache reuses the stored fits
-    cache[next(iter(cache))] = (9.0, 1.0, True)
-    again = logistic_regression(single[None, :], y, x, firth_cache=cache)
+    cache[next(iter(cache))] = (9.0, 1.0, 1.0)
+    again = logistic_regression(single[None, :], y, x, fit_cache=cache)
     assert again["beta"][0] == 9.0
+    assert again["firth"][0]
