@@ -420,6 +420,7 @@ def _newton(
         at float precision.
     threads
         Blocks fitted at the same time.
+
     Returns
     -------
     tuple
@@ -484,11 +485,33 @@ def _newton_block(
     complete = bool(mask.all())  # no missing calls: skip the masking products
     beta = np.zeros((v, k))
 
+    beta[:, 1:] = start
+
     def take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """``a[rows]``, without the copy when ``rows`` is every row (the usual case)."""
         return a if len(rows) == v else a[rows]
 
-    beta[:, 1:] = start
+    def softplus(eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``log(1 + e^eta)`` given ``mu = expit(eta)``.
+
+        ``eta - log(mu)`` for ``eta > 0``, else ``-log(1 - mu)``: one log of a
+        number in [0.5, 1] (accurate) instead of :func:`numpy.logaddexp`,
+        which costs two transcendental functions per element.
+        """
+        pos = eta > 0
+        out = np.log(np.where(pos, mu, 1.0 - mu))
+        np.negative(out, out=out)
+        out += np.where(pos, eta, 0.0)
+        return out
+
+    def information(i00: np.ndarray, wg: np.ndarray, wcc: np.ndarray) -> np.ndarray:
+        """(rows, k, k) information from its genotype, cross and covariate parts."""
+        info = np.empty((len(i00), k, k))
+        info[:, 0, 0] = i00
+        info[:, 0, 1:] = wg
+        info[:, 1:, 0] = wg
+        info[:, 1:, 1:] = np.reshape(wcc, (-1, kc, kc))
+        return info
 
     def state(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
         """(Penalised) log-likelihood, mu, w, information and whether it is invertible."""
@@ -498,13 +521,7 @@ def _newton_block(
         mu = expit(eta)
         w = 1.0 - mu
         if line_search:  # the (penalised) log-likelihood, for step halving
-            # log(1 + e^eta) = eta - log(mu) for eta > 0, else -log(1 - mu): one
-            # log of a number in [0.5, 1] (accurate) instead of np.logaddexp,
-            # which costs two transcendental functions per element
-            pos = eta > 0
-            lae = np.log(np.where(pos, mu, w))
-            np.negative(lae, out=lae)
-            lae += np.where(pos, eta, 0.0)
+            lae = softplus(eta, mu)
             eta *= y
             eta -= lae
             if not complete:
@@ -515,13 +532,8 @@ def _newton_block(
         w *= mu
         if not complete:
             w *= mr
-        info = np.empty((len(rows), k, k))
         wgr = w * gr
-        info[:, 0, 0] = (wgr * gr).sum(axis=1)
-        wg = wgr @ cov
-        info[:, 0, 1:] = wg
-        info[:, 1:, 0] = wg
-        info[:, 1:, 1:] = (w @ cc).reshape(len(rows), kc, kc)
+        info = information((wgr * gr).sum(axis=1), wgr @ cov, w @ cc)
         ll, ok = penalise(ll, info)
         return ll, mu, w, info, ok
 
@@ -545,17 +557,15 @@ def _newton_block(
         w0 = (1.0 - mu0) * mu0
         ll = np.zeros(v)
         if line_search:
-            per_sample = y * eta - np.logaddexp(0, eta)
+            per_sample = y * eta - softplus(eta, mu0)
             ll = m @ per_sample if not complete else np.full(v, per_sample.sum())
         mu = np.broadcast_to(mu0, (v, len(y)))
         w = w0 * m if not complete else np.broadcast_to(w0, (v, len(y)))
-        info = np.empty((v, k, k))
-        info[:, 0, 0] = (gz * gz) @ w0  # gz is 0 where a call is missing
-        wg = gz @ (w0[:, None] * cov)
-        info[:, 0, 1:] = wg
-        info[:, 1:, 0] = wg
-        wcc = w0 @ cc if complete else m @ (w0[:, None] * cc)
-        info[:, 1:, 1:] = np.reshape(wcc, (-1, kc, kc))
+        info = information(  # gz is 0 where a call is missing
+            (gz * gz) @ w0,
+            gz @ (w0[:, None] * cov),
+            np.broadcast_to(w0 @ cc, (v, kc * kc)) if complete else m @ (w0[:, None] * cc),
+        )
         ll, ok = penalise(ll, info)
         return ll, mu, w, info, ok
 
