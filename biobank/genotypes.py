@@ -331,9 +331,8 @@ def _batch_columns(con: duckdb.DuckDBPyConnection, sample_tbl: str) -> dict[int,
         "SELECT s.batch_id, g.pos, b.n_samples FROM"
         f" (SELECT sample_key, batch_id, row_number() OVER (ORDER BY sample_key) - 1 AS col"
         f"  FROM {sample_tbl}) s"
-        " JOIN (SELECT sample_key, row_number() OVER"
-        "  (PARTITION BY batch_id ORDER BY sample_key) - 1 AS pos FROM genotype_sample) g"
-        " USING (sample_key) JOIN genotype_batch b USING (batch_id) ORDER BY s.col"
+        " JOIN genotype_sample_position g USING (sample_key, batch_id)"
+        " JOIN genotype_batch b USING (batch_id) ORDER BY s.col"
     ).fetchnumpy()
     batch = np.asarray(rows["batch_id"], dtype=np.int64)
     pos = np.asarray(rows["pos"], dtype=np.int64)
