@@ -218,15 +218,20 @@ def _frequency_counts(
         np.asarray(cov["variant_key"], dtype=np.int64),
         n_in_batch[np.asarray(cov["batch_id"], dtype=np.int64)],
     )
-    # one grouped count per (variant, missing/haploid bits, dosage), code =
-    # (flags & 3) * 4 + dosage: cheaper than five filtered counts over every call
+    # one grouped count per (variant, flags, dosage), then code = (flags & 3) * 4
+    # + dosage (missing/haploid bits): cheaper than five filtered counts over
+    # every call, and grouping on the stored columns (not an expression) lets
+    # DuckDB use their value ranges
     cc = con.execute(
-        "SELECT variant_key, ((flags & 3) * 4 + dosage)::INTEGER AS code, count(*) AS n"
+        "SELECT variant_key, flags, dosage, count(*) AS n"
         f" FROM genotype_call JOIN {sample_tbl} USING (sample_key)"
         f" WHERE variant_key < ?{in_v} GROUP BY ALL",
         [size, *params],
     ).fetchnumpy()
-    vk, code, n = (np.asarray(cc[c], dtype=np.int64) for c in ("variant_key", "code", "n"))
+    vk, flags, dosage, n = (
+        np.asarray(cc[c], dtype=np.int64) for c in ("variant_key", "flags", "dosage", "n")
+    )
+    code = (flags & 3) * 4 + dosage
     for row, sel in enumerate(
         ((code & 4) == 4, code == 1, code == 2, code == 8, code == 9), start=1
     ):

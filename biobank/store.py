@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 
+from biobank import _malloc
 from biobank.errors import StoreError
 
 __all__ = ["DEFAULT_STORE", "Store", "file_checksum"]
@@ -101,6 +102,7 @@ class Store:
                 f"store {self.path} does not exist: create it with 'biobank init' "
                 "or point --store / BIOBANK_STORE at an existing store"
             )
+        _malloc.tune()  # reuse freed buffers between queries (see biobank._malloc)
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,49 @@ with store.transaction() as con:
     assert proc.returncode == -9
     with Store(path) as store:
         assert store.con.execute("SELECT count(*) FROM provenance").fetchone() == (0,)
+
+
+_FAULTS_CODE = """
+import ctypes, resource, sys
+from biobank.store import Store
+
+Store(sys.argv[1]).close()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+size = 48 * 1024 * 1024  # above glibc's largest automatic mmap threshold (32 MiB)
+
+def faults_of_fresh_buffer():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    buf = libc.malloc(size)
+    ctypes.memset(buf, 1, size)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    libc.free(buf)
+    return after - before
+
+faults_of_fresh_buffer()
+print(faults_of_fresh_buffer())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+@pytest.mark.parametrize(("setting", "reused"), [("", True), ("off", False)])
+def test_store__open_keeps_freed_buffers_for_reuse(
+    tmp_path: Path, setting: str, reused: bool
+) -> None:
+    """A second 48 MiB malloc reuses the first one's pages, unless tuning is off."""
+    env = {**os.environ, "BIOBANK_MALLOC_TUNING": setting}
+    proc = subprocess.run(
+        [sys.executable, "-c", _FAULTS_CODE, str(tmp_path / "s.duckdb")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    faults = int(proc.stdout.strip())
+    pages = 48 * 1024 * 1024 // 4096
+    if reused:
+        assert faults < pages // 10
+    else:
+        assert faults >= pages // 2
