@@ -194,6 +194,25 @@ def test_load_vcf__half_call_is_missing_and_flagged(store: Store, tmp_path: Path
     assert calls[("S0005", "chr1:100:G")][:2] == (0, FLAG_MISSING | FLAG_HALF_CALL)
 
 
+def test_load_vcf__all_haploid_record_keeps_each_call(store: Store, tmp_path: Path) -> None:
+    """A record where every call is haploid (ploidy 1 in BCF, e.g. male-only chrY)."""
+    lines = (VCF / "tiny.vcf").read_text().splitlines()
+    header = [ln for ln in lines if ln.startswith("#")]
+    header.insert(1, "##contig=<ID=chrY,length=100000>")
+    record = "chrY\t700\t.\tG\tA\t50\tPASS\tDP=20\tGT\t1\t0\t.\t1"
+    path = tmp_path / "haploid.vcf"
+    path.write_text("\n".join([*header, record]) + "\n")
+    load_vcf(store, path, principal=REGISTRAR)
+    calls = _calls(store)
+    hap = FLAG_HAPLOID | FLAG_PHASED  # a haploid call counts as phased
+    assert calls[("S0001", "chrY:700:A")][:2] == (1, hap | FLAG_FIRST_ALLELE)
+    assert calls[("S0002", "chrY:700:A")][:2] == (0, hap)
+    assert calls[("S0003", "chrY:700:A")][:2] == (0, hap | FLAG_MISSING)
+    assert calls[("S0004", "chrY:700:A")][:2] == (1, hap | FLAG_FIRST_ALLELE)
+    assert len(calls) == 4
+    assert verify_vcf(store, path).ok
+
+
 def test_load_vcf__records_provenance_and_audit(store: Store) -> None:
     report = load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
     prov = store.con.execute("SELECT kind, source, user_name FROM provenance").fetchall()
