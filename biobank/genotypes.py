@@ -323,23 +323,31 @@ class _BatchColumns:
     n_batch: int  # samples in the batch (bits per plane)
     pos: np.ndarray  # (m,) positions in the batch's sample_key order
     cols: np.ndarray  # (m,) columns of those samples in the set (sample_key order)
+    keys: np.ndarray  # (m,) their sample keys
 
 
 def _batch_columns(con: duckdb.DuckDBPyConnection, sample_tbl: str) -> dict[int, _BatchColumns]:
-    """Per batch of ``sample_tbl``: its samples' bit positions and set columns."""
+    """Per batch of ``sample_tbl``: its samples' keys, bit positions and set columns.
+
+    The one description of a sample set's layout that the readers share: the
+    set's columns are its samples in ``sample_key`` order.
+    """
     rows = con.execute(
-        "SELECT s.batch_id, g.pos, b.n_samples FROM"
+        "SELECT s.sample_key, s.batch_id, g.pos, b.n_samples FROM"
         f" (SELECT sample_key, batch_id, row_number() OVER (ORDER BY sample_key) - 1 AS col"
         f"  FROM {sample_tbl}) s"
         " JOIN genotype_sample_position g USING (sample_key, batch_id)"
         " JOIN genotype_batch b USING (batch_id) ORDER BY s.col"
     ).fetchnumpy()
+    skey = np.asarray(rows["sample_key"], dtype=np.int64)
     batch = np.asarray(rows["batch_id"], dtype=np.int64)
     pos = np.asarray(rows["pos"], dtype=np.int64)
     size = np.asarray(rows["n_samples"], dtype=np.int64)
     cols = np.arange(len(batch))
     return {
-        int(b): _BatchColumns(int(size[batch == b][0]), pos[batch == b], cols[batch == b])
+        int(b): _BatchColumns(
+            int(size[batch == b][0]), pos[batch == b], cols[batch == b], skey[batch == b]
+        )
         for b in np.unique(batch)
     }
 
@@ -358,6 +366,8 @@ def _packed_planes(
     n_batch: int,
     where: str = "TRUE",
     params: Sequence[Any] = (),
+    *,
+    unnest: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Packed rows of one batch: variant keys and the ``lo``/``hi`` planes (v, words) uint64.
 
@@ -365,27 +375,34 @@ def _packed_planes(
     the batch's ``i``-th sample (see ``biobank/schema/050_packed_calls.sql``).
 
     ``where`` is SQL on ``p`` (``genotype_packed``), e.g. a variant-key range.
+    The words are exported unnested (flat columns, about twice as fast as list
+    columns) unless ``unnest`` is false or they do not come out row by row;
+    then the list columns are read.
     """
     n_words = (n_batch + 63) // 64
     sql = f"FROM genotype_packed p WHERE p.batch_id = ? AND ({where})"
-    # unnested words export as flat columns, about twice as fast as list columns
-    flat = con.execute(
-        f"SELECT p.variant_key, unnest(p.lo) AS lo, unnest(p.hi) AS hi {sql}",
-        [batch_id, *params],
-    ).to_arrow_table()
-    vk = flat.column("variant_key").to_numpy().reshape(-1, n_words)
-    if (vk == vk[:, :1]).all():  # each row's words came out together (insertion order)
-        keys = vk[:, 0].astype(np.int64)
-        lo, hi = (
-            np.asarray(flat.column(c).to_numpy(), dtype="<u8").reshape(-1, n_words)
-            for c in ("lo", "hi")
-        )
-    else:  # not expected: read the lists themselves
+    planes = None
+    if unnest:
+        flat = con.execute(
+            f"SELECT p.variant_key, unnest(p.lo) AS lo, unnest(p.hi) AS hi {sql}",
+            [batch_id, *params],
+        ).to_arrow_table()
+        vk = flat.column("variant_key").to_numpy().reshape(-1, n_words)
+        if (vk == vk[:, :1]).all():  # each row's words came out together (insertion order)
+            planes = (
+                vk[:, 0].astype(np.int64),
+                *(
+                    np.asarray(flat.column(c).to_numpy(), dtype="<u8").reshape(-1, n_words)
+                    for c in ("lo", "hi")
+                ),
+            )
+    if planes is None:
         table = con.execute(
             f"SELECT p.variant_key, p.lo, p.hi {sql}", [batch_id, *params]
         ).to_arrow_table()
         keys = table.column("variant_key").to_numpy().astype(np.int64)
-        lo, hi = (_words(table.column(name), len(keys), n_words) for name in ("lo", "hi"))
+        planes = (keys, *(_words(table.column(c), len(keys), n_words) for c in ("lo", "hi")))
+    keys, lo, hi = planes
     if len(keys) > 1 and (np.diff(keys) < 0).any():
         order = np.argsort(keys, kind="stable")
         keys, lo, hi = keys[order], lo[order], hi[order]
@@ -411,7 +428,12 @@ def _masked_popcounts(lo: np.ndarray, hi: np.ndarray, mask: np.ndarray) -> np.nd
 
 
 def packed_counts(
-    con: duckdb.DuckDBPyConnection, sample_tbl: str, where: str = "TRUE", params: Sequence[Any] = ()
+    con: duckdb.DuckDBPyConnection,
+    sample_tbl: str,
+    where: str = "TRUE",
+    params: Sequence[Any] = (),
+    *,
+    layout: dict[int, _BatchColumns] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Het, hom-alt and missing counts of the set's samples over packed rows, by popcount.
 
@@ -423,6 +445,8 @@ def packed_counts(
         A table made by :func:`sample_table`.
     where, params
         SQL condition on ``p`` (``genotype_packed``) selecting variants.
+    layout
+        The set's :func:`_batch_columns`, if the caller has it already.
 
     Returns
     -------
@@ -431,7 +455,9 @@ def packed_counts(
         packed in several batches of the set has a row per batch.
     """
     keys_out, counts_out = [np.zeros(0, dtype=np.int64)], [np.zeros((0, 3), dtype=np.int64)]
-    for batch_id, bc in _batch_columns(con, sample_tbl).items():
+    if layout is None:
+        layout = _batch_columns(con, sample_tbl)
+    for batch_id, bc in layout.items():
         keys, lo, hi = _packed_planes(con, batch_id, bc.n_batch, where, params)
         if not len(keys):
             continue
@@ -472,19 +498,18 @@ def _dense_blocks(
     block: int = 4000,
 ) -> Iterator[_Block]:
     """Yield dense dosage/flag matrices for ``keys`` (sorted), ``block`` variants at a time."""
-    samples = con.execute(
-        f"SELECT sample_key, batch_id FROM {sample_tbl} ORDER BY sample_key"
-    ).fetchnumpy()
-    skeys = np.asarray(samples["sample_key"], dtype=np.int64)
-    sbatch = np.asarray(samples["batch_id"], dtype=np.int64)
-    n = len(skeys)
+    layout = _batch_columns(con, sample_tbl)
+    n = sum(len(bc.cols) for bc in layout.values())
+    skeys = np.zeros(n, dtype=np.int64)
+    col_batch = np.zeros(n, dtype=np.int64)  # index of each column's batch in ``batches``
+    batches = np.array(sorted(layout), dtype=np.int64)
+    batch_pos = {int(b): i for i, b in enumerate(batches)}
+    for b, bc in layout.items():
+        skeys[bc.cols] = bc.keys
+        col_batch[bc.cols] = batch_pos[b]
     col_of = np.full(int(skeys.max()) + 1 if n else 1, -1, dtype=np.int64)
     col_of[skeys] = np.arange(n)
-    batches = np.unique(sbatch)
-    batch_pos = {int(b): i for i, b in enumerate(batches)}
-    col_batch = np.array([batch_pos[int(b)] for b in sbatch], dtype=np.int64)
     keys = np.sort(np.asarray(keys, dtype=np.int64))
-    layout = _batch_columns(con, sample_tbl)
     in_block = (
         "p.variant_key BETWEEN ? AND ? AND p.variant_key IN (SELECT variant_key FROM _block_keys)"
     )

@@ -11,7 +11,12 @@
   As ``plink2 --glm`` (its default ``firth-fallback``), variants where
   ordinary logistic regression does not converge, or where cases or controls
   carry no ALT allele (separation), are refitted with Firth's penalised
-  likelihood; the ``variant_firth`` column says which.
+  likelihood; the ``variant_firth`` column says which. Firth fits follow
+  plink2's own iteration, step-halving and stopping rules (those of the
+  logistf R package: at most 25 iterations, step, score and penalised
+  log-likelihood change below 1e-4), so their estimates are plink2's to
+  ~1e-4; a fit that reaches 25 iterations is reported, as plink2 does
+  (with its ERRCODE ``UNFINISHED``).
 * :func:`burden`: gene-level burden test of rare damaging variants: carriers of
   any qualifying variant (ALT frequency below a threshold in cases and
   controls, damaging consequence) per gene, Fisher's exact test and logistic
@@ -42,6 +47,7 @@ from biobank.genotypes import (
     VARIANT_COLUMNS,
     SampleSet,
     VariantFilter,
+    _batch_columns,
     _dense_blocks,
     _variant_keys,
     packed_counts,
@@ -203,11 +209,10 @@ def _frequency_counts(
     size = int(at.max()) + 1 if len(at) else 1
     counts = np.zeros((6, size), dtype=np.int64)  # covered, missing, het, hom-alt, hap ref/alt
     # covered: the set's samples in each batch that covered the variant
-    per_batch = con.execute(
-        f"SELECT batch_id, count(*) AS n FROM {sample_tbl} GROUP BY batch_id"
-    ).fetchnumpy()
-    n_in_batch = np.zeros(int(max(per_batch["batch_id"], default=0)) + 1, dtype=np.int64)
-    n_in_batch[np.asarray(per_batch["batch_id"], dtype=np.int64)] = per_batch["n"]
+    layout = _batch_columns(con, sample_tbl)
+    n_in_batch = np.zeros(max(layout, default=0) + 1, dtype=np.int64)
+    for batch_id, bc in layout.items():
+        n_in_batch[batch_id] = len(bc.cols)
     cov = con.execute(
         "SELECT variant_key, batch_id FROM batch_variant"
         f" WHERE variant_key < ? AND batch_id < ?{in_v}",
@@ -240,6 +245,7 @@ def _frequency_counts(
         con,
         sample_tbl,
         *(("TRUE", []) if not in_v else (f"p.variant_key < ?{in_v}", [size, *params])),
+        layout=layout,
     )
     pkey, pn = pk
     for row, col in ((1, 2), (2, 0), (3, 1)):  # missing, het, hom-alt

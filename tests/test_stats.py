@@ -590,6 +590,32 @@ def test_sim_store__mixes_packed_and_sparse_calls_so_plink2_checks_cover_both(
     assert np.bitwise_count(lo & hi).sum() > 100
 
 
+def test_packed_planes__list_reader_matches_unnested_reader(sim: Cohort) -> None:
+    """Both ways of reading a batch's packed planes give the same rows and words."""
+    from biobank.genotypes import _packed_planes
+
+    con = sim.store.con
+    batches = con.execute(
+        "SELECT batch_id, n_samples FROM genotype_batch b"
+        " WHERE EXISTS (SELECT 1 FROM genotype_packed p WHERE p.batch_id = b.batch_id)"
+    ).fetchall()
+    assert len(batches) == 2
+    for batch_id, n_batch in batches:
+        for where, params in (("TRUE", []), ("p.variant_key BETWEEN ? AND ?", [100, 5000])):
+            flat = _packed_planes(con, batch_id, n_batch, where, params)
+            lists = _packed_planes(con, batch_id, n_batch, where, params, unnest=False)
+            assert len(flat[0]) > 10
+            assert (np.diff(flat[0]) > 0).all()
+            for a, b in zip(flat, lists, strict=True):
+                assert np.array_equal(a, b)
+            # padding bits past the batch's last sample are zero in both planes
+            tail = 64 * flat[1].shape[1] - n_batch
+            if tail:
+                pad = np.uint64(((1 << tail) - 1) << (64 - tail))
+                assert not (flat[1][:, -1] & pad).any()
+                assert not (flat[2][:, -1] & pad).any()
+
+
 def test_packed_and_sparse_layouts__give_identical_results(sim: Cohort, tmp_path: Path) -> None:
     """The same files loaded without packing answer every query the same way."""
     from biobank.genotypes import carriers, genotype_matrix
