@@ -1300,16 +1300,21 @@ def _verify_chunk(
     report: VerifyReport,
 ) -> None:
     recs: list[tuple[str, int, str, str, int]] = []  # contig, pos, ref, alt, line index
-    expected: list[list[tuple[int, int]]] = []
+    expected: list[np.ndarray] = []  # per line: (samples, 2) allele indices
+    texts: list[np.ndarray] = []  # per line: the GT strings, for messages
     for li, text in enumerate(lines):
         fields = text.rstrip("\n").split("\t")
-        gts = []
-        for g in fields[4:]:
-            parsed = cache.get(g)
-            if parsed is None:
-                parsed = cache[g] = _parse_gt(g)
-            gts.append(parsed)
-        expected.append(gts)
+        # each distinct GT string of the line is parsed once
+        gt_text = np.array(fields[4:])
+        distinct, inverse = np.unique(gt_text, return_inverse=True)
+        parsed = []
+        for g in distinct.tolist():
+            value = cache.get(g)
+            if value is None:
+                value = cache[g] = _parse_gt(g)
+            parsed.append(value)
+        expected.append(np.array(parsed, dtype=np.int16).reshape(-1, 2)[inverse.ravel()])
+        texts.append(gt_text)
         for alt in fields[3].split(","):
             recs.append((fields[0], int(fields[1]), fields[2], alt, li))
     report.n_records += len(lines)
@@ -1334,18 +1339,25 @@ def _verify_chunk(
     con.unregister("_verify_want")
     key_of_row = [r[1] for r in keys_tbl]
     known = [k for k in key_of_row if k is not None]
-    calls: dict[int, list[tuple[int, int, int]]] = {}
+    # the stored calls of these variants, sorted by variant key (a slice per variant)
+    c_vk = np.zeros(0, dtype=np.int64)
+    c_sk = c_vk
+    c_dosage = c_flags = np.zeros(0, dtype=np.uint8)
     if known:
         keys_arrow = pl.DataFrame({"variant_key": pl.Series(known, dtype=pl.Int32)})
         con.register("_verify_keys", keys_arrow)
-        for vk, sk, dosage, flags in con.execute(
+        got = con.execute(
             "SELECT c.variant_key, c.sample_key, c.dosage, c.flags FROM genotype_call_all c"
             " SEMI JOIN _verify_keys k USING (variant_key)"
-            " WHERE c.sample_key IN (SELECT sample_key FROM genotype_sample WHERE batch_id = ?)",
+            " WHERE c.sample_key IN (SELECT sample_key FROM genotype_sample WHERE batch_id = ?)"
+            " ORDER BY c.variant_key",
             [batch_id],
-        ).fetchall():
-            calls.setdefault(int(vk), []).append((int(sk), int(dosage), int(flags)))
+        ).fetchnumpy()
         con.unregister("_verify_keys")
+        c_vk = np.asarray(got["variant_key"], dtype=np.int64)
+        c_sk = np.asarray(got["sample_key"], dtype=np.int64)
+        c_dosage = np.asarray(got["dosage"], dtype=np.uint8)
+        c_flags = np.asarray(got["flags"], dtype=np.uint8)
     n = len(expected[0]) if expected else 0
     for (contig, pos, ref, alt, li), key in zip(recs, key_of_row, strict=True):
         where = f"{contig}:{pos} {ref}>{alt}"
@@ -1354,7 +1366,7 @@ def _verify_chunk(
             continue
         alts = lines[li].split("\t", 4)[3].split(",")
         allele = alts.index(alt) + 1
-        alleles = np.array(expected[li], dtype=np.int16).reshape(n, 2)
+        alleles = expected[li]
         a0, a1 = alleles[:, 0], alleles[:, 1]
         exp_missing = (a0 == -1) | (a1 == -1)
         exp_haploid = a1 == -2
@@ -1364,11 +1376,11 @@ def _verify_chunk(
         got_dosage = np.zeros(n, dtype=np.int64)
         got_missing = np.zeros(n, dtype=bool)
         got_haploid = np.zeros(n, dtype=bool)
-        for sk, dosage, flags in calls.get(int(key), []):
-            c = col_of[sk]
-            got_dosage[c] = dosage
-            got_missing[c] = bool(flags & FLAG_MISSING)
-            got_haploid[c] = bool(flags & FLAG_HAPLOID)
+        lo, hi = np.searchsorted(c_vk, [int(key), int(key) + 1])
+        c = col_of[c_sk[lo:hi]]
+        got_dosage[c] = c_dosage[lo:hi]
+        got_missing[c] = (c_flags[lo:hi] & FLAG_MISSING) > 0
+        got_haploid[c] = (c_flags[lo:hi] & FLAG_HAPLOID) > 0
         report.n_genotypes += n
         bad = (
             (exp_missing != got_missing)
@@ -1379,7 +1391,7 @@ def _verify_chunk(
             first = int(np.flatnonzero(bad)[0])
             report.add(
                 f"{where}: {int(bad.sum())} genotype(s) differ, first in sample column {first}: "
-                f"file {expected[li][first]}, store dosage {got_dosage[first]}"
+                f"file {texts[li][first]}, store dosage {got_dosage[first]}"
                 f"{' missing' if got_missing[first] else ''}"
                 f"{' haploid' if got_haploid[first] else ''}",
                 int(bad.sum()),
