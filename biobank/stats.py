@@ -1015,6 +1015,7 @@ def association(
     min_count: int | None = None,
     tests: Sequence[str] = ("fisher", "logistic"),
     block: int = 4000,
+    xchr_model: int = 2,
 ) -> pl.DataFrame:
     """Case/control association per variant: Fisher's exact test and logistic regression.
 
@@ -1041,6 +1042,12 @@ def association(
         of a test not run are null.
     block
         Variants fitted at a time (memory: block x samples x 8 bytes x ~6).
+    xchr_model
+        How logistic regression codes a haploid call (a male's chrX): ``2``
+        (the default, as plink2's ``--xchr-model``) 0/2, like a homozygous
+        diploid call (dosage compensation); ``1`` 0/1, its allele count.
+        Fisher's test always counts a haploid call as one allele. On chrX,
+        pass sex as a covariate (plink2 adds it itself there).
 
     Returns
     -------
@@ -1065,6 +1072,11 @@ def association(
             f"tests must be 'fisher' and/or 'logistic', not {sorted(unknown) or 'nothing'}",
             field="tests",
         )
+    if xchr_model not in (1, 2):
+        raise ValidationError(
+            f"xchr_model must be 1 (haploid calls 0/1) or 2 (0/2, as plink2), not {xchr_model!r}",
+            field="xchr_model",
+        )
     with (
         sample_table(con, cases, purpose=purpose) as ct,
         sample_table(con, controls, purpose=purpose) as kt,
@@ -1086,13 +1098,16 @@ def association(
             fit_cache: dict[bytes, tuple[float, float, float]] = {}  # same y, x in all blocks
             for blk in _dense_blocks(con, tbl, keys, block=block):
                 called = (blk.flags & FLAG_MISSING) == 0
+                haploid = (blk.flags & FLAG_HAPLOID) > 0
                 # float32 (exact for these small integers) halves the memory traffic
                 g = blk.dosage.astype(np.float32)
-                g[~called] = np.nan
                 called_f = called.astype(np.float32)
                 alleles = called_f * 2
-                alleles -= ((blk.flags & FLAG_HAPLOID) > 0) & called  # haploid: one allele
-                n_alt = (np.where(called, g, 0) @ groups).round().astype(np.int64)
+                alleles -= haploid & called  # haploid: one allele
+                n_alt = ((g * called_f) @ groups).round().astype(np.int64)
+                if xchr_model == 2 and haploid.any():  # codes like a homozygous diploid call
+                    g[haploid] *= 2
+                g[~called] = np.nan
                 n_tot = (alleles @ groups).round().astype(np.int64)
                 n_called = (called_f @ groups).round().astype(np.int64)
                 case_alt, ctrl_alt = n_alt[:, 0], n_alt[:, 1]

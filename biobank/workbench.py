@@ -510,13 +510,15 @@ class Workbench:
         variant_ids: Sequence[str] | str | None = None,
         covariates: Sequence[str] = ("age", "male"),
         n_pcs: int = 0,
+        xchr_model: int = 2,
     ) -> pl.DataFrame:
         """Case/control association per variant: Fisher's exact test and logistic regression.
 
         Cases and controls as in :meth:`case_control`; covariates among ``age``,
         ``male`` and the first ``n_pcs`` principal components (``pc1`` ...), see
         :meth:`covariates`. Runs :func:`biobank.stats.association` with small
-        counts suppressed.
+        counts suppressed; ``xchr_model`` codes males' chrX calls 0/2 (2, as
+        plink2) or 0/1 (1) in the regression.
         """
         from biobank import stats
 
@@ -540,6 +542,7 @@ class Workbench:
             filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
             purpose=self.purpose,
             min_count=self.min_count,
+            xchr_model=xchr_model,
         )
         self._audit(
             "research.association",

@@ -734,3 +734,99 @@ def test_logistic_regression__firth_fits_maximise_the_penalised_likelihood() -> 
         se = np.sqrt(np.linalg.inv(info)[0, 0])
         assert res["beta"][i] == pytest.approx(best.x[0], abs=5e-5), i
         assert res["standard_error"][i] == pytest.approx(se, rel=1e-4), i
+
+
+def test_association__chrx_with_haploid_males_matches_plink2(sim: Cohort, tmp_path: Path) -> None:
+    """chrX: a male's haploid call is one allele (frequencies), 0/2 or 0/1 in glm.
+
+    The simulated cohort's records are moved to chrX and every other sample is
+    made a hemizygous male (``0/1`` -> ``0``, ``1/1`` -> ``1``). plink2 is given
+    the sexes, so it counts male calls as haploid, and its ``--glm`` codes
+    them 0/2 (``--xchr-model 2``, its default) or 0/1 (``1``) with sex as a
+    covariate; we pass sex as a covariate and the same ``xchr_model``.
+    """
+    with gzip.open(sim.vcfs[0], "rt") as fh:
+        lines = fh.read().splitlines()
+    header = [ln.replace("ID=chr1,", "ID=chrX,") for ln in lines if ln.startswith("##")]
+    cols = next(ln for ln in lines if ln.startswith("#CHROM")).split("\t")
+    names = cols[9:]
+    male = np.arange(len(names)) % 2 == 0
+    path = tmp_path / "x.vcf"
+    with open(path, "w") as out:
+        out.write("\n".join([*header, "\t".join(cols)]) + "\n")
+        for ln in lines:
+            if ln.startswith("#"):
+                continue
+            rec = ln.split("\t")
+            gts = [
+                ("." if "." in g else g[0]) if is_male else g
+                for g, is_male in zip(rec[9:], male, strict=True)
+            ]
+            out.write("\t".join(["chrX", *rec[1:9], *gts]) + "\n")
+    vcf = _bgzip(path)
+    sexes = pl.DataFrame({"#IID": names, "SEX": np.where(male, 1, 2)})
+    sexes.write_csv(tmp_path / "sex.tsv", separator="\t")
+    pheno = sim.pheno.join(sexes, on="#IID").with_columns(
+        male=(pl.col("SEX") == 1).cast(pl.Float64)
+    )
+    pheno.select("#IID", "status", "cov1").write_csv(tmp_path / "pheno.tsv", separator="\t")
+    read = {"null_values": "NA", "separator": "\t", "infer_schema_length": 0}
+    glms = {}
+    for model in (1, 2):
+        out = tmp_path / f"px{model}"
+        _plink(
+            [
+                *("--vcf", str(vcf), "--update-sex", str(tmp_path / "sex.tsv")),
+                *("--set-all-var-ids", "@:#:$r:$a", "--new-id-max-allele-len", "1000", "--freq"),
+                *("--pheno", str(tmp_path / "pheno.tsv"), "--pheno-name", "status", "--1"),
+                *("--covar", str(tmp_path / "pheno.tsv"), "--covar-name", "cov1"),
+                *("--glm", "hide-covar", "cols=+a1count,+firth", "--xchr-model", str(model)),
+            ],
+            out,
+        )
+        glms[model] = pl.read_csv(f"{out}.status.glm.logistic.hybrid", **read).with_columns(
+            key=pl.format("{}:{}", pl.col("#CHROM").str.strip_prefix("chr"), pl.col("POS"))
+        )
+        assert set(glms[model]["#CHROM"].to_list()) == {"X"}  # plink2 took them as chrX
+    afreq = pl.read_csv(f"{tmp_path / 'px2'}.afreq", **read).with_columns(
+        key=pl.col("ID").str.split(":").list.slice(0, 2).list.join(":")
+    )
+    with Store(tmp_path / "x.duckdb") as store:
+        store.con.execute(
+            "INSERT INTO sequencing_sample SELECT unnest(?::VARCHAR[]) AS s, 'L', 'P-' || s",
+            [names],
+        )
+        load_vcf(store, vcf, principal=LOADER)
+        freq = _key(allele_frequencies(store.con, hwe=False))
+        cohort = Cohort(
+            store=store,
+            freq=afreq,
+            vmiss=afreq,
+            hardy=afreq,
+            glm=glms[2],
+            pheno=pheno,
+            covariates=["cov1", "male"],
+            vcfs=[vcf],
+        )
+        cases, controls, cov = _cases_controls(cohort)
+        res = {
+            m: association(store.con, cases, controls, covariates=cov, xchr_model=m) for m in (1, 2)
+        }
+    j = freq.join(
+        _split_alts(afreq, "ALT_FREQS"),
+        left_on=["key", "variant_ref", "variant_alt"],
+        right_on=["key", "REF", "ALT"],
+    )
+    assert j.height == freq.height
+    # allele observations: 2 per called female, 1 per called male
+    assert (j["variant_allele_total"] == j["OBS_CT"].cast(pl.Int64)).all()
+    assert np.allclose(j["variant_alt_allele_frequency"], j["ALT_FREQS"], rtol=1e-5, atol=1e-8)
+    for model in (1, 2):  # plink2's default (males 0/2) and --xchr-model 1 (males 0/1)
+        cohort.glm = glms[model]
+        regular, firth = _check_glm(cohort, res[model])
+        assert regular > 300
+        assert firth > 10
+    # the two codings are different models: some betas differ between them
+    assert (res[1]["variant_beta"] - res[2]["variant_beta"]).abs().max() > 0.05
+    # Fisher's test counts a male's call as one allele in both
+    assert res[1]["variant_case_alt_count"].equals(res[2]["variant_case_alt_count"])
