@@ -505,10 +505,56 @@ def _usable(info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (sign > 0) & np.isfinite(logdet) & (logdet > -700), logdet
 
 
-def _inverse(info: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Inverses of the ``ok`` rows' matrices (identity for the others, never raising)."""
-    eye = np.eye(info.shape[1])
-    return np.linalg.inv(np.where(ok[:, None, None], info, eye))
+def _block_arrays(
+    g: np.ndarray, start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
+    """A fit block's genotypes (0 where missing), call mask, whether complete, start betas."""
+    mask = ~np.isnan(g)
+    gz = np.where(mask, g, 0.0).astype(np.float64, copy=False)
+    beta = np.zeros((len(g), len(start) + 1))
+    beta[:, 1:] = start
+    return gz, mask.astype(np.float64), bool(mask.all()), beta
+
+
+def _fit_state(
+    gr: np.ndarray,
+    mr: np.ndarray,
+    b: np.ndarray,
+    y: np.ndarray,
+    cov: np.ndarray,
+    cc: np.ndarray,
+    *,
+    complete: bool,
+    loglik: bool,
+) -> tuple[np.ndarray, ...]:
+    """The fits' state at coefficients ``b`` (rows, k) for genotype rows ``gr``.
+
+    Returns the log-likelihood (zeros unless ``loglik``: it costs a ``log``
+    per genotype), ``mu``, the weights ``mu (1 - mu)``, the information
+    ``X'WX``, whether it is usable, and its log determinant. ``mr`` masks
+    missing calls (unused when ``complete``).
+    """
+    from scipy.special import expit
+
+    eta = b[:, 1:] @ cov.T
+    eta += gr * b[:, :1]
+    mu = expit(eta)
+    if loglik:
+        lae = _softplus(eta, mu)
+        eta *= y
+        eta -= lae
+        if not complete:
+            eta *= mr
+        ll = eta.sum(axis=1)
+    else:
+        ll = np.zeros(len(b))
+    w = 1.0 - mu
+    w *= mu
+    if not complete:
+        w *= mr
+    info = _weighted_information(w, gr, cov, cc)
+    ok, logdet = _usable(info)
+    return ll, mu, w, info, ok, logdet
 
 
 def _firth_block(
@@ -543,33 +589,15 @@ def _firth_block(
         ``beta``, ``se`` and whether the fit gave a result (not when an
         information matrix was singular).
     """
-    from scipy.special import expit
-
     v = g.shape[0]
-    mask = ~np.isnan(g)
-    gz = np.where(mask, g, 0.0).astype(np.float64, copy=False)
-    m = mask.astype(np.float64)
-    complete = bool(mask.all())
-    beta = np.zeros((v, cov.shape[1] + 1))
-    beta[:, 1:] = start
+    gz, m, complete, beta = _block_arrays(g, start)
 
-    def evaluate(
-        rows: np.ndarray, b: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
         """Penalised log-likelihood, p, v, information and whether it is usable."""
-        gr, mr = gz[rows], m[rows]
-        eta = b[:, 1:] @ cov.T
-        eta += gr * b[:, :1]
-        mu = expit(eta)
-        loglik = y * eta - _softplus(eta, mu)
-        w = mu * (1.0 - mu)
-        if not complete:
-            loglik *= mr
-            w *= mr
-        info = _weighted_information(w, gr, cov, cc)
-        ok, logdet = _usable(info)
-        ll = loglik.sum(axis=1) + 0.5 * np.where(ok, logdet, 0.0)
-        return ll, mu, w, info, ok & np.isfinite(ll)
+        ll, mu, w, info, ok, logdet = _fit_state(
+            gz[rows], m[rows], b, y, cov, cc, complete=complete, loglik=True
+        )
+        return ll + 0.5 * np.where(ok, logdet, 0.0), mu, w, info, ok & np.isfinite(ll)
 
     ll, mu, w, info, ok = evaluate(np.arange(v), beta)
     result = np.zeros(v, dtype=bool)
@@ -668,39 +696,18 @@ def _newton_block(
     v = g.shape[0]
     kc = cov.shape[1]
     k = kc + 1
-    mask = ~np.isnan(g)
-    gz = np.where(mask, g, 0.0).astype(np.float64, copy=False)
-    m = mask.astype(np.float64)
-    complete = bool(mask.all())  # no missing calls: skip the masking products
-    beta = np.zeros((v, k))
-
-    beta[:, 1:] = start
+    gz, m, complete, beta = _block_arrays(g, start)  # complete: skip the masking products
 
     def take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """``a[rows]``, without the copy when ``rows`` is every row (the usual case)."""
         return a if len(rows) == v else a[rows]
 
     def state(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Log-likelihood, mu, information and whether it is invertible."""
-        gr, mr = take(gz, rows), take(m, rows)
-        eta = b[:, 1:] @ cov.T
-        eta += gr * b[:, :1]
-        mu = expit(eta)
-        w = 1.0 - mu
-        if line_search:  # the log-likelihood, for step halving
-            lae = _softplus(eta, mu)
-            eta *= y
-            eta -= lae
-            if not complete:
-                eta *= mr
-            ll = eta.sum(axis=1)
-        else:  # full Newton steps: the likelihood is not needed
-            ll = np.zeros(len(rows))
-        w *= mu
-        if not complete:
-            w *= mr
-        info = _weighted_information(w, gr, cov, cc)
-        return ll, mu, info, _usable(info)[0]
+        """Log-likelihood (only for step halving), mu, information and whether it is usable."""
+        ll, mu, _, info, ok, _ = _fit_state(
+            take(gz, rows), take(m, rows), b, y, cov, cc, complete=complete, loglik=line_search
+        )
+        return ll, mu, info, ok
 
     def start_state() -> tuple[np.ndarray, ...]:
         """:func:`state` at the start, where every row has the same linear predictor.
