@@ -947,6 +947,8 @@ def _load(
                 i = chunk.n
                 try:  # htslib's integer GT encoding, decoded per chunk in numpy
                     raw = rec.format("GT", int)
+                    if raw is None:
+                        raise ValueError("no GT values")
                 except Exception as exc:
                     raise ValidationError(
                         f"record {rec.CHROM}:{rec.POS}: cannot read GT: {exc}",
@@ -954,13 +956,6 @@ def _load(
                         line=line,
                         field="GT",
                     ) from exc
-                if raw is None:
-                    raise ValidationError(
-                        f"record {rec.CHROM}:{rec.POS}: cannot read GT (no GT values)",
-                        file=path,
-                        line=line,
-                        field="GT",
-                    )
                 if raw.shape[1] == 2:
                     chunk.gt[i] = raw
                 elif raw.shape[1] == 1:  # every call haploid

@@ -252,6 +252,22 @@ def test_load_vcf__bad_record_names_line_and_position_and_writes_nothing(store: 
     assert _counts(store) == before
 
 
+def test_load_vcf__record_without_gt_names_its_line(store: Store, tmp_path: Path) -> None:
+    """A record whose FORMAT lacks GT fails the load at that line; nothing is stored."""
+    lines = (VCF / "tiny.vcf").read_text().splitlines()
+    body = [ln for ln in lines if not ln.startswith("#")]
+    fields = body[1].split("\t")
+    fields[8:] = ["DP", *["7"] * (len(fields) - 9)]  # the second record: DP only
+    body[1] = "\t".join(fields)
+    path = tmp_path / "no_gt.vcf"
+    path.write_text("\n".join([*[ln for ln in lines if ln.startswith("#")], *body]) + "\n")
+    line = lines.index(body[0]) + 2
+    before = _counts(store)
+    with pytest.raises(ValidationError, match=rf"line {line}.*cannot read GT: no GT values"):
+        load_vcf(store, path, principal=REGISTRAR)
+    assert _counts(store) == before
+
+
 def test_load_vcf__unknown_info_field_is_rejected(store: Store) -> None:
     with pytest.raises(ValidationError, match=r"INFO field.*XYZ are not defined"):
         load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR, info_fields=["XYZ"])
