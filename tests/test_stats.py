@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,18 +94,31 @@ def _plink_all(vcf: Path, pheno: Path, covars: list[str], out: Path) -> dict[str
         ],
         out,
     )
+    return _read_plink(out, ("freq", "vmiss", "hardy", "glm"))
+
+
+def _read_plink(out: Path, names: Sequence[str]) -> dict[str, pl.DataFrame]:
+    """plink2's ``.afreq``/``.vmiss``/``.hardy``/glm outputs with a ``key`` (contig:position).
+
+    The per-variant files need IDs set with ``--set-all-var-ids @:#:$r:$a``.
+    """
     read = {"null_values": "NA", "separator": "\t", "infer_schema_length": 0}
-    pos = lambda d: d.with_columns(  # noqa: E731
-        key=pl.col("ID").str.strip_prefix("chr").str.split(":").list.slice(0, 2).list.join(":")
-    )
-    return {
-        "freq": pos(pl.read_csv(f"{out}.afreq", **read)),
-        "vmiss": pos(pl.read_csv(f"{out}.vmiss", **read)),
-        "hardy": pos(pl.read_csv(f"{out}.hardy", **read)),
-        "glm": pl.read_csv(f"{out}.status.glm.logistic.hybrid", **read).with_columns(
-            key=pl.format("{}:{}", pl.col("#CHROM").str.strip_prefix("chr"), pl.col("POS"))
-        ),
-    }
+    suffix = {"freq": "afreq", "vmiss": "vmiss", "hardy": "hardy"}
+    out_ = {}
+    for name in names:
+        if name == "glm":
+            out_[name] = pl.read_csv(f"{out}.status.glm.logistic.hybrid", **read).with_columns(
+                key=pl.format("{}:{}", pl.col("#CHROM").str.strip_prefix("chr"), pl.col("POS"))
+            )
+        else:
+            out_[name] = pl.read_csv(f"{out}.{suffix[name]}", **read).with_columns(
+                key=pl.col("ID")
+                .str.strip_prefix("chr")
+                .str.split(":")
+                .list.slice(0, 2)
+                .list.join(":")
+            )
+    return out_
 
 
 @pytest.fixture(scope="module")
@@ -211,14 +224,16 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cohort]:
 @pytest.fixture(scope="module")
 def sim_assoc(sim: Cohort) -> pl.DataFrame:
     """association() on the simulated cohort with its covariate (computed once)."""
-    cases, controls, cov = _cases_controls(sim)
+    cases, controls, cov = _cases_controls(sim.pheno, sim.covariates)
     return association(sim.store.con, cases, controls, covariates=cov)
 
 
-def _cases_controls(c: Cohort) -> tuple[list[str], list[str], pl.DataFrame]:
-    cases = c.pheno.filter(pl.col("status") == 1)["participant_id"].to_list()
-    controls = c.pheno.filter(pl.col("status") == 0)["participant_id"].to_list()
-    return cases, controls, c.pheno.select("participant_id", *c.covariates)
+def _cases_controls(
+    pheno: pl.DataFrame, covariates: Sequence[str]
+) -> tuple[list[str], list[str], pl.DataFrame]:
+    cases = pheno.filter(pl.col("status") == 1)["participant_id"].to_list()
+    controls = pheno.filter(pl.col("status") == 0)["participant_id"].to_list()
+    return cases, controls, pheno.select("participant_id", *covariates)
 
 
 # ----------------------------------------------------------------------------- frequencies
@@ -319,8 +334,9 @@ def test_hwe_exact__textbook_values() -> None:
 
 
 # ----------------------------------------------------------------------------- association
-def _check_glm(c: Cohort, res: pl.DataFrame) -> tuple[int, int]:
-    glm = c.glm.filter(pl.col("ERRCODE") == ".").with_columns(
+def _check_glm(glm: pl.DataFrame, res: pl.DataFrame) -> tuple[int, int]:
+    """Compare ``association`` with plink2's glm output (from :func:`_read_plink`)."""
+    glm = glm.filter(pl.col("ERRCODE") == ".").with_columns(
         lb=pl.col("OR").cast(pl.Float64).log(),
         se=pl.col("LOG(OR)_SE").cast(pl.Float64),
         p=pl.col("P").cast(pl.Float64),
@@ -357,11 +373,11 @@ def _check_glm(c: Cohort, res: pl.DataFrame) -> tuple[int, int]:
 @pytest.mark.shared
 @pytest.mark.slow
 def test_association__logistic_matches_plink2_glm_on_1000_genomes(kg: Cohort) -> None:
-    cases, controls, cov = _cases_controls(kg)
+    cases, controls, cov = _cases_controls(kg.pheno, kg.covariates)
     res = association(
         kg.store.con, cases, controls, covariates=cov, filter=VariantFilter(region="22")
     )
-    regular, firth = _check_glm(kg, res)
+    regular, firth = _check_glm(kg.glm, res)
     assert regular > 300
     assert firth > 300
 
@@ -370,7 +386,7 @@ def test_association__logistic_matches_plink2_glm_with_missing_calls(
     sim: Cohort, sim_assoc: pl.DataFrame
 ) -> None:
     res = sim_assoc
-    regular, firth = _check_glm(sim, res)
+    regular, firth = _check_glm(sim.glm, res)
     assert regular > 300
     assert firth > 10
     assert res["variant_p_value"].min() < 1e-6  # the planted causal variant
@@ -644,7 +660,7 @@ def test_packed_and_sparse_layouts__give_identical_results(sim: Cohort, tmp_path
             freq = [allele_frequencies(c, samples, filter=flt) for c in stores.values()]
             assert freq[0].height > 100
             assert freq[0].equals(freq[1])
-        cases, controls, cov = _cases_controls(sim)
+        cases, controls, cov = _cases_controls(sim.pheno, sim.covariates)
         assoc = [
             association(c, cases, controls, covariates=cov, filter=region) for c in stores.values()
         ]
@@ -770,8 +786,7 @@ def test_association__chrx_with_haploid_males_matches_plink2(sim: Cohort, tmp_pa
         male=(pl.col("SEX") == 1).cast(pl.Float64)
     )
     pheno.select("#IID", "status", "cov1").write_csv(tmp_path / "pheno.tsv", separator="\t")
-    read = {"null_values": "NA", "separator": "\t", "infer_schema_length": 0}
-    glms = {}
+    outputs = {}
     for model in (1, 2):
         out = tmp_path / f"px{model}"
         _plink(
@@ -784,13 +799,9 @@ def test_association__chrx_with_haploid_males_matches_plink2(sim: Cohort, tmp_pa
             ],
             out,
         )
-        glms[model] = pl.read_csv(f"{out}.status.glm.logistic.hybrid", **read).with_columns(
-            key=pl.format("{}:{}", pl.col("#CHROM").str.strip_prefix("chr"), pl.col("POS"))
-        )
-        assert set(glms[model]["#CHROM"].to_list()) == {"X"}  # plink2 took them as chrX
-    afreq = pl.read_csv(f"{tmp_path / 'px2'}.afreq", **read).with_columns(
-        key=pl.col("ID").str.split(":").list.slice(0, 2).list.join(":")
-    )
+        outputs[model] = _read_plink(out, ("freq", "glm"))
+        assert set(outputs[model]["glm"]["#CHROM"].to_list()) == {"X"}  # plink2 took chrX
+    afreq = outputs[2]["freq"]
     with Store(tmp_path / "x.duckdb") as store:
         store.con.execute(
             "INSERT INTO sequencing_sample SELECT unnest(?::VARCHAR[]) AS s, 'L', 'P-' || s",
@@ -798,17 +809,7 @@ def test_association__chrx_with_haploid_males_matches_plink2(sim: Cohort, tmp_pa
         )
         load_vcf(store, vcf, principal=LOADER)
         freq = _key(allele_frequencies(store.con, hwe=False))
-        cohort = Cohort(
-            store=store,
-            freq=afreq,
-            vmiss=afreq,
-            hardy=afreq,
-            glm=glms[2],
-            pheno=pheno,
-            covariates=["cov1", "male"],
-            vcfs=[vcf],
-        )
-        cases, controls, cov = _cases_controls(cohort)
+        cases, controls, cov = _cases_controls(pheno, ["cov1", "male"])
         res = {
             m: association(store.con, cases, controls, covariates=cov, xchr_model=m) for m in (1, 2)
         }
@@ -822,8 +823,7 @@ def test_association__chrx_with_haploid_males_matches_plink2(sim: Cohort, tmp_pa
     assert (j["variant_allele_total"] == j["OBS_CT"].cast(pl.Int64)).all()
     assert np.allclose(j["variant_alt_allele_frequency"], j["ALT_FREQS"], rtol=1e-5, atol=1e-8)
     for model in (1, 2):  # plink2's default (males 0/2) and --xchr-model 1 (males 0/1)
-        cohort.glm = glms[model]
-        regular, firth = _check_glm(cohort, res[model])
+        regular, firth = _check_glm(outputs[model]["glm"], res[model])
         assert regular > 300
         assert firth > 10
     # the two codings are different models: some betas differ between them
