@@ -22,7 +22,9 @@
   controls, damaging consequence) per gene, Fisher's exact test and logistic
   regression with covariates on the carrier indicator.
 * :func:`hwe_exact`: the exact Hardy-Weinberg test of Wigginton, Cutler and
-  Abecasis (2005), vectorised.
+  Abecasis (2005), vectorised; :func:`hwe_exact_x`: its X-chromosome form
+  with haploid male calls (Graffelman & Weir 2016), which
+  :func:`allele_frequencies` uses for variants with haploid calls.
 
 Sample sets and variant filters are as in :mod:`biobank.genotypes`. Pass
 ``min_count`` (e.g. :data:`SMALL_COUNT_THRESHOLD`) to suppress small counts in
@@ -65,6 +67,7 @@ __all__ = [
     "association",
     "burden",
     "hwe_exact",
+    "hwe_exact_x",
     "logistic_regression",
 ]
 
@@ -91,10 +94,15 @@ def _no_more_likely(probs: np.ndarray, observed: np.ndarray, rel_tol: float) -> 
     For each ``observed`` outcome index: the share of the probability in
     outcomes no more likely than it, counting ties within ``rel_tol``.
     """
+    return _tail_mass(probs, probs[observed], rel_tol)
+
+
+def _tail_mass(probs: np.ndarray, observed: np.ndarray, rel_tol: float) -> np.ndarray:
+    """:func:`_no_more_likely` for outcomes given by their probabilities ``observed``."""
     ranked = np.sort(probs)
     cum = np.cumsum(ranked)
-    at = np.searchsorted(ranked, probs[observed] * (1 + rel_tol), side="right") - 1
-    return np.minimum(cum[at] / cum[-1], 1.0)
+    at = np.searchsorted(ranked, observed * (1 + rel_tol), side="right") - 1
+    return np.where(at >= 0, np.minimum(cum[np.maximum(at, 0)] / cum[-1], 1.0), 0.0)
 
 
 def _hwe_probs(n: int, rare: int) -> np.ndarray:
@@ -162,6 +170,148 @@ def hwe_exact(n_het: np.ndarray, n_hom_ref: np.ndarray, n_hom_alt: np.ndarray) -
     for (n_g, rare_g), rows in _by_key(np.column_stack([n[todo], rare[todo]])):
         members = todo[rows]
         out[members] = _no_more_likely(_hwe_probs(n_g, rare_g), het[members], 1e-8)
+    return out
+
+
+class _XTables:
+    """Probabilities of the X-chromosome tables of one set of allele counts.
+
+    A table is (female heterozygotes ``h``, male A alleles ``m``) among
+    ``n_female`` diploid and ``n_male`` haploid calls carrying ``n_a`` A
+    alleles. Under Hardy-Weinberg equilibrium with equal allele frequencies
+    in the sexes, given the allele counts, its probability is (Graffelman &
+    Weir 2016; Levene's formula with males added)
+
+        n_f! n_m! n_a! n_b! 2^h / (f_AA! h! f_BB! m! (n_m - m)! (2 n_f + n_m)!)
+
+    where ``f_AA = (n_a - m - h) / 2`` and ``f_BB = n_f - h - f_AA``: ``m``
+    is hypergeometric and, given ``m``, ``h`` follows Levene's distribution.
+    """
+
+    def __init__(self, n_female: int, n_male: int, n_a: int) -> None:
+        from scipy.special import gammaln
+
+        self.nf, self.nm, self.na = n_female, n_male, n_a
+        total = 2 * n_female + n_male
+        self.log_fact = gammaln(np.arange(total + 1) + 1.0)  # log k! for k = 0..total
+        lf = self.log_fact
+        self.const = lf[n_female] + lf[n_male] + lf[n_a] + lf[total - n_a] - lf[total]
+
+    def prob(self, h: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Probability of tables ``(h, m)`` (0 where the table is impossible)."""
+        h, m = np.broadcast_arrays(np.asarray(h, dtype=np.int64), np.asarray(m, dtype=np.int64))
+        twice_aa = self.na - m - h
+        f_aa = twice_aa // 2
+        f_bb = self.nf - h - f_aa
+        ok = (h >= 0) & (twice_aa >= 0) & (twice_aa % 2 == 0) & (f_bb >= 0)
+        ok &= (m >= 0) & (m <= self.nm)
+        lf = self.log_fact
+        log_p = (
+            self.const
+            + h * np.log(2.0)
+            - lf[np.where(ok, f_aa, 0)]
+            - lf[np.where(ok, h, 0)]
+            - lf[np.where(ok, f_bb, 0)]
+            - lf[np.where(ok, m, 0)]
+            - lf[np.where(ok, self.nm - m, 0)]
+        )
+        return np.where(ok, np.exp(np.minimum(log_p, 0.0)), 0.0)
+
+    def all_above(self, floor: float) -> np.ndarray:
+        """Probabilities of every table at least as likely as ``floor`` (and some below).
+
+        Rows (male counts) whose whole (hypergeometric) mass is below
+        ``floor`` are left out. In each other row, the heterozygote counts
+        within a window around the most likely one: the window is widened
+        until its edges are below ``floor``, which (each row being unimodal)
+        leaves out only tables below it.
+        """
+        nf, na, nm, lf = self.nf, self.na, self.nm, self.log_fact
+        m = np.arange(max(0, na - 2 * nf), min(nm, na) + 1)
+        log_row = (
+            lf[nm] - lf[m] - lf[nm - m]
+            + lf[2 * nf] - lf[na - m] - lf[2 * nf - na + m]
+            - lf[2 * nf + nm] + lf[na] + lf[2 * nf + nm - na]
+        )  # fmt: skip
+        m = m[log_row >= np.log(floor)]
+        female_a = na - m
+        rare = np.minimum(female_a, 2 * nf - female_a)
+        mid = rare * (2 * nf - rare) // max(2 * nf, 1)
+        mid += (mid % 2) != (rare % 2)
+        most = int(rare.max(initial=0))
+        width = 2 * (3 * int(np.sqrt(most)) + 4)
+        while True:
+            h = mid[:, None] + np.arange(-width, width + 1, 2)[None, :]
+            probs = self.prob(h, m[:, None])
+            ends = h[:, [0, -1]]
+            inside = (ends > 0) & (ends < rare[:, None])
+            if width >= most or not (inside & (probs[:, [0, -1]] >= floor)).any():
+                return probs[probs > 0]
+            width *= 2
+
+
+def hwe_exact_x(
+    n_het: np.ndarray,
+    n_hom_ref: np.ndarray,
+    n_hom_alt: np.ndarray,
+    n_hap_ref: np.ndarray,
+    n_hap_alt: np.ndarray,
+) -> np.ndarray:
+    """Exact Hardy-Weinberg p-values for X-chromosome variants (Graffelman & Weir 2016).
+
+    The joint test of the female genotypes and the male (haploid) alleles,
+    as ``plink2 --hardy`` reports for chrX (``.hardy.x``): the probability of
+    all tables of female heterozygote count and male allele split, given the
+    allele counts, no more likely than the observed one. Unlike the test of
+    the females alone, it also detects allele frequencies that differ between
+    the sexes. Without male calls it is :func:`hwe_exact`.
+
+    Parameters
+    ----------
+    n_het, n_hom_ref, n_hom_alt
+        Diploid (female) genotype counts per variant.
+    n_hap_ref, n_hap_alt
+        Haploid (male) REF and ALT calls per variant.
+
+    Returns
+    -------
+    numpy.ndarray
+        p-values (1.0 where there are no calls or the variant is monomorphic).
+
+    Examples
+    --------
+    Females in equilibrium, but every male carries the other allele:
+
+    >>> one = np.array([1])
+    >>> float(hwe_exact(25 * one, 25 * one, 0 * one)[0]) > 0.01
+    True
+    >>> float(hwe_exact_x(25 * one, 25 * one, 0 * one, 0 * one, 50 * one)[0]) < 1e-20
+    True
+    """
+    het, h1, h2, m1, m2 = (
+        np.asarray(a, dtype=np.int64) for a in (n_het, n_hom_ref, n_hom_alt, n_hap_ref, n_hap_alt)
+    )
+    out = hwe_exact(het, h1, h2)
+    n_f, n_m = het + h1 + h2, m1 + m2
+    n_a = 2 * h1 + het + m1
+    n_b = 2 * h2 + het + m2
+    todo = np.flatnonzero((n_m > 0) & (n_a > 0) & (n_b > 0))
+    for (nf, nm, na), rows in _by_key(np.column_stack([n_f[todo], n_m[todo], n_a[todo]])):
+        members = todo[rows]
+        tables = _XTables(nf, nm, na)
+        observed = tables.prob(het[members], m1[members])
+        # tables less likely than 1e-12 of the least likely observed one,
+        # over all (at most (n_m + 1) * (n_f + 1)) tables, change no p-value
+        # by more than 1e-12 of itself
+        floor = 1e-12 * float(observed.min()) / ((nm + 1) * (nf + 1))
+        if floor > 0:
+            out[members] = _tail_mass(tables.all_above(floor), observed, 1e-8)
+        else:  # an observed table less likely than the smallest double: p ~ 0
+            done = observed > 0
+            out[members[~done]] = 0.0
+            if done.any():
+                floor = 1e-12 * float(observed[done].min()) / ((nm + 1) * (nf + 1))
+                out[members[done]] = _tail_mass(tables.all_above(floor), observed[done], 1e-8)
     return out
 
 
@@ -296,10 +446,12 @@ def allele_frequencies_in(
         ).alias("variant_alt_allele_frequency")
     )
     if hwe:
-        p = hwe_exact(
-            df["variant_n_het"].to_numpy(),
-            df["variant_n_hom_ref"].to_numpy(),
-            df["variant_n_hom_alt"].to_numpy(),
+        p = hwe_exact_x(  # the joint test where there are haploid (male chrX) calls
+            *(
+                df[c].to_numpy()
+                for c in ("variant_n_het", "variant_n_hom_ref", "variant_n_hom_alt")
+            ),
+            *(df[c].to_numpy() for c in ("variant_n_haploid_ref", "variant_n_haploid_alt")),
         )
         df = df.with_columns(pl.Series("variant_hwe_p_value", p))
     df = df.drop("n_covered", "n_missing_rows", "n_het", "n_hom_alt", "n_hap_ref", "n_hap_alt")

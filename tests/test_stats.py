@@ -8,6 +8,7 @@ variants and some calls), compared with plink2 on the ``bcftools merge`` of both
 from __future__ import annotations
 
 import gzip
+import math
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,14 @@ import pytest
 
 from biobank.access import Principal, Role
 from biobank.genotypes import VariantFilter
-from biobank.stats import SMALL_COUNT_THRESHOLD, allele_frequencies, association, burden, hwe_exact
+from biobank.stats import (
+    SMALL_COUNT_THRESHOLD,
+    allele_frequencies,
+    association,
+    burden,
+    hwe_exact,
+    hwe_exact_x,
+)
 from biobank.store import Store
 from biobank.vcf import load_vcf
 
@@ -98,12 +106,12 @@ def _plink_all(vcf: Path, pheno: Path, covars: list[str], out: Path) -> dict[str
 
 
 def _read_plink(out: Path, names: Sequence[str]) -> dict[str, pl.DataFrame]:
-    """plink2's ``.afreq``/``.vmiss``/``.hardy``/glm outputs with a ``key`` (contig:position).
+    """plink2's ``.afreq``/``.vmiss``/``.hardy(.x)``/glm outputs with a ``key`` (contig:position).
 
     The per-variant files need IDs set with ``--set-all-var-ids @:#:$r:$a``.
     """
     read = {"null_values": "NA", "separator": "\t", "infer_schema_length": 0}
-    suffix = {"freq": "afreq", "vmiss": "vmiss", "hardy": "hardy"}
+    suffix = {"freq": "afreq", "vmiss": "vmiss", "hardy": "hardy", "hardy.x": "hardy.x"}
     out_ = {}
     for name in names:
         if name == "glm":
@@ -331,6 +339,55 @@ def test_hwe_exact__textbook_values() -> None:
     assert p[0] == pytest.approx(1.0, abs=0.05)
     assert p[1] < 1e-25
     assert p[2] == 1.0
+
+
+def _hwe_x_by_enumeration(het: int, hom_a: int, hom_b: int, male_a: int, male_b: int) -> float:
+    """The X-chromosome exact test by brute force: every table, scipy's hypergeometric."""
+    from scipy.stats import hypergeom
+
+    nf, nm = het + hom_a + hom_b, male_a + male_b
+    n_a = 2 * hom_a + het + male_a
+    tables = {}
+    for m in range(max(0, n_a - 2 * nf), min(nm, n_a) + 1):
+        female_a = n_a - m
+        log_row = float(hypergeom(2 * nf + nm, nm, n_a).logpmf(m))
+        for h in range(female_a % 2, min(female_a, 2 * nf - female_a) + 1, 2):
+            aa, bb = (female_a - h) // 2, nf - h - (female_a - h) // 2
+            log_levene = (  # Levene (1949): the heterozygotes given the female alleles
+                math.lgamma(nf + 1) + math.lgamma(female_a + 1) + math.lgamma(2 * nf - female_a + 1)
+                - math.lgamma(2 * nf + 1) + h * math.log(2)
+                - math.lgamma(aa + 1) - math.lgamma(h + 1) - math.lgamma(bb + 1)
+            )  # fmt: skip
+            tables[(h, m)] = math.exp(log_row + log_levene)
+    observed = tables[(het, male_a)]
+    return sum(p for p in tables.values() if p <= observed * (1 + 1e-7))
+
+
+def test_hwe_exact_x__matches_enumeration_of_every_table() -> None:
+    rng = np.random.default_rng(11)
+    cases = [(0, 40, 0, 0, 30), (25, 25, 0, 0, 50), (3, 0, 0, 1, 0), (0, 5, 5, 10, 0)]
+    for _ in range(40):  # random counts, some in equilibrium, some far from it
+        nf, nm = (int(x) for x in rng.integers(1, 160, size=2))
+        p_f, p_m = rng.uniform(0.02, 0.98, size=2)
+        if rng.random() < 0.5:
+            p_m = p_f
+        g = rng.multinomial(nf, [p_f**2, 2 * p_f * (1 - p_f), (1 - p_f) ** 2])
+        if rng.random() < 0.3:  # heterozygote deficit
+            g = np.array([g[0] + g[1] // 2, g[1] - 2 * (g[1] // 2), g[2] + g[1] // 2])
+        male_a = int(rng.binomial(nm, p_m))
+        cases.append((int(g[1]), int(g[0]), int(g[2]), male_a, nm - male_a))
+    cols = [np.array(c) for c in zip(*cases, strict=True)]
+    ours = hwe_exact_x(*cols)
+    expected = np.array([_hwe_x_by_enumeration(*c) for c in cases])
+    assert np.allclose(ours, expected, rtol=1e-6, atol=1e-300)
+    assert (expected < 1e-10).sum() >= 5
+    assert (expected > 0.1).sum() >= 5
+    # every male carrying the allele no female has: far out of equilibrium
+    assert ours[1] < 1e-20
+    assert hwe_exact(*cols[:3])[1] > 0.01
+    # without males, the test of the females alone
+    no_males = hwe_exact_x(*cols[:3], 0 * cols[3], 0 * cols[4])
+    assert np.array_equal(no_males, hwe_exact(*cols[:3]))
 
 
 # ----------------------------------------------------------------------------- association
@@ -793,13 +850,14 @@ def test_association__chrx_with_haploid_males_matches_plink2(sim: Cohort, tmp_pa
             [
                 *("--vcf", str(vcf), "--update-sex", str(tmp_path / "sex.tsv")),
                 *("--set-all-var-ids", "@:#:$r:$a", "--new-id-max-allele-len", "1000", "--freq"),
+                "--hardy",
                 *("--pheno", str(tmp_path / "pheno.tsv"), "--pheno-name", "status", "--1"),
                 *("--covar", str(tmp_path / "pheno.tsv"), "--covar-name", "cov1"),
                 *("--glm", "hide-covar", "cols=+a1count,+firth", "--xchr-model", str(model)),
             ],
             out,
         )
-        outputs[model] = _read_plink(out, ("freq", "glm"))
+        outputs[model] = _read_plink(out, ("freq", "hardy.x", "glm"))
         assert set(outputs[model]["glm"]["#CHROM"].to_list()) == {"X"}  # plink2 took chrX
     afreq = outputs[2]["freq"]
     with Store(tmp_path / "x.duckdb") as store:
@@ -808,7 +866,7 @@ def test_association__chrx_with_haploid_males_matches_plink2(sim: Cohort, tmp_pa
             [names],
         )
         load_vcf(store, vcf, principal=LOADER)
-        freq = _key(allele_frequencies(store.con, hwe=False))
+        freq = _key(allele_frequencies(store.con))
         cases, controls, cov = _cases_controls(pheno, ["cov1", "male"])
         res = {
             m: association(store.con, cases, controls, covariates=cov, xchr_model=m) for m in (1, 2)
@@ -822,6 +880,29 @@ def test_association__chrx_with_haploid_males_matches_plink2(sim: Cohort, tmp_pa
     # allele observations: 2 per called female, 1 per called male
     assert (j["variant_allele_total"] == j["OBS_CT"].cast(pl.Int64)).all()
     assert np.allclose(j["variant_alt_allele_frequency"], j["ALT_FREQS"], rtol=1e-5, atol=1e-8)
+    # Hardy-Weinberg: the joint test of female genotypes and male alleles (.hardy.x)
+    hw = freq.join(
+        outputs[2]["hardy.x"].filter(~pl.col("AX").str.contains(",")),
+        left_on=["key", "variant_ref", "variant_alt"],
+        right_on=["key", "A1", "AX"],
+    )
+    assert hw.height > 0.9 * freq.height
+    for ours, theirs in (
+        ("variant_n_hom_ref", "FEMALE_HOM_A1_CT"),
+        ("variant_n_het", "FEMALE_HET_A1_CT"),
+        ("variant_n_hom_alt", "FEMALE_TWO_AX_CT"),
+        ("variant_n_haploid_ref", "MALE_A1_CT"),
+        ("variant_n_haploid_alt", "MALE_AX_CT"),
+    ):
+        assert (hw[ours] == hw[theirs].cast(pl.Int64)).all(), ours
+    p_plink = hw["P"].cast(pl.Float64).to_numpy()
+    p_ours = hw["variant_hwe_p_value"].to_numpy()
+    assert np.allclose(p_ours, p_plink, rtol=1e-4, atol=1e-300)
+    # the test of the females alone is a different one (it ignores the males)
+    p_female = hwe_exact(
+        *(hw[c].to_numpy() for c in ("variant_n_het", "variant_n_hom_ref", "variant_n_hom_alt"))
+    )
+    assert (np.abs(p_female - p_plink) > 1e-3).sum() > 10
     for model in (1, 2):  # plink2's default (males 0/2) and --xchr-model 1 (males 0/1)
         regular, firth = _check_glm(outputs[model]["glm"], res[model])
         assert regular > 300
