@@ -436,21 +436,35 @@ def _decode_alleles(
     return a0, a1, (raw1 & 1) == 1
 
 
+def _not_hom_ref(chunk: _Chunk) -> np.ndarray:
+    """Which calls (records x samples) are stored: all but ``0/0`` and ``0|0``.
+
+    A call's two int32 are compared as one int64 (contiguous, a third of the
+    work of four strided passes).
+    """
+    pair = chunk.gt[: chunk.n].view(np.int64)[:, :, 0]
+    return (pair != _HOM_REF[0]) & (pair != _HOM_REF[1])
+
+
 def _split_chunk(
-    chunk: _Chunk, keys: np.ndarray, sample_keys: np.ndarray, want_dp: bool, want_gq: bool
+    chunk: _Chunk,
+    keys: np.ndarray,
+    sample_keys: np.ndarray,
+    want_dp: bool,
+    want_gq: bool,
+    stored: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Turn the chunk's genotypes into sparse ``genotype_call`` rows.
 
     Only calls with an allele other than REF (ALT, missing, or the absent second
     allele of a haploid call) are looked at; multi-allelic records give one
     row per ALT allele. Rows come out ordered by variant row, then sample.
+    ``stored`` is :func:`_not_hom_ref` of the chunk (without the records
+    packed already), if known.
     """
     m = chunk.n
     raw0, raw1 = chunk.gt[:m, :, 0], chunk.gt[:m, :, 1]
-    # every call that is not 0/0 or 0|0 is looked at; a call's two int32 are
-    # compared as one int64 (contiguous, a third of the work of four strided passes)
-    pair = chunk.gt[:m].view(np.int64)[:, :, 0]
-    rec_i, si = np.nonzero((pair != _HOM_REF[0]) & (pair != _HOM_REF[1]))
+    rec_i, si = np.nonzero(_not_hom_ref(chunk) if stored is None else stored)
     row_record = np.asarray(chunk.row_record, dtype=np.int64)
     n_alts = np.bincount(row_record, minlength=m)
     first_row = np.cumsum(n_alts) - n_alts
@@ -509,6 +523,73 @@ def _word_lists(bits: np.ndarray, n_words: int) -> Any:
     words = np.packbits(bits, axis=1, bitorder="little").view("<u8").reshape(-1)
     offsets = np.arange(0, len(words) + 1, n_words, dtype=np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(words, type=pa.uint64()))
+
+
+#: the plain calls of a packed variant in htslib's encoding, each call's two
+#: int32 read as one int64: ``0/1``, ``1/1`` and ``./.``
+_HET, _HOM_ALT, _NO_CALL = np.array([[2, 4], [4, 4], [0, 0]], dtype=np.int32).view(np.int64)[:, 0]
+
+
+def _pack_records(
+    chunk: _Chunk, stored: np.ndarray, keys: np.ndarray, col_pos: np.ndarray, n_samples: int
+) -> tuple[Any, int]:
+    """Pack the chunk's biallelic records whose calls are all plain, from the GT array.
+
+    The same choice and bit planes as :func:`_pack_calls` makes from sparse
+    rows, without making the rows: a record with one ALT is packed when every
+    call is ``0/0``, ``0|0``, ``0/1``, ``1/1`` or ``./.`` and at least
+    ``n_samples / PACK_MIN_FRACTION_INV`` of them are not hom-ref.
+
+    Parameters
+    ----------
+    chunk
+        The chunk's records.
+    stored
+        :func:`_not_hom_ref` of the chunk; the packed records' rows are set
+        to False in it.
+    keys
+        Variant key of each of the chunk's variant rows.
+    col_pos
+        Position of each VCF sample column in the batch's ``sample_key`` order.
+    n_samples
+        Samples in the batch.
+
+    Returns
+    -------
+    tuple
+        The bit planes as for :func:`_pack_calls` (``None`` if no record is
+        packed), and the packed records' stored (not hom-ref) call count.
+    """
+    import pyarrow as pa
+
+    m = chunk.n
+    n_alts = np.bincount(np.asarray(chunk.row_record, dtype=np.int64), minlength=m)
+    first_row = np.cumsum(n_alts) - n_alts
+    n_stored = stored.sum(axis=1)
+    candidates = np.flatnonzero((n_alts == 1) & (n_stored * PACK_MIN_FRACTION_INV >= n_samples))
+    if not len(candidates):
+        return None, 0
+    pair = chunk.gt[:m].view(np.int64)[candidates, :, 0]
+    het, hom_alt, no_call = pair == _HET, pair == _HOM_ALT, pair == _NO_CALL
+    take = (het | hom_alt | no_call).sum(axis=1) == n_stored[candidates]
+    if not take.any():
+        return None, 0
+    records = candidates[take]
+    stored[records] = False
+    n_words = (n_samples + 63) // 64
+    planes = []
+    for bits in (het[take] | no_call[take], hom_alt[take] | no_call[take]):
+        full = np.zeros((len(bits), n_words * 64), dtype=bool)
+        full[:, col_pos] = bits
+        planes.append(_word_lists(full, n_words))
+    table = pa.table(
+        {
+            "variant_key": pa.array(keys[first_row[records]].astype(np.int32)),
+            "lo": planes[0],
+            "hi": planes[1],
+        }
+    )
+    return table, int(n_stored[records].sum())
 
 
 def _pack_calls(
@@ -891,10 +972,19 @@ def _load(
         do_pack = pack and not (want_dp or want_gq)
 
         def write_calls(chunk: _Chunk, keys: np.ndarray) -> tuple[int, int]:
-            table = _split_chunk(chunk, keys, sample_keys, want_dp, want_gq)
-            n_calls, n_packed = table.height, 0
+            import pyarrow as pa
+
+            stored = _not_hom_ref(chunk)
+            direct, n_calls = None, 0
+            if do_pack:  # plain biallelic records straight from the GT array
+                direct, n_calls = _pack_records(chunk, stored, keys, pack_pos[sample_keys], n)
+            table = _split_chunk(chunk, keys, sample_keys, want_dp, want_gq, stored)
+            n_calls, n_packed = n_calls + table.height, 0
             if do_pack:
                 table, packed = _pack_calls(table, pack_pos, n)
+                if direct is not None:
+                    packed = direct if packed is None else pa.concat_tables([direct, packed])
+                    packed = packed.sort_by("variant_key")
                 if packed is not None:
                     n_packed = packed.num_rows
                     con.register("_packed_tbl", packed)
