@@ -8,7 +8,12 @@ Usage::
 htslib's VCF parsing, which load-vcf reads through (cyvcf2), and so the
 floor of its time; once in one process, and once split in two halves of the
 records (by region, through the index) parsed at the same time, which is the
-floor on the two cores plink2 uses. Simulates the cohort once with msprime
+floor on the two cores plink2 uses. Then the CPU time cyvcf2 takes to hand
+over each record's GT array (``Variant.format("GT", int)``, timed on a BCF
+copy so that no text is parsed): parse + hand-over CPU, shared by two cores,
+is a floor of load-vcf's wall time however fast everything after it is.
+
+Simulates the cohort once with msprime
 (``biobank.testing.simulate_cohort_vcf``) under ``$BIOBANK_BENCH_DIR``
 (default ``/tmp/biobank-bench``), times both loads in the same run, and reports
 sizes: VCF.gz, pgen+pvar+psam, the DuckDB store, and ``genotype_call`` exported
@@ -46,6 +51,30 @@ def parse_on_two_cores(vcf: Path) -> float:
     return time.perf_counter() - t
 
 
+def gt_handover_cpu(vcf: Path) -> float:
+    """CPU seconds cyvcf2 spends handing over every record's GT array (from a BCF copy)."""
+    import resource
+    import tempfile
+
+    import cyvcf2
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bcf = Path(tmp) / "copy.bcf"
+        subprocess.run(["bcftools", "view", "-Ob", "-l", "1", "-o", str(bcf), str(vcf)], check=True)
+        c = cpu()
+        for _ in cyvcf2.VCF(str(bcf), lazy=True):
+            pass
+        reading = cpu() - c
+        c = cpu()
+        for rec in cyvcf2.VCF(str(bcf), lazy=True):
+            rec.format("GT", int)
+        return cpu() - c - reading
+
+
 def main(n_samples: int = 3000, n_variants: int = 45_000) -> None:
     vcf = cohort_vcf(n_samples, n_variants)
     prefix = pfile(n_samples, n_variants)
@@ -56,6 +85,7 @@ def main(n_samples: int = 3000, n_variants: int = 45_000) -> None:
     # the floor of our load time, however fast everything after it is
     t_parse = timed(["bcftools", "view", "-Ou", "-o", "/dev/null", str(vcf)])
     t_parse2 = parse_on_two_cores(vcf)
+    t_gt = gt_handover_cpu(vcf)
     db = store_path(n_samples, n_variants)
     for f in (db, db.with_suffix(".duckdb.wal")):
         f.unlink(missing_ok=True)
@@ -97,6 +127,11 @@ def main(n_samples: int = 3000, n_variants: int = 45_000) -> None:
     print(
         f"htslib parse on two cores (two halves at once): {t_parse2:.1f} s = "
         f"{t_parse2 / t_plink:.2f}x plink2's whole load"
+    )
+    floor = (t_parse + t_gt) / 2
+    print(
+        f"cyvcf2 GT hand-over: {t_gt:.1f} s CPU; (parse + hand-over) / 2 cores = {floor:.1f} s"
+        f" = {floor / t_plink:.2f}x plink2: the floor of load-vcf on this machine"
     )
     for name, size in sizes.items():
         print(
