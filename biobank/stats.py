@@ -300,18 +300,18 @@ def hwe_exact_x(
         members = todo[rows]
         tables = _XTables(nf, nm, na)
         observed = tables.prob(het[members], m1[members])
+        # an observed table less likely than the smallest double: p ~ 0
+        tiny = observed == 0
+        out[members[tiny]] = 0.0
+        if tiny.all():
+            continue
         # tables less likely than 1e-12 of the least likely observed one,
         # over all (at most (n_m + 1) * (n_f + 1)) tables, change no p-value
-        # by more than 1e-12 of itself
-        floor = 1e-12 * float(observed.min()) / ((nm + 1) * (nf + 1))
-        if floor > 0:
-            out[members] = _tail_mass(tables.all_above(floor), observed, 1e-8)
-        else:  # an observed table less likely than the smallest double: p ~ 0
-            done = observed > 0
-            out[members[~done]] = 0.0
-            if done.any():
-                floor = 1e-12 * float(observed[done].min()) / ((nm + 1) * (nf + 1))
-                out[members[done]] = _tail_mass(tables.all_above(floor), observed[done], 1e-8)
+        # by more than 1e-12 of itself (or, below the smallest normal double,
+        # by more than ~1e-300)
+        floor = 1e-12 * float(observed[~tiny].min()) / ((nm + 1) * (nf + 1))
+        floor = max(floor, float(np.finfo(np.float64).tiny))
+        out[members[~tiny]] = _tail_mass(tables.all_above(floor), observed[~tiny], 1e-8)
     return out
 
 
