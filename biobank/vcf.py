@@ -940,12 +940,6 @@ def _load(
             con.register("_samples_tbl", samples_tbl)
             con.execute("INSERT INTO genotype_sample SELECT * FROM _samples_tbl")
             con.unregister("_samples_tbl")
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _chunk_variant (row_no INTEGER, contig VARCHAR,"
-            " position INTEGER, ref VARCHAR, alt VARCHAR, allele_index UTINYINT,"
-            " n_alt_alleles UTINYINT, variant_id VARCHAR, qual REAL, filter VARCHAR,"
-            " gene VARCHAR, consequence VARCHAR, bcsq VARCHAR, info JSON)"
-        )
         counts = {"records": 0, "variants": 0, "new": 0, "calls": 0, "packed": 0}
         bar = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -1116,7 +1110,6 @@ def _load(
                     fut.exception()
             writer.shutdown(wait=True)
             bar.stop()
-        con.execute("DROP TABLE _chunk_variant")
         dup = con.execute(
             "SELECT v.contig, v.position, v.ref, v.alt FROM batch_variant b"
             " JOIN variant v USING (variant_key) WHERE b.batch_id = ?"
@@ -1223,10 +1216,9 @@ def _assign_keys(
         },
         orient="row",
     )
-    con.execute("DELETE FROM _chunk_variant")
-    con.register("_variant_tbl", table)
-    con.execute("INSERT INTO _chunk_variant SELECT * FROM _variant_tbl")
-    con.unregister("_variant_tbl")
+    # the chunk is read where it is (no temporary table: rows deleted and
+    # inserted again in every chunk would stay in the transaction until it ends)
+    con.register("_chunk_variant", table)
     # Existing variants keep their key; new ones get the next keys in file order.
     keys_tbl = con.execute(
         "WITH m AS (SELECT c.row_no, v.variant_key FROM _chunk_variant c"
@@ -1252,6 +1244,7 @@ def _assign_keys(
         " c.consequence, c.bcsq, c.info FROM _new_keys k JOIN _chunk_variant c USING (row_no)"
         " ORDER BY k.variant_key"
     )
+    con.unregister("_chunk_variant")
     con.unregister("_new_keys")
     bv = pl.DataFrame(
         {
