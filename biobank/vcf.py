@@ -333,6 +333,11 @@ class _Chunk:
     row_allele: list[int] = field(default_factory=list)
     n: int = 0
 
+    def record_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per record: how many variant rows (ALT alleles) it has, and its first row."""
+        n_alts = np.bincount(np.asarray(self.row_record, dtype=np.int64), minlength=self.n)
+        return n_alts, np.cumsum(n_alts) - n_alts
+
 
 def _format_array(rec: Any, name: str, n_samples: int) -> np.ndarray:
     values = rec.format(name)
@@ -452,22 +457,20 @@ def _split_chunk(
     sample_keys: np.ndarray,
     want_dp: bool,
     want_gq: bool,
-    stored: np.ndarray | None = None,
+    stored: np.ndarray,
 ) -> pl.DataFrame:
     """Turn the chunk's genotypes into sparse ``genotype_call`` rows.
 
     Only calls with an allele other than REF (ALT, missing, or the absent second
     allele of a haploid call) are looked at; multi-allelic records give one
     row per ALT allele. Rows come out ordered by variant row, then sample.
-    ``stored`` is :func:`_not_hom_ref` of the chunk (without the records
-    packed already), if known.
+    ``stored`` is :func:`_not_hom_ref` of the chunk, without the records
+    packed already.
     """
     m = chunk.n
     raw0, raw1 = chunk.gt[:m, :, 0], chunk.gt[:m, :, 1]
-    rec_i, si = np.nonzero(_not_hom_ref(chunk) if stored is None else stored)
-    row_record = np.asarray(chunk.row_record, dtype=np.int64)
-    n_alts = np.bincount(row_record, minlength=m)
-    first_row = np.cumsum(n_alts) - n_alts
+    rec_i, si = np.nonzero(stored)
+    n_alts, first_row = chunk.record_rows()
     if (n_alts == 1).all():
         ri = first_row[rec_i]
         allele = np.ones(len(ri), dtype=np.int16)
@@ -562,14 +565,12 @@ def _pack_records(
     """
     import pyarrow as pa
 
-    m = chunk.n
-    n_alts = np.bincount(np.asarray(chunk.row_record, dtype=np.int64), minlength=m)
-    first_row = np.cumsum(n_alts) - n_alts
+    n_alts, first_row = chunk.record_rows()
     n_stored = stored.sum(axis=1)
     candidates = np.flatnonzero((n_alts == 1) & (n_stored * PACK_MIN_FRACTION_INV >= n_samples))
     if not len(candidates):
         return None, 0
-    pair = chunk.gt[:m].view(np.int64)[candidates, :, 0]
+    pair = chunk.gt[: chunk.n].view(np.int64)[candidates, :, 0]
     het, hom_alt, no_call = pair == _HET, pair == _HOM_ALT, pair == _NO_CALL
     take = (het | hom_alt | no_call).sum(axis=1) == n_stored[candidates]
     if not take.any():
