@@ -2,7 +2,10 @@
 
 All writes go through :meth:`Store.transaction`, so a failed load leaves nothing
 behind (DuckDB rolls the whole transaction back, also when the process is killed
-before ``COMMIT``). The schema is a numbered series of SQL files in
+before ``COMMIT``). A long load prepares its rows in a scratch database beside
+the store (:meth:`Store.scratch`) and publishes them in one short transaction;
+a scratch file left by a killed process is removed the next time the store is
+opened for writing. The schema is a numbered series of SQL files in
 ``biobank/schema/`` (``NNN_name.sql``), applied in order and recorded in
 ``schema_migrations``; a module that needs tables adds a file, never edits an
 applied one.
@@ -15,6 +18,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -108,6 +113,8 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._in_transaction = False
+        if not read_only:
+            self._remove_stale_scratch()
         if migrate and not read_only:
             self.migrate()
         else:
@@ -216,6 +223,74 @@ class Store:
         finally:
             self._in_transaction = False
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transaction` block is open on this store."""
+        return self._in_transaction
+
+    # -- scratch databases ---------------------------------------------------
+    def _scratch_pattern(self) -> re.Pattern[str]:
+        return re.compile(
+            rf"\.{re.escape(self.path.name)}\.scratch-(\d+)-[0-9a-f]+\.duckdb(\.wal)?"
+        )
+
+    def _remove_stale_scratch(self) -> None:
+        """Delete scratch files of processes that ended without removing them (killed)."""
+        name = re.escape(self.path.name)
+        pattern = re.compile(rf"\.{name}\.scratch-(\d+)-[0-9a-f]+\.duckdb(\.wal)?")
+        for f in self.path.parent.glob(f".{self.path.name}.scratch-*"):
+            m = pattern.fullmatch(f.name)
+            if m is None:
+                continue
+            pid = int(m.group(1))
+            if pid == os.getpid() or _process_alive(pid):
+                continue  # possibly in use (another Store of this process, or a live one)
+            logger.info("removing %s, left by a load that did not finish", f)
+            f.unlink(missing_ok=True)
+
+    @contextmanager
+    def scratch(self) -> Iterator[str]:
+        """Attach a new, empty scratch database beside the store; drop it afterwards.
+
+        Writes to it are committed one statement at a time (outside
+        :meth:`transaction`), so DuckDB keeps none of them in memory: a load
+        prepares its rows there, then copies them into the store in one
+        transaction. The file (``.<store>.scratch-<pid>-<token>.duckdb``) is
+        deleted on exit, and by the next read-write open of the store if the
+        process was killed.
+
+        Yields
+        ------
+        str
+            The database alias to qualify table names with (``alias.table``).
+
+        Raises
+        ------
+        StoreError
+            If the store is read-only or a transaction is open (a transaction
+            cannot write to two databases).
+        """
+        if self.read_only:
+            raise StoreError(f"store {self.path} is open read-only")
+        if self._in_transaction:
+            raise StoreError("a scratch database cannot be used inside Store.transaction()")
+        token = secrets.token_hex(6)
+        path = self.path.parent / f".{self.path.name}.scratch-{os.getpid()}-{token}.duckdb"
+        alias = f"scratch_{token}"
+        try:
+            quoted = str(path).replace("'", "''")
+            self.con.execute(f"ATTACH '{quoted}' AS {alias}")
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot create the scratch database {path}: {exc}") from exc
+        try:
+            yield alias
+        finally:
+            try:
+                self.con.execute(f"DETACH {alias}")
+            finally:
+                for f in (path, path.with_name(path.name + ".wal")):
+                    f.unlink(missing_ok=True)
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """Return a new cursor for reading (shares the database, not the transaction)."""
         return self.con.cursor()
@@ -284,3 +359,13 @@ class Store:
             [kind, checksum],
         ).fetchone()
         return int(row[0]) if row else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import polars as pl
@@ -763,7 +763,7 @@ def load_vcf(
                 end_of_input=stream.finish,
             )
         except ValidationError as exc:
-            # Nothing was written (the transaction rolled back). Read the file
+            # Nothing was written (the scratch database is gone). Read the file
             # directly to report the problem with its exact line and field.
             logger.debug("bcftools stream of %s failed (%s): reading it directly", path, exc)
         finally:
@@ -907,40 +907,22 @@ def _load(
     per_chunk = chunk_records or max(1, min(20_000, _CHUNK_CELLS // n))
     header_lines = len(vcf.raw_header.rstrip("\n").split("\n"))
 
-    with store.transaction() as con:
-        participants, batch_id_, keys_ = _resolve_samples(con, path, names)
-        load_id = store.record_provenance(
-            con,
-            kind="vcf",
-            source=str(path),
-            checksum=checksum,
-            parameters={"info_fields": info_fields, "call_fields": call_fields},
-            tool_version=f"cyvcf2 {_cyvcf2_version()}",
-            user=principal.user,
+    if store.in_transaction:
+        raise ValidationError(
+            "load_vcf commits its own transaction: call it outside Store.transaction()",
+            file=path,
         )
-        if batch_id_ is not None and keys_ is not None:
-            batch_id, sample_keys = batch_id_, keys_
-            logger.info("%s has the samples of batch %d: adding its variants", path, batch_id)
-        else:
-            batch_id = _next(con, "genotype_batch", "batch_id")
-            first_key = _next(con, "genotype_sample", "sample_key")
-            sample_keys = np.arange(first_key, first_key + n, dtype=np.int32)
-            con.execute(
-                "INSERT INTO genotype_batch VALUES (?, ?, ?)",
-                [batch_id, n, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
-            )
-            samples_tbl = pl.DataFrame(
-                {
-                    "sample_key": sample_keys,
-                    "sample_id": pl.Series(names, dtype=pl.String),
-                    "participant_id": pl.Series(participants, dtype=pl.String),
-                    "batch_id": np.full(n, batch_id, dtype=np.int32),
-                    "vcf_column": np.arange(n, dtype=np.int32),
-                }
-            )
-            con.register("_samples_tbl", samples_tbl)
-            con.execute("INSERT INTO genotype_sample SELECT * FROM _samples_tbl")
-            con.unregister("_samples_tbl")
+    # Phase 1: every row is prepared in a scratch database, one autocommitted
+    # statement at a time, so memory stays flat however long the file (rows
+    # appended inside one open transaction are partly held until it ends).
+    # Phase 2 copies them into the store in one transaction (see _publish).
+    con = store.con
+    with store.scratch() as stage:
+        participants, batch_id_, keys_ = _resolve_samples(con, path, names)
+        plan = _Plan.of(con, batch_id_, keys_, n)
+        for table in ("variant", "batch_variant", "genotype_call", "genotype_packed"):
+            con.execute(f"CREATE TABLE {stage}.{table} AS SELECT * FROM {table} LIMIT 0")
+        batch_id, sample_keys = plan.batch_id, plan.sample_keys
         counts = {"records": 0, "variants": 0, "new": 0, "calls": 0, "packed": 0}
         bar = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -984,14 +966,14 @@ def _load(
                     n_packed = packed.num_rows
                     con.register("_packed_tbl", packed)
                     con.execute(
-                        "INSERT INTO genotype_packed"
+                        f"INSERT INTO {stage}.genotype_packed"
                         " SELECT ?, variant_key, lo, hi FROM _packed_tbl",
                         [batch_id],
                     )
                     con.unregister("_packed_tbl")
             con.register("_calls_tbl", table)
             con.execute(
-                f"INSERT INTO genotype_call ({', '.join(table.columns)})"
+                f"INSERT INTO {stage}.genotype_call ({', '.join(table.columns)})"
                 f" SELECT {', '.join(table.columns)} FROM _calls_tbl"
             )
             con.unregister("_calls_tbl")
@@ -1007,7 +989,9 @@ def _load(
             wait_writer()
             if not chunk.meta:
                 return
-            keys, n_new = _assign_keys(con, chunk.meta, batch_id)
+            keys, n_new = _assign_keys(
+                con, path, chunk.meta, batch_id, stage, plan.first_variant_key
+            )
             pending.append(writer.submit(write_calls, chunk, keys))
             counts["variants"] += len(chunk.meta)
             counts["new"] += n_new
@@ -1111,50 +1095,51 @@ def _load(
                     fut.exception()
             writer.shutdown(wait=True)
             bar.stop()
-        dup = con.execute(
-            "SELECT v.contig, v.position, v.ref, v.alt FROM batch_variant b"
-            " JOIN variant v USING (variant_key) WHERE b.batch_id = ?"
-            " GROUP BY ALL HAVING count(*) > 1 LIMIT 1",
-            [batch_id],
-        ).fetchone()
-        if dup is not None:
-            raise ValidationError(
-                f"variant {dup[0]}:{dup[1]} {dup[2]}>{dup[3]} appears twice for these samples "
-                "(twice in this file, or also in a file loaded before for the same samples); "
-                "merge duplicate records (bcftools norm -d exact) before loading",
-                file=path,
-            )
         if counts["records"] == 0:
             raise ValidationError("the VCF has no records: there is nothing to load", file=path)
-        con.execute(
-            "INSERT INTO genotype_load VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                load_id,
-                batch_id,
+        _check_no_duplicates(con, stage, path, batch_id, extends=not plan.new_batch)
+        with store.transaction() as con:
+            plan.check_unchanged(con, path, checksum, names)
+            load_id = store.record_provenance(
+                con,
+                kind="vcf",
+                source=str(path),
+                checksum=checksum,
+                parameters={"info_fields": info_fields, "call_fields": call_fields},
+                tool_version=f"cyvcf2 {_cyvcf2_version()}",
+                user=principal.user,
+            )
+            plan.write_batch(con, names, participants)
+            _publish(con, stage)
+            con.execute(
+                "INSERT INTO genotype_load VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    load_id,
+                    batch_id,
+                    str(path),
+                    checksum,
+                    counts["records"],
+                    counts["variants"],
+                    counts["calls"],
+                    dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                ],
+            )
+            audit.record(
+                con,
+                principal,
+                "genotype.load",
                 str(path),
-                checksum,
-                counts["records"],
-                counts["variants"],
-                counts["calls"],
-                dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            ],
-        )
-        audit.record(
-            con,
-            principal,
-            "genotype.load",
-            str(path),
-            {
-                "batch_id": batch_id,
-                "load_id": load_id,
-                "checksum": checksum,
-                "samples": n,
-                "records": counts["records"],
-                "variants": counts["variants"],
-                "calls": counts["calls"],
-                "packed_variants": counts["packed"],
-            },
-        )
+                {
+                    "batch_id": batch_id,
+                    "load_id": load_id,
+                    "checksum": checksum,
+                    "samples": n,
+                    "records": counts["records"],
+                    "variants": counts["variants"],
+                    "calls": counts["calls"],
+                    "packed_variants": counts["packed"],
+                },
+            )
     seconds = time.perf_counter() - t0
     logger.info(
         "loaded %s: %d samples, %d records, %d variant rows (%d new), %d calls in %.1f s",
@@ -1193,10 +1178,143 @@ def _next(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
     return int(row[0])
 
 
+@dataclass
+class _Plan:
+    """Where a load's rows go: decided before reading, checked again before publishing."""
+
+    batch_id: int
+    sample_keys: np.ndarray
+    new_batch: bool
+    first_variant_key: int
+    snapshot: tuple[int, int, int]
+
+    @staticmethod
+    def _snapshot(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+        return (
+            _next(con, "genotype_batch", "batch_id"),
+            _next(con, "genotype_sample", "sample_key"),
+            _next(con, "variant", "variant_key"),
+        )
+
+    @classmethod
+    def of(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        batch_id: int | None,
+        sample_keys: np.ndarray | None,
+        n: int,
+    ) -> _Plan:
+        """Extend the batch of ``sample_keys``, or plan a new batch of ``n`` samples."""
+        snap = cls._snapshot(con)
+        if batch_id is not None and sample_keys is not None:
+            return cls(batch_id, sample_keys, False, snap[2], snap)
+        keys = np.arange(snap[1], snap[1] + n, dtype=np.int32)
+        return cls(snap[0], keys, True, snap[2], snap)
+
+    def check_unchanged(
+        self, con: duckdb.DuckDBPyConnection, path: Path, checksum: str, names: Sequence[str]
+    ) -> None:
+        """Raise ConflictError if another load changed the store since :meth:`of`."""
+        again = con.execute(
+            "SELECT count(*) FROM provenance WHERE kind = 'vcf' AND checksum = ?", [checksum]
+        ).fetchone()
+        if self._snapshot(con) != self.snapshot or (again is not None and again[0] > 0):
+            raise ConflictError(
+                f"{path}: the store changed while the file was read (another load finished "
+                "meanwhile); nothing was written: run the load again"
+            )
+
+    def write_batch(
+        self, con: duckdb.DuckDBPyConnection, names: Sequence[str], participants: Sequence[str]
+    ) -> None:
+        """Record a new batch and its samples (nothing to do when extending one)."""
+        if not self.new_batch:
+            return
+        n = len(names)
+        con.execute(
+            "INSERT INTO genotype_batch VALUES (?, ?, ?)",
+            [self.batch_id, n, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+        )
+        samples_tbl = pl.DataFrame(
+            {
+                "sample_key": self.sample_keys,
+                "sample_id": pl.Series(list(names), dtype=pl.String),
+                "participant_id": pl.Series(list(participants), dtype=pl.String),
+                "batch_id": np.full(n, self.batch_id, dtype=np.int32),
+                "vcf_column": np.arange(n, dtype=np.int32),
+            }
+        )
+        con.register("_samples_tbl", samples_tbl)
+        con.execute("INSERT INTO genotype_sample SELECT * FROM _samples_tbl")
+        con.unregister("_samples_tbl")
+
+
+def _publish(con: duckdb.DuckDBPyConnection, stage: str) -> None:
+    """Copy a load's prepared rows from the scratch database into the store.
+
+    One ``INSERT ... SELECT`` per table, inside the load's transaction: DuckDB
+    writes such bulk inserts out as it goes, so memory does not follow the
+    number of rows (rows added by many small inserts in one transaction would
+    be partly held until the commit).
+    """
+    for table in ("variant", "batch_variant", "genotype_packed", "genotype_call"):
+        con.execute(f"INSERT INTO {table} SELECT * FROM {stage}.{table}")
+
+
+def _check_no_duplicates(
+    con: duckdb.DuckDBPyConnection, stage: str, path: Path, batch_id: int, extends: bool
+) -> None:
+    """Raise ValidationError if a staged variant appears twice for the batch's samples.
+
+    Twice in one chunk is caught by :func:`_assign_keys`; here: in two chunks
+    (the same key staged twice), or in a file loaded before for the same
+    samples. Both compare integer keys only.
+    """
+    row = con.execute(
+        f"SELECT variant_key FROM {stage}.batch_variant"
+        " GROUP BY variant_key HAVING count(*) > 1 LIMIT 1"
+    ).fetchone()
+    if row is None and extends:
+        row = con.execute(
+            f"SELECT s.variant_key FROM {stage}.batch_variant s"
+            " SEMI JOIN (SELECT variant_key FROM batch_variant WHERE batch_id = ?) b"
+            " USING (variant_key) LIMIT 1",
+            [batch_id],
+        ).fetchone()
+    if row is None:
+        return
+    dup = con.execute(
+        f"SELECT contig, position, ref, alt FROM (FROM variant UNION ALL FROM {stage}.variant)"
+        " WHERE variant_key = ? LIMIT 1",
+        [row[0]],
+    ).fetchone()
+    assert dup is not None
+    _duplicate_variant(path, dup)
+
+
+def _duplicate_variant(path: Path, dup: Sequence[Any]) -> NoReturn:
+    raise ValidationError(
+        f"variant {dup[0]}:{dup[1]} {dup[2]}>{dup[3]} appears twice for these samples "
+        "(twice in this file, or also in a file loaded before for the same samples); "
+        "merge duplicate records (bcftools norm -d exact) before loading",
+        file=path,
+    )
+
+
 def _assign_keys(
-    con: duckdb.DuckDBPyConnection, meta: list[tuple[Any, ...]], batch_id: int
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    meta: list[tuple[Any, ...]],
+    batch_id: int,
+    stage: str,
+    first_key: int,
 ) -> tuple[np.ndarray, int]:
-    """Insert the chunk's new variants; return the key of each row and how many were new."""
+    """Stage the chunk's new variants; return the key of each row and how many were new.
+
+    A variant already in the store, or staged by an earlier chunk of this
+    load, keeps its key; new ones get the next keys (from ``first_key``) in
+    file order.
+    """
     table = pl.DataFrame(
         meta,
         schema={
@@ -1217,18 +1335,22 @@ def _assign_keys(
         },
         orient="row",
     )
-    # the chunk is read where it is (no temporary table: rows deleted and
-    # inserted again in every chunk would stay in the transaction until it ends)
+    twice = table.select("contig", "position", "ref", "alt").is_duplicated()
+    if twice.any():
+        _duplicate_variant(path, table.filter(twice).row(0)[1:5])
     con.register("_chunk_variant", table)
-    # Existing variants keep their key; new ones get the next keys in file order.
     keys_tbl = con.execute(
-        "WITH m AS (SELECT c.row_no, v.variant_key FROM _chunk_variant c"
+        "WITH m AS (SELECT c.row_no, coalesce(v.variant_key, s.variant_key) AS variant_key"
+        " FROM _chunk_variant c"
         " LEFT JOIN variant v ON v.contig = c.contig AND v.position = c.position"
-        " AND v.ref = c.ref AND v.alt = c.alt),"
-        " base AS (SELECT coalesce(max(variant_key), 0) AS k FROM variant)"
+        " AND v.ref = c.ref AND v.alt = c.alt"
+        f" LEFT JOIN {stage}.variant s ON s.contig = c.contig AND s.position = c.position"
+        " AND s.ref = c.ref AND s.alt = c.alt),"
+        f" base AS (SELECT coalesce(max(variant_key), ? - 1) AS k FROM {stage}.variant)"
         " SELECT m.row_no, coalesce(m.variant_key, base.k + row_number() OVER"
         " (PARTITION BY m.variant_key IS NULL ORDER BY m.row_no)) AS variant_key,"
-        " m.variant_key IS NULL AS is_new FROM m, base ORDER BY m.row_no"
+        " m.variant_key IS NULL AS is_new FROM m, base ORDER BY m.row_no",
+        [first_key],
     ).pl()
     keys = keys_tbl["variant_key"].to_numpy().astype(np.int64)
     is_new = keys_tbl["is_new"].to_numpy().astype(bool)
@@ -1240,7 +1362,7 @@ def _assign_keys(
     )
     con.register("_new_keys", new_tbl)
     con.execute(
-        "INSERT INTO variant SELECT k.variant_key, c.contig, c.position, c.ref, c.alt,"
+        f"INSERT INTO {stage}.variant SELECT k.variant_key, c.contig, c.position, c.ref, c.alt,"
         " c.allele_index, c.n_alt_alleles, c.variant_id, c.qual, c.filter, c.gene,"
         " c.consequence, c.bcsq, c.info FROM _new_keys k JOIN _chunk_variant c USING (row_no)"
         " ORDER BY k.variant_key"
@@ -1254,7 +1376,7 @@ def _assign_keys(
         }
     )
     con.register("_bv_tbl", bv)
-    con.execute("INSERT INTO batch_variant SELECT * FROM _bv_tbl")
+    con.execute(f"INSERT INTO {stage}.batch_variant SELECT * FROM _bv_tbl")
     con.unregister("_bv_tbl")
     return keys, int(is_new.sum())
 

@@ -163,3 +163,52 @@ def test_store__open_keeps_freed_buffers_for_reuse(
         assert faults < pages // 10
     else:
         assert faults >= pages // 2
+
+
+def test_scratch__attached_then_removed_and_refused_in_a_transaction(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.duckdb") as store:
+        with store.scratch() as alias:
+            store.con.execute(f"CREATE TABLE {alias}.t AS SELECT range AS i FROM range(5)")
+            row = store.con.execute(f"SELECT sum(i) FROM {alias}.t").fetchone()
+            assert row == (10,)
+            (path,) = tmp_path.glob(".s.duckdb.scratch-*.duckdb")
+        assert not path.exists()
+        names = [
+            r[0]
+            for r in store.con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+        ]
+        assert alias not in names
+        with (
+            store.transaction(),
+            pytest.raises(StoreError, match=r"inside Store\.transaction"),
+            store.scratch(),
+        ):
+            pass
+    with (
+        Store(tmp_path / "s.duckdb", read_only=True) as ro,
+        pytest.raises(StoreError, match="read-only"),
+        ro.scratch(),
+    ):
+        pass
+
+
+def test_store__open_removes_scratch_left_by_dead_processes_only(tmp_path: Path) -> None:
+    Store(tmp_path / "s.duckdb").close()
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now
+    left = [
+        tmp_path / f".s.duckdb.scratch-{dead.pid}-0a1b2c.duckdb",
+        tmp_path / f".s.duckdb.scratch-{dead.pid}-0a1b2c.duckdb.wal",
+    ]
+    live = [
+        tmp_path / f".s.duckdb.scratch-{os.getpid()}-0a1b2d.duckdb",  # this process
+        tmp_path / f".s.duckdb.scratch-{os.getppid()}-0a1b2e.duckdb",  # a live one
+        tmp_path / f".other.duckdb.scratch-{dead.pid}-0a1b2f.duckdb",  # another store's
+    ]
+    for f in left + live:
+        f.write_bytes(b"x")
+    with Store(tmp_path / "s.duckdb", read_only=True):
+        assert all(f.exists() for f in left)  # a reader never deletes
+    with Store(tmp_path / "s.duckdb"):
+        assert not any(f.exists() for f in left)
+        assert all(f.exists() for f in live)
