@@ -3,7 +3,12 @@
 :func:`load_vcf` streams a (bgzipped) VCF or BCF with :mod:`cyvcf2` in chunks of
 records, splits multi-allelic records into biallelic variant rows and appends
 the *sparse* calls (everything that is not a diploid homozygous-reference call)
-to DuckDB through Arrow, in one transaction. Each load is a *batch*: its samples
+through Arrow to a scratch DuckDB database beside the store (one autocommitted
+insert per chunk and table, so memory does not grow with the records). After
+the last record the rows are checked for duplicate variants and copied into the
+store in one transaction: a bad record, a duplicate or a kill leaves the store as
+it was (a killed load's scratch file is removed when the store is next opened
+for writing). Each load is a *batch*: its samples
 and the variants it covered are recorded, so that "no row" means hom-ref only
 where the sample's batch covered the variant. The table layout is described in
 ``biobank/schema/020_genotypes.sql`` and ``docs/store.md``.
