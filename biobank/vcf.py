@@ -48,7 +48,13 @@ import polars as pl
 
 from biobank import audit
 from biobank.access import Permission, Principal, require
-from biobank.errors import ConflictError, ExternalToolError, NotFoundError, ValidationError
+from biobank.errors import (
+    ConflictError,
+    ExternalToolError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
 from biobank.store import Store, file_checksum
 from biobank.tools import require_tool
 
@@ -721,7 +727,12 @@ def load_vcf(
         INFO/FORMAT field the header does not define, or has a bad record (the
         message names the line and ``contig:pos``); nothing is written.
     ConflictError
-        If a sample was already loaded from another file.
+        If a sample was already loaded from another file, or another load
+        changed the store while this file was read (nothing is written: run
+        it again).
+    StoreError
+        If called inside :meth:`Store.transaction` (a load commits its own), or
+        the scratch database beside the store cannot be created.
     """
     import cyvcf2
 
@@ -735,6 +746,10 @@ def load_vcf(
             f"call field(s) {', '.join(bad)} cannot be stored: "
             f"choose from {', '.join(CALL_FIELDS)}",
             field="call_fields",
+        )
+    if store.in_transaction:
+        raise StoreError(
+            "load_vcf commits its own transaction: call it outside Store.transaction()"
         )
     t0 = time.perf_counter()
     checksum = file_checksum(path)
@@ -912,11 +927,6 @@ def _load(
     per_chunk = chunk_records or max(1, min(20_000, _CHUNK_CELLS // n))
     header_lines = len(vcf.raw_header.rstrip("\n").split("\n"))
 
-    if store.in_transaction:
-        raise ValidationError(
-            "load_vcf commits its own transaction: call it outside Store.transaction()",
-            file=path,
-        )
     # Phase 1: every row is prepared in a scratch database, one autocommitted
     # statement at a time, so memory stays flat however long the file (rows
     # appended inside one open transaction are partly held until it ends).
@@ -928,6 +938,8 @@ def _load(
         for table in ("variant", "batch_variant", "genotype_call", "genotype_packed"):
             con.execute(f"CREATE TABLE {stage}.{table} AS SELECT * FROM {table} LIMIT 0")
         batch_id, sample_keys = plan.batch_id, plan.sample_keys
+        if not plan.new_batch:
+            logger.info("%s has the samples of batch %d: adding its variants", path, batch_id)
         counts = {"records": 0, "variants": 0, "new": 0, "calls": 0, "packed": 0}
         bar = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -1104,7 +1116,7 @@ def _load(
             raise ValidationError("the VCF has no records: there is nothing to load", file=path)
         _check_no_duplicates(con, stage, path, batch_id, extends=not plan.new_batch)
         with store.transaction() as con:
-            plan.check_unchanged(con, path, checksum, names)
+            plan.check_unchanged(con, path, checksum)
             load_id = store.record_provenance(
                 con,
                 kind="vcf",
@@ -1216,9 +1228,7 @@ class _Plan:
         keys = np.arange(snap[1], snap[1] + n, dtype=np.int32)
         return cls(snap[0], keys, True, snap[2], snap)
 
-    def check_unchanged(
-        self, con: duckdb.DuckDBPyConnection, path: Path, checksum: str, names: Sequence[str]
-    ) -> None:
+    def check_unchanged(self, con: duckdb.DuckDBPyConnection, path: Path, checksum: str) -> None:
         """Raise ConflictError if another load changed the store since :meth:`of`."""
         again = con.execute(
             "SELECT count(*) FROM provenance WHERE kind = 'vcf' AND checksum = ?", [checksum]

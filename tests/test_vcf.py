@@ -16,7 +16,7 @@ import pytest
 from stdnum.cn import ric
 
 from biobank.access import Principal, Role, add_user
-from biobank.errors import AccessDenied, ConflictError, ValidationError
+from biobank.errors import AccessDenied, ConflictError, StoreError, ValidationError
 from biobank.store import Store
 from biobank.vcf import (
     FLAG_FIRST_ALLELE,
@@ -300,6 +300,14 @@ def test_load_vcf__another_load_finishing_meanwhile_is_a_conflict(
     assert not again.already_loaded
     assert verify_vcf(store, first).ok
     assert verify_vcf(store, second).ok
+
+
+def test_load_vcf__inside_a_transaction_is_refused(store: Store) -> None:
+    """A load commits its own transaction (it prepares rows outside any)."""
+    before = _counts(store)
+    with store.transaction(), pytest.raises(StoreError, match="its own transaction"):
+        load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
+    assert _counts(store) == before
 
 
 def test_load_vcf__same_file_twice_is_a_noop(store: Store) -> None:
