@@ -734,10 +734,45 @@ def load_vcf(
         If called inside :meth:`Store.transaction` (a load commits its own), or
         the scratch database beside the store cannot be created.
     """
-    import cyvcf2
+    import duckdb
 
     require(principal, Permission.LOAD_DATA)
     path = Path(path)
+    try:
+        return _load_file(
+            store,
+            path,
+            principal=principal,
+            info_fields=info_fields,
+            call_fields=call_fields,
+            chunk_records=chunk_records,
+            progress=progress,
+            threads=threads,
+            pack=pack,
+        )
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"loading {path} failed in DuckDB ({type(exc).__name__}: {exc}); nothing was "
+            "written to the store. Out of memory: raise DuckDB's memory_limit or load with "
+            f"smaller chunks (chunk_records). Disk full: free space in {store.path.parent} "
+            "(the load prepares its rows in a scratch file there)."
+        ) from exc
+
+
+def _load_file(
+    store: Store,
+    path: Path,
+    *,
+    principal: Principal,
+    info_fields: Sequence[str],
+    call_fields: Sequence[str],
+    chunk_records: int | None,
+    progress: bool,
+    threads: int,
+    pack: bool,
+) -> LoadReport:
+    import cyvcf2
+
     if not path.is_file():
         raise ValidationError(f"VCF file {path} does not exist", file=path)
     bad = [f for f in call_fields if f not in CALL_FIELDS]

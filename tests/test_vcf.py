@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -308,6 +309,51 @@ def test_load_vcf__inside_a_transaction_is_refused(store: Store) -> None:
     with store.transaction(), pytest.raises(StoreError, match="its own transaction"):
         load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
     assert _counts(store) == before
+
+
+def _try_memory_limit(store: Store, limit: str) -> bool:
+    import duckdb
+
+    try:
+        store.con.execute(f"SET memory_limit = '{limit}'")
+    except duckdb.OutOfMemoryException:
+        return False
+    return True
+
+
+def test_load_vcf__duckdb_out_of_memory_is_a_store_error_and_writes_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    """DuckDB's own failures (here: memory) come back as StoreError saying what to do."""
+    big = tmp_path / "many.vcf.gz"
+    _write_many_records(big, 64, 5000, seed=2)
+    names = [f"M{i:04d}" for i in range(64)]
+    store.con.execute(
+        "INSERT INTO sequencing_sample SELECT unnest(?::VARCHAR[]) AS s, 'L', 'P-' || s", [names]
+    )
+    before = _counts(store)
+    limit = store.con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert limit is not None
+    smallest = next(mb for mb in range(1, 256) if _try_memory_limit(store, f"{mb}MB"))
+    where: list[str] = []
+    try:
+        # raise the limit until the load gets past its first queries and fails
+        # while reading and staging the records
+        for mb in range(smallest, smallest + 64, 2):
+            store.con.execute(f"SET memory_limit = '{mb}MB'")
+            with pytest.raises(StoreError, match="memory_limit") as err:
+                load_vcf(store, big, principal=REGISTRAR)
+            assert "OutOfMemoryException" in str(err.value)
+            assert "nothing was written" in str(err.value)
+            assert _counts(store) == before
+            where = [f.name for f in traceback.extract_tb(err.value.__cause__.__traceback__)]
+            if "_load" in where:
+                break
+    finally:
+        store.con.execute(f"SET memory_limit = '{limit[0]}'")
+    assert "_load" in where, where
+    assert not list(tmp_path.glob(".g.duckdb.scratch-*"))
+    assert load_vcf(store, big, principal=REGISTRAR).n_records == 5000
 
 
 def test_load_vcf__same_file_twice_is_a_noop(store: Store) -> None:
