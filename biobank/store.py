@@ -229,11 +229,6 @@ class Store:
         return self._in_transaction
 
     # -- scratch databases ---------------------------------------------------
-    def _scratch_pattern(self) -> re.Pattern[str]:
-        return re.compile(
-            rf"\.{re.escape(self.path.name)}\.scratch-(\d+)-[0-9a-f]+\.duckdb(\.wal)?"
-        )
-
     def _remove_stale_scratch(self) -> None:
         """Delete scratch files of processes that ended without removing them (killed)."""
         name = re.escape(self.path.name)

@@ -344,6 +344,10 @@ class _Chunk:
     row_allele: list[int] = field(default_factory=list)
     n: int = 0
 
+    def call_pairs(self) -> np.ndarray:
+        """Each call's two int32 GT values read as one int64 (records x samples, a view)."""
+        return self.gt[: self.n].view(np.int64)[:, :, 0]
+
     def record_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Per record: how many variant rows (ALT alleles) it has, and its first row."""
         n_alts = np.bincount(np.asarray(self.row_record, dtype=np.int64), minlength=self.n)
@@ -458,7 +462,7 @@ def _not_hom_ref(chunk: _Chunk) -> np.ndarray:
     A call's two int32 are compared as one int64 (contiguous, a third of the
     work of four strided passes).
     """
-    pair = chunk.gt[: chunk.n].view(np.int64)[:, :, 0]
+    pair = chunk.call_pairs()
     return (pair != _HOM_REF[0]) & (pair != _HOM_REF[1])
 
 
@@ -581,7 +585,7 @@ def _pack_records(
     candidates = np.flatnonzero((n_alts == 1) & (n_stored * PACK_MIN_FRACTION_INV >= n_samples))
     if not len(candidates):
         return None, 0
-    pair = chunk.gt[: chunk.n].view(np.int64)[candidates, :, 0]
+    pair = chunk.call_pairs()[candidates]
     het, hom_alt, no_call = pair == _HET, pair == _HOM_ALT, pair == _NO_CALL
     take = (het | hom_alt | no_call).sum(axis=1) == n_stored[candidates]
     if not take.any():
@@ -970,7 +974,7 @@ def _load(
     with store.scratch() as stage:
         participants, batch_id_, keys_ = _resolve_samples(con, path, names)
         plan = _Plan.of(con, batch_id_, keys_, n)
-        for table in ("variant", "batch_variant", "genotype_call", "genotype_packed"):
+        for table in _STAGED_TABLES:
             con.execute(f"CREATE TABLE {stage}.{table} AS SELECT * FROM {table} LIMIT 0")
         batch_id, sample_keys = plan.batch_id, plan.sample_keys
         if not plan.new_batch:
@@ -1042,7 +1046,7 @@ def _load(
             if not chunk.meta:
                 return
             keys, n_new = _assign_keys(
-                con, path, chunk.meta, batch_id, stage, plan.first_variant_key
+                con, path, chunk.meta, batch_id, stage, plan.first_variant_key + counts["new"]
             )
             pending.append(writer.submit(write_calls, chunk, keys))
             counts["variants"] += len(chunk.meta)
@@ -1151,7 +1155,7 @@ def _load(
             raise ValidationError("the VCF has no records: there is nothing to load", file=path)
         _check_no_duplicates(con, stage, path, batch_id, extends=not plan.new_batch)
         with store.transaction() as con:
-            plan.check_unchanged(con, path, checksum)
+            plan.check_unchanged(store, path, checksum)
             load_id = store.record_provenance(
                 con,
                 kind="vcf",
@@ -1230,6 +1234,10 @@ def _next(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
     return int(row[0])
 
 
+#: the tables a load prepares in its scratch database, in publishing order
+_STAGED_TABLES = ("variant", "batch_variant", "genotype_packed", "genotype_call")
+
+
 @dataclass
 class _Plan:
     """Where a load's rows go: decided before reading, checked again before publishing."""
@@ -1237,8 +1245,12 @@ class _Plan:
     batch_id: int
     sample_keys: np.ndarray
     new_batch: bool
-    first_variant_key: int
     snapshot: tuple[int, int, int]
+
+    @property
+    def first_variant_key(self) -> int:
+        """The key the load's first new variant gets."""
+        return self.snapshot[2]
 
     @staticmethod
     def _snapshot(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
@@ -1259,16 +1271,14 @@ class _Plan:
         """Extend the batch of ``sample_keys``, or plan a new batch of ``n`` samples."""
         snap = cls._snapshot(con)
         if batch_id is not None and sample_keys is not None:
-            return cls(batch_id, sample_keys, False, snap[2], snap)
+            return cls(batch_id, sample_keys, False, snap)
         keys = np.arange(snap[1], snap[1] + n, dtype=np.int32)
-        return cls(snap[0], keys, True, snap[2], snap)
+        return cls(snap[0], keys, True, snap)
 
-    def check_unchanged(self, con: duckdb.DuckDBPyConnection, path: Path, checksum: str) -> None:
+    def check_unchanged(self, store: Store, path: Path, checksum: str) -> None:
         """Raise ConflictError if another load changed the store since :meth:`of`."""
-        again = con.execute(
-            "SELECT count(*) FROM provenance WHERE kind = 'vcf' AND checksum = ?", [checksum]
-        ).fetchone()
-        if self._snapshot(con) != self.snapshot or (again is not None and again[0] > 0):
+        loaded = store.find_load(kind="vcf", checksum=checksum) is not None
+        if loaded or self._snapshot(store.con) != self.snapshot:
             raise ConflictError(
                 f"{path}: the store changed while the file was read (another load finished "
                 "meanwhile); nothing was written: run the load again"
@@ -1307,7 +1317,7 @@ def _publish(con: duckdb.DuckDBPyConnection, stage: str) -> None:
     number of rows (rows added by many small inserts in one transaction would
     be partly held until the commit).
     """
-    for table in ("variant", "batch_variant", "genotype_packed", "genotype_call"):
+    for table in _STAGED_TABLES:
         con.execute(f"INSERT INTO {table} SELECT * FROM {stage}.{table}")
 
 
@@ -1357,13 +1367,13 @@ def _assign_keys(
     meta: list[tuple[Any, ...]],
     batch_id: int,
     stage: str,
-    first_key: int,
+    next_key: int,
 ) -> tuple[np.ndarray, int]:
     """Stage the chunk's new variants; return the key of each row and how many were new.
 
     A variant already in the store, or staged by an earlier chunk of this
-    load, keeps its key; new ones get the next keys (from ``first_key``) in
-    file order.
+    load, keeps its key; new ones get the next free keys (from ``next_key``)
+    in file order.
     """
     table = pl.DataFrame(
         meta,
@@ -1395,12 +1405,11 @@ def _assign_keys(
         " LEFT JOIN variant v ON v.contig = c.contig AND v.position = c.position"
         " AND v.ref = c.ref AND v.alt = c.alt"
         f" LEFT JOIN {stage}.variant s ON s.contig = c.contig AND s.position = c.position"
-        " AND s.ref = c.ref AND s.alt = c.alt),"
-        f" base AS (SELECT coalesce(max(variant_key), ? - 1) AS k FROM {stage}.variant)"
-        " SELECT m.row_no, coalesce(m.variant_key, base.k + row_number() OVER"
+        " AND s.ref = c.ref AND s.alt = c.alt)"
+        " SELECT m.row_no, coalesce(m.variant_key, ? - 1 + row_number() OVER"
         " (PARTITION BY m.variant_key IS NULL ORDER BY m.row_no)) AS variant_key,"
-        " m.variant_key IS NULL AS is_new FROM m, base ORDER BY m.row_no",
-        [first_key],
+        " m.variant_key IS NULL AS is_new FROM m ORDER BY m.row_no",
+        [next_key],
     ).pl()
     keys = keys_tbl["variant_key"].to_numpy().astype(np.int64)
     is_new = keys_tbl["is_new"].to_numpy().astype(bool)
