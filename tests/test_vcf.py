@@ -434,6 +434,37 @@ def test_load_vcf__new_batch_keeps_variant_keys_and_coverage(store: Store) -> No
     assert store.con.execute("SELECT count(*) FROM variant WHERE position = 100").fetchone() == (1,)
 
 
+def test_load_vcf__chunk_size_changes_no_key_and_no_call(tmp_path: Path) -> None:
+    """Keys of new variants continue across chunks, also between variants already stored."""
+    body = _tiny_records()
+    names = ["S0001", "S0002", "S0003", "S0004", "S0005", "S0006"]
+    # the second batch has a known variant (chr1:100) between two new ones
+    extra = "chr1\t120\t.\tT\tA\t.\tPASS\t.\tGT\t0/1\t1/1"
+    second = tmp_path / "second.vcf"
+    second.write_text(
+        (VCF / "tiny_batch2.vcf").read_text().replace("chr1\t150", extra + "\nchr1\t150", 1)
+    )
+
+    def load(chunk_records: int | None) -> dict[str, list[tuple[object, ...]]]:
+        with Store(tmp_path / f"c{chunk_records}.duckdb") as s:
+            s.con.execute(
+                "INSERT INTO sequencing_sample SELECT unnest(?::VARCHAR[]) AS s, 'L', 'P-' || s",
+                [names],
+            )
+            for f in (_tiny_with(tmp_path, "first.vcf", body), second):
+                load_vcf(s, f, principal=REGISTRAR, chunk_records=chunk_records)
+                assert verify_vcf(s, f).ok
+            return {
+                t: s.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                for t in ("variant", "batch_variant", "genotype_call", "genotype_packed")
+            }
+
+    whole = load(None)
+    assert [r[0] for r in whole["variant"]] == list(range(1, 8))  # 5 + chr1:120 + chr1:150
+    assert load(1) == whole
+    assert load(2) == whole
+
+
 def test_load_vcf__same_samples_other_contig_extends_their_batch(store: Store) -> None:
     first = load_vcf(store, VCF / "tiny.vcf", principal=REGISTRAR)
     more = load_vcf(store, VCF / "tiny_chr2.vcf", principal=REGISTRAR)
