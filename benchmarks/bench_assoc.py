@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 from _common import WORK, pfile, sample_names, store_path, timed
 
-from biobank.stats import association
-from biobank.store import Store
+from biobank.core.store import Store
+from biobank.stats.assoc import association
 
 
 def main(n_samples: int = 3000, n_variants: int = 45_000) -> None:

@@ -20,8 +20,8 @@ import time
 
 from _common import WORK, pfile, sample_names, store_path, timed
 
-from biobank.stats import allele_frequencies
-from biobank.store import Store
+from biobank.core.store import Store
+from biobank.stats.assoc import allele_frequencies
 
 REPEATS = 11
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from _common import cohort_vcf, pfile, sample_names, store_path, timed
 
-from biobank.access import Principal, Role
-from biobank.store import Store
-from biobank.vcf import load_vcf
+from biobank.core.access import Principal, Role
+from biobank.core.store import Store
+from biobank.genomes.load import load_vcf
 
 
 def parse_on_two_cores(vcf: Path) -> float:

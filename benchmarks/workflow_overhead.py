@@ -71,7 +71,7 @@ def _snakemake_run(demo: Path, run: Path, cores: int) -> float:
 
 def _accuracy(demo: Path, run: Path) -> dict[str, dict[str, Any]]:
     """SNP and INDEL precision/recall per sample of a finished run."""
-    from biobank.accuracy import compare_calls
+    from biobank.sequencing.accuracy import compare_calls
 
     samples = [line.split("\t")[0] for line in (demo / "samples.tsv").read_text().splitlines()[1:]]
     out: dict[str, dict[str, Any]] = {}

@@ -19,11 +19,14 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from biobank import _compat
 from biobank.__about__ import __version__
 
+_compat.install()
+
 if TYPE_CHECKING:
-    from biobank.cohorts import Age, Criterion, Diagnosis, Died, InStudy, Lab, Sex
-    from biobank.errors import (
+    from biobank.clinical.cohorts import Age, Criterion, Diagnosis, Died, InStudy, Lab, Sex
+    from biobank.core.errors import (
         AccessDenied,
         BiobankError,
         ConsentError,
@@ -31,9 +34,9 @@ if TYPE_CHECKING:
         NotFoundError,
         ValidationError,
     )
-    from biobank.genotypes import VariantFilter
-    from biobank.store import Store
-    from biobank.workbench import SurvivalResult, Workbench
+    from biobank.core.store import Store
+    from biobank.genomes.reader import VariantFilter
+    from biobank.research.workbench import SurvivalResult, Workbench
 
 __all__ = [
     "AccessDenied",
@@ -58,23 +61,23 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Age": "biobank.cohorts",
-    "Criterion": "biobank.cohorts",
-    "Diagnosis": "biobank.cohorts",
-    "Died": "biobank.cohorts",
-    "InStudy": "biobank.cohorts",
-    "Lab": "biobank.cohorts",
-    "Sex": "biobank.cohorts",
-    "AccessDenied": "biobank.errors",
-    "BiobankError": "biobank.errors",
-    "ConsentError": "biobank.errors",
-    "ImportRejected": "biobank.errors",
-    "NotFoundError": "biobank.errors",
-    "ValidationError": "biobank.errors",
-    "Store": "biobank.store",
-    "VariantFilter": "biobank.genotypes",
-    "SurvivalResult": "biobank.workbench",
-    "Workbench": "biobank.workbench",
+    "Age": "biobank.clinical.cohorts",
+    "Criterion": "biobank.clinical.cohorts",
+    "Diagnosis": "biobank.clinical.cohorts",
+    "Died": "biobank.clinical.cohorts",
+    "InStudy": "biobank.clinical.cohorts",
+    "Lab": "biobank.clinical.cohorts",
+    "Sex": "biobank.clinical.cohorts",
+    "AccessDenied": "biobank.core.errors",
+    "BiobankError": "biobank.core.errors",
+    "ConsentError": "biobank.core.errors",
+    "ImportRejected": "biobank.core.errors",
+    "NotFoundError": "biobank.core.errors",
+    "ValidationError": "biobank.core.errors",
+    "Store": "biobank.core.store",
+    "VariantFilter": "biobank.genomes.reader",
+    "SurvivalResult": "biobank.research.workbench",
+    "Workbench": "biobank.research.workbench",
 }
 
 
@@ -96,7 +99,7 @@ def open(path: str | Path, *, user: str, purpose: str, min_count: int = 5) -> Wo
     Returns
     -------
     Workbench
-        See :class:`biobank.workbench.Workbench`.
+        See :class:`biobank.research.workbench.Workbench`.
 
     Raises
     ------
@@ -109,7 +112,7 @@ def open(path: str | Path, *, user: str, purpose: str, min_count: int = 5) -> Wo
     ValidationError
         If the purpose is malformed.
     """
-    from biobank.workbench import open_workbench
+    from biobank.research.workbench import open_workbench
 
     return open_workbench(path, user=user, purpose=purpose, min_count=min_count)
 

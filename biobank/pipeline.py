@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from biobank.errors import ConfigError, ExternalToolError
+from biobank.core.errors import ConfigError, ExternalToolError
 
 __all__ = ["DEMO_USERS", "DemoResult", "run_demo", "workflow_config_for"]
 
@@ -150,15 +150,16 @@ def run_demo(
     BiobankError
         Whatever a step raises (bad input, access, ...).
     """
-    from biobank import audit, vcf
-    from biobank.access import Role, add_user, get_principal
-    from biobank.clinical import load_clinical
-    from biobank.ids import center_key
-    from biobank.registry_import import import_all
-    from biobank.sampleqc import load_sample_qc
-    from biobank.store import Store
+    from biobank.clinical.load import load_clinical
+    from biobank.core import audit
+    from biobank.core.access import Role, add_user, get_principal
+    from biobank.core.ids import center_key
+    from biobank.core.store import Store
+    from biobank.genomes import load as vcf
+    from biobank.registry.imports import import_all
+    from biobank.sequencing.sampleqc import load_sample_qc
+    from biobank.sequencing.workflow import repo_workflow_dir, run_workflow
     from biobank.testing import generate_demo
-    from biobank.workflow import repo_workflow_dir, run_workflow
 
     directory = Path(directory)
     root = repo_root or repo_workflow_dir().parent
@@ -221,7 +222,7 @@ def run_demo(
         )
     cohort_vcf = directory / "results" / "vcf" / "cohort.vcf.gz"
 
-    from biobank.accuracy import compare_calls
+    from biobank.sequencing.accuracy import compare_calls
 
     step("accuracy: scoring the workflow's calls against the simulated truth")
     rows: list[dict[str, Any]] = []
@@ -306,7 +307,7 @@ def annotate_population(directory: Path) -> Path:
     ExternalToolError
         If bcftools fails.
     """
-    from biobank.tools import run_tool
+    from biobank.core.tools import run_tool
 
     source = directory / "population" / "cohort.vcf.gz"
     out = directory / "population" / "cohort.csq.vcf.gz"

@@ -46,12 +46,12 @@ def build_clinical_store(
     With ``genotypes``, participant *i* gets a DNA specimen sequenced as sample
     ``S0i`` and ``tests/data/clinical/genotypes.vcf`` is loaded.
     """
-    from biobank.access import Principal, Role, add_user
-    from biobank.clinical import load_clinical
-    from biobank.consent import add_consent
-    from biobank.ids import center_key
-    from biobank.registry import register_participant
-    from biobank.store import Store
+    from biobank.clinical.load import load_clinical
+    from biobank.core.access import Principal, Role, add_user
+    from biobank.core.ids import center_key
+    from biobank.core.store import Store
+    from biobank.registry.consent import add_consent
+    from biobank.registry.participants import register_participant
 
     with Store(path) as store:
         center_key(store.path, create=True)
@@ -89,9 +89,9 @@ def build_clinical_store(
         if load:
             load_clinical(store, CLINICAL / "good", principal=registrar)
         if genotypes:
-            from biobank.ids import make_label
-            from biobank.specimens import add_specimen
-            from biobank.vcf import load_vcf
+            from biobank.core.ids import make_label
+            from biobank.genomes.load import load_vcf
+            from biobank.registry.specimens import add_specimen
 
             for i, (_, pid) in enumerate(ids, start=1):
                 add_specimen(
@@ -138,13 +138,13 @@ def build_demo_store(root: Path, *, preset: str = "tiny", seed: int = 42) -> Pat
     ``root/demo`` is the folder of ``generate_demo``; ``root/demo.duckdb`` the store
     (key file ``root/demo.duckdb.key``) with users admin, registrar and researcher.
     """
-    from biobank.access import Principal, Role, add_user
-    from biobank.clinical import load_clinical
-    from biobank.ids import center_key
-    from biobank.registry_import import import_all
-    from biobank.store import Store
+    from biobank.clinical.load import load_clinical
+    from biobank.core.access import Principal, Role, add_user
+    from biobank.core.ids import center_key
+    from biobank.core.store import Store
+    from biobank.genomes.load import load_vcf
+    from biobank.registry.imports import import_all
     from biobank.testing import generate_demo
-    from biobank.vcf import load_vcf
 
     demo = root / "demo"
     generate_demo(demo, preset=preset, seed=seed)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from biobank.access import Principal, Role, add_user
-from biobank.ids import center_key
-from biobank.store import Store
+from biobank.core.access import Principal, Role, add_user
+from biobank.core.ids import center_key
+from biobank.core.store import Store
 
 DATA = Path(__file__).parent / "data" / "registry"
 
@@ -67,7 +67,7 @@ def users() -> dict[str, Principal]:
 @pytest.fixture(scope="session")
 def loaded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with the fixture registry imported (built once, copied by :func:`loaded`)."""
-    from biobank.registry_import import import_all
+    from biobank.registry.imports import import_all
 
     folder = tmp_path_factory.mktemp("loaded")
     with pytest.MonkeyPatch.context() as mp:
@@ -112,7 +112,7 @@ def csv_line(values: Sequence[str]) -> str:
 
 def snapshot(store: Store) -> dict[str, object]:
     """Everything an import could change: registry state, events, provenance, audit length."""
-    from biobank.events import current_state
+    from biobank.registry.events import current_state
 
     con = store.con
 

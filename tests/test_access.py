@@ -1,4 +1,4 @@
-"""Tests for biobank.access: roles, users, and the registry's permission matrix (library level)."""
+"""Tests for biobank.core.access: roles, users, the registry's permission matrix (library)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from registry_support import DATA, LI, WANG, loaded, loaded_template, store, users
 
-from biobank.access import PERMISSIONS, Permission, Principal, Role, add_user, get_principal
-from biobank.consent import add_consent, withdraw_consent
-from biobank.errors import AccessDenied, ConsentError, NotFoundError, ValidationError
-from biobank.ids import center_key, make_label, pseudonym
-from biobank.inventory import (
+from biobank.core.access import PERMISSIONS, Permission, Principal, Role, add_user, get_principal
+from biobank.core.errors import AccessDenied, ConsentError, NotFoundError, ValidationError
+from biobank.core.ids import center_key, make_label, pseudonym
+from biobank.core.store import Store
+from biobank.registry.consent import add_consent, withdraw_consent
+from biobank.registry.imports import import_all, import_participants
+from biobank.registry.inventory import (
     consume_specimen,
     get_specimen,
     link_sequencing_sample,
@@ -23,18 +25,16 @@ from biobank.inventory import (
     ship_specimen,
     update_specimen,
 )
-from biobank.recontact import read_recontact
-from biobank.registry import (
+from biobank.registry.participants import (
     find_participant,
     get_participant,
     list_participants,
     register_participant,
     update_participant,
 )
-from biobank.registry_import import import_all, import_participants
-from biobank.samplesheet import sample_sheet
-from biobank.specimens import add_specimen
-from biobank.store import Store
+from biobank.registry.recontact import read_recontact
+from biobank.registry.specimens import add_specimen
+from biobank.sequencing.sheet import sample_sheet
 
 __all__ = ["loaded", "loaded_template", "store", "users"]  # fixtures used by the tests below
 

@@ -1,4 +1,4 @@
-"""Tests for biobank.accuracy: call-set comparison on hand-made VCFs with known answers.
+"""Tests for biobank.sequencing.accuracy: call-set comparison on hand-made VCFs with known answers.
 
 The expected counts are worked out by hand below and cross-checked with an
 independent computation (``bcftools isec`` on the normalised files).
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from biobank.accuracy import compare_calls
 from biobank.cli import main
-from biobank.errors import ExternalToolError, NotFoundError, ValidationError
+from biobank.core.errors import ExternalToolError, NotFoundError, ValidationError
+from biobank.sequencing.accuracy import compare_calls
 
 # A 80 bp reference. Positions below are 1-based.
 # pos 29 is G followed by the run TTTTT at 30-34, so deleting one T is

@@ -1,4 +1,4 @@
-"""Tests for biobank.audit: what is recorded; edits, deletions and truncation are detected."""
+"""Tests for biobank.core.audit: what is recorded; edits, deletions and truncation are detected."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from registry_support import WANG, loaded, loaded_template, store, users
 
-from biobank import audit
-from biobank.access import Principal
-from biobank.errors import AuditIntegrityError
-from biobank.ids import center_key, pseudonym
-from biobank.inventory import get_specimen, move_specimen
-from biobank.registry import get_participant, list_participants
-from biobank.store import Store
+from biobank.core import audit
+from biobank.core.access import Principal
+from biobank.core.errors import AuditIntegrityError
+from biobank.core.ids import center_key, pseudonym
+from biobank.core.store import Store
+from biobank.registry.inventory import get_specimen, move_specimen
+from biobank.registry.participants import get_participant, list_participants
 
 __all__ = ["loaded", "loaded_template", "store", "users"]  # fixtures used by the tests below
 

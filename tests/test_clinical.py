@@ -1,4 +1,4 @@
-"""Tests for biobank.clinical: the OMOP-style clinical loader."""
+"""Tests for biobank.clinical.load: the OMOP-style clinical loader."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import CLINICAL, ClinicalStore, build_clinical_store
 
-from biobank.access import Principal, Role
-from biobank.clinical import load_clinical
-from biobank.errors import AccessDenied, ImportRejected
-from biobank.store import Store
+from biobank.clinical.load import load_clinical
+from biobank.core.access import Principal, Role
+from biobank.core.errors import AccessDenied, ImportRejected
+from biobank.core.store import Store
 
 REGISTRAR = Principal("reg", Role.REGISTRAR)
 TABLES = (

@@ -1,4 +1,4 @@
-"""Tests for biobank.cohorts: criteria, their SQL, JSON round trips, saved definitions.
+"""Tests for biobank.clinical.cohorts: criteria, their SQL, JSON round trips, saved definitions.
 
 Expected members are worked out by hand from tests/data/clinical/good (see the comments).
 Consents (participants.csv): 1-3, 5, 7 HMB; 4, 6 GRU; 8 POA; 9 DS:E11; 10 DS:C50. So purpose
@@ -12,8 +12,7 @@ from conftest import ClinicalStore
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from biobank.access import Principal, Role
-from biobank.cohorts import (
+from biobank.clinical.cohorts import (
     Age,
     Criterion,
     Diagnosis,
@@ -29,8 +28,9 @@ from biobank.cohorts import (
     parse_lab,
     save_cohort,
 )
-from biobank.errors import AccessDenied, ConflictError, NotFoundError, ValidationError
-from biobank.store import Store
+from biobank.core.access import Principal, Role
+from biobank.core.errors import AccessDenied, ConflictError, NotFoundError, ValidationError
+from biobank.core.store import Store
 
 RESEARCHER = Principal("rita", Role.RESEARCHER, purpose="DS:E11")
 
@@ -214,8 +214,8 @@ def _fixture_tables() -> dict[str, list[dict[str, str]]]:
 def _python_eval(c: Criterion, person: int, t: dict[str, list[dict[str, str]]]) -> bool:
     import datetime as dt
 
-    from biobank import icd10
-    from biobank.cohorts import And, Not, Or
+    from biobank.clinical import icd10
+    from biobank.clinical.cohorts import And, Not, Or
 
     d = dt.date.fromisoformat
     p = next(r for r in t["person"] if int(r["person_id"]) == person)

@@ -1,4 +1,4 @@
-"""Tests for biobank.consent: purposes, DUO codes, the permitted-participants query, withdrawal."""
+"""Tests for biobank.registry.consent: purposes, DUO codes, permitted participants, withdrawal."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from registry_support import CHEN, LI, OUYANG, WANG, loaded, loaded_template, store, users
 
-from biobank.access import Principal
-from biobank.consent import (
+from biobank.core.access import Principal
+from biobank.core.errors import ConflictError, ConsentError, NotFoundError, ValidationError
+from biobank.core.ids import center_key, pseudonym
+from biobank.core.store import Store
+from biobank.registry.consent import (
     Purpose,
     add_consent,
     consent_permits,
@@ -23,10 +26,7 @@ from biobank.consent import (
     permitted_participants_sql,
     withdraw_consent,
 )
-from biobank.errors import ConflictError, ConsentError, NotFoundError, ValidationError
-from biobank.ids import center_key, pseudonym
-from biobank.registry import list_participants
-from biobank.store import Store
+from biobank.registry.participants import list_participants
 
 __all__ = ["loaded", "loaded_template", "store", "users"]  # fixtures used by the tests below
 

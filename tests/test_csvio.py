@@ -1,4 +1,4 @@
-"""Tests for biobank.csvio: encodings, headers, quoted newlines and line numbers."""
+"""Tests for biobank.core.csvio: encodings, headers, quoted newlines and line numbers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from biobank.csvio import decode_bytes, read_csv
-from biobank.errors import ImportRejected, ValidationError
+from biobank.core.csvio import decode_bytes, read_csv
+from biobank.core.errors import ImportRejected, ValidationError
 
 ROWS = [["张三", "北京市朝阳区", "T2D;CAD"], ["李四", "上海市徐汇区", ""]]
 

@@ -1,4 +1,4 @@
-"""Tests for biobank.errors: one tree, messages that say where and how to fix."""
+"""Tests for biobank.core.errors: one tree, messages that say where and how to fix."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-from biobank import errors
-from biobank.errors import (
+from biobank.core import errors
+from biobank.core.errors import (
     BiobankError,
     ExternalToolError,
     ImportRejected,

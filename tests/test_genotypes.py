@@ -1,4 +1,4 @@
-"""Tests for biobank.genotypes: carriers, genotype matrices, PCA, access, consent, audit.
+"""Tests for biobank.genomes.reader: carriers, genotype matrices, PCA, access, consent, audit.
 
 References: cyvcf2 and scikit-allel reading the same VCFs directly.
 """
@@ -14,11 +14,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from biobank.access import Principal, Role, add_user
-from biobank.errors import AccessDenied, ConsentError, ValidationError
-from biobank.genotypes import VariantFilter, carriers, genotype_matrix, pca, variants
-from biobank.store import Store
-from biobank.vcf import load_vcf
+from biobank.core.access import Principal, Role, add_user
+from biobank.core.errors import AccessDenied, ConsentError, ValidationError
+from biobank.core.store import Store
+from biobank.genomes.load import load_vcf
+from biobank.genomes.reader import VariantFilter, carriers, genotype_matrix, pca, variants
 
 VCF = Path(__file__).parent / "data" / "vcf"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "1kg-phase3-subset"
@@ -39,10 +39,10 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stor
     """tiny.vcf (S0001-S0004) and tiny_batch2.vcf (S0005, S0006) loaded; consents vary."""
     from stdnum.cn import ric
 
-    from biobank.consent import add_consent
-    from biobank.ids import center_key, make_label
-    from biobank.registry import register_participant
-    from biobank.specimens import add_specimen
+    from biobank.core.ids import center_key, make_label
+    from biobank.registry.consent import add_consent
+    from biobank.registry.participants import register_participant
+    from biobank.registry.specimens import add_specimen
 
     monkeypatch.delenv("BIOBANK_CENTER_KEY", raising=False)
     monkeypatch.delenv("BIOBANK_KEY_FILE", raising=False)

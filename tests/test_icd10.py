@@ -1,4 +1,4 @@
-"""Tests for biobank.icd10: code forms (WHO, national clinical edition 2.0) and hierarchy."""
+"""Tests for biobank.clinical.icd10: code forms (WHO, national clinical edition 2.0), hierarchy."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from biobank import icd10
-from biobank.errors import ValidationError
+from biobank.clinical import icd10
+from biobank.core.errors import ValidationError
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests for biobank.ids: identity numbers, pseudonyms, labels and the center key."""
+"""Tests for biobank.core.ids: identity numbers, pseudonyms, labels and the center key."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from biobank.errors import ConfigError, ValidationError
-from biobank.ids import (
+from biobank.core.errors import ConfigError, ValidationError
+from biobank.core.ids import (
     center_key,
     is_valid_label,
     make_label,

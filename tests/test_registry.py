@@ -32,10 +32,8 @@ from registry_support import (
     write_csv,
 )
 
-from biobank import events
-from biobank.access import Principal
-from biobank.consent import permitted_participants
-from biobank.errors import (
+from biobank.core.access import Principal
+from biobank.core.errors import (
     ConflictError,
     ConsentError,
     ImportRejected,
@@ -43,8 +41,17 @@ from biobank.errors import (
     StoreError,
     ValidationError,
 )
-from biobank.ids import center_key, make_label, pseudonym
-from biobank.inventory import (
+from biobank.core.ids import center_key, make_label, pseudonym
+from biobank.core.store import Store
+from biobank.registry import events
+from biobank.registry.consent import permitted_participants
+from biobank.registry.imports import (
+    import_all,
+    import_consents,
+    import_participants,
+    import_specimens,
+)
+from biobank.registry.inventory import (
     consume_specimen,
     destroy_specimen,
     get_specimen,
@@ -56,23 +63,16 @@ from biobank.inventory import (
     ship_specimen,
     update_specimen,
 )
-from biobank.recontact import read_recontact
-from biobank.registry import (
+from biobank.registry.participants import (
     find_participant,
     get_participant,
     list_participants,
     register_participant,
     update_participant,
 )
-from biobank.registry_import import (
-    import_all,
-    import_consents,
-    import_participants,
-    import_specimens,
-)
-from biobank.samplesheet import sample_sheet, write_sample_sheet
-from biobank.specimens import add_specimen
-from biobank.store import Store
+from biobank.registry.recontact import read_recontact
+from biobank.registry.specimens import add_specimen
+from biobank.sequencing.sheet import sample_sheet, write_sample_sheet
 
 __all__ = ["loaded", "loaded_template", "store", "users"]  # fixtures used by the tests below
 
@@ -527,9 +527,9 @@ def test_import__killed_mid_transaction_leaves_store_unchanged(
     marker = tmp_path / "paused"
     script = (
         "import sys\n"
-        "from biobank.store import Store\n"
-        "from biobank.access import get_principal\n"
-        "from biobank.registry_import import import_all\n"
+        "from biobank.core.store import Store\n"
+        "from biobank.core.access import get_principal\n"
+        "from biobank.registry.imports import import_all\n"
         f"s = Store({str(path)!r})\n"
         "import_all(s, get_principal(s.con, 'reg1'), sys.argv[1])\n"
     )
@@ -685,7 +685,7 @@ def test_ship_and_destroy__free_positions(loaded: Store, users: Users) -> None:
 
 
 def test_events__replay_reproduces_current_state(loaded: Store, users: Users) -> None:
-    from biobank.consent import add_consent, withdraw_consent
+    from biobank.registry.consent import add_consent, withdraw_consent
 
     reg = users["registrar"]
     move_specimen(
@@ -754,7 +754,7 @@ def _fastq(path: Path, name: str) -> None:
 def test_sample_sheet__matches_workflow_reader_and_skips_withdrawn(
     loaded: Store, users: Users, tmp_path: Path
 ) -> None:
-    from biobank.workflow import read_sample_sheet, repo_workflow_dir
+    from biobank.sequencing.workflow import read_sample_sheet, repo_workflow_dir
 
     fq = tmp_path / "fastq"
     fq.mkdir()

@@ -1,4 +1,4 @@
-"""Tests for biobank.sampleqc: per-sample QC checked against bcftools stats and plink2."""
+"""Tests for biobank.sequencing.sampleqc: per-sample QC against bcftools stats and plink2."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biobank.errors import ValidationError
-from biobank.sampleqc import (
+from biobank.core.errors import ValidationError
+from biobank.sequencing.sampleqc import (
     GenotypeCounts,
     SexCall,
     count_genotypes,

@@ -1,4 +1,4 @@
-"""Tests for loading the workflow's sample QC table (biobank.sampleqc.load_sample_qc)."""
+"""Tests for loading the workflow's sample QC table (biobank.sequencing.sampleqc.load_sample_qc)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from registry_support import USERS, loaded, loaded_template, store, users  # noqa: F401
 
-from biobank import audit
-from biobank.errors import AccessDenied, ImportRejected, NotFoundError
-from biobank.sampleqc import STORED_COLUMNS, load_sample_qc
-from biobank.store import Store
+from biobank.core import audit
+from biobank.core.errors import AccessDenied, ImportRejected, NotFoundError
+from biobank.core.store import Store
+from biobank.sequencing.sampleqc import STORED_COLUMNS, load_sample_qc
 
 HEADER = "\t".join(
     [

@@ -1,4 +1,4 @@
-"""Tests for biobank.stats against plink2 (--freq/--missing/--hardy/--glm), scipy, statsmodels.
+"""Tests for biobank.stats.assoc vs plink2 (--freq/--missing/--hardy/--glm), scipy, statsmodels.
 
 Two data sets: real 1000 Genomes chr21+chr22 (``../shared/data``, marked ``shared``)
 and a small msprime cohort split into two batches (the second batch misses some
@@ -18,9 +18,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from biobank.access import Principal, Role
-from biobank.genotypes import VariantFilter
-from biobank.stats import (
+from biobank.core.access import Principal, Role
+from biobank.core.store import Store
+from biobank.genomes.load import load_vcf
+from biobank.genomes.reader import VariantFilter
+from biobank.stats.assoc import (
     SMALL_COUNT_THRESHOLD,
     allele_frequencies,
     association,
@@ -28,8 +30,6 @@ from biobank.stats import (
     hwe_exact,
     hwe_exact_x,
 )
-from biobank.store import Store
-from biobank.vcf import load_vcf
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "1kg-phase3-subset"
 LOADER = Principal("reg", Role.REGISTRAR)
@@ -454,7 +454,7 @@ def test_association__matches_statsmodels_logit_per_variant(
 ) -> None:
     import statsmodels.api as sm
 
-    from biobank.genotypes import genotype_matrix
+    from biobank.genomes.reader import genotype_matrix
 
     res = sim_assoc
     m = genotype_matrix(sim.store.con, principal=Principal("ada", Role.ADMIN))
@@ -519,7 +519,7 @@ def test_association__fisher_matches_scipy_on_counts_read_with_cyvcf2(
 def test_fisher__matches_scipy_on_random_and_degenerate_tables() -> None:
     from scipy.stats import fisher_exact
 
-    from biobank.stats import _fisher
+    from biobank.stats.assoc import _fisher
 
     rng = np.random.default_rng(3)
     n1, n2 = rng.integers(0, 80, 600), rng.integers(0, 80, 600)
@@ -540,7 +540,7 @@ def test_fisher__matches_scipy_on_random_and_degenerate_tables() -> None:
 
 
 def test_association__rejects_overlapping_cases_and_controls(sim: Cohort) -> None:
-    from biobank.errors import ValidationError
+    from biobank.core.errors import ValidationError
 
     ids = sim.pheno["participant_id"].to_list()
     with pytest.raises(ValidationError, match="both cases and controls"):
@@ -638,7 +638,7 @@ def test_sim_store__mixes_packed_and_sparse_calls_so_plink2_checks_cover_both(
     sim: Cohort,
 ) -> None:
     """Common variants are packed in both batches, rare ones sparse; some of each mix."""
-    from biobank.genotypes import _packed_planes
+    from biobank.genomes.reader import _packed_planes
 
     con = sim.store.con
     per_batch = dict(
@@ -665,7 +665,7 @@ def test_sim_store__mixes_packed_and_sparse_calls_so_plink2_checks_cover_both(
 
 def test_packed_planes__list_reader_matches_unnested_reader(sim: Cohort) -> None:
     """Both ways of reading a batch's packed planes give the same rows and words."""
-    from biobank.genotypes import _packed_planes
+    from biobank.genomes.reader import _packed_planes
 
     con = sim.store.con
     batches = con.execute(
@@ -691,7 +691,7 @@ def test_packed_planes__list_reader_matches_unnested_reader(sim: Cohort) -> None
 
 def test_packed_and_sparse_layouts__give_identical_results(sim: Cohort, tmp_path: Path) -> None:
     """The same files loaded without packing answer every query the same way."""
-    from biobank.genotypes import carriers, genotype_matrix
+    from biobank.genomes.reader import carriers, genotype_matrix
 
     admin = Principal("admin", Role.ADMIN)
     names = sim.pheno["#IID"].to_list()
@@ -731,7 +731,7 @@ def test_packed_and_sparse_layouts__give_identical_results(sim: Cohort, tmp_path
 
 def test_logistic_regression__identical_rows_share_one_fit() -> None:
     """Duplicate rows (singletons of one sample, variants in LD) get the fit of one copy."""
-    from biobank.stats import logistic_regression
+    from biobank.stats.assoc import logistic_regression
 
     rng = np.random.default_rng(3)
     n = 300
@@ -771,7 +771,7 @@ def test_logistic_regression__firth_fits_maximise_the_penalised_likelihood() -> 
     from scipy.optimize import minimize
     from scipy.special import expit, log_expit
 
-    from biobank.stats import logistic_regression
+    from biobank.stats.assoc import logistic_regression
 
     rng = np.random.default_rng(11)
     n = 400

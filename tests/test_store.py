@@ -1,4 +1,4 @@
-"""Tests for biobank.store: migrations, the all-or-nothing writer path, provenance."""
+"""Tests for biobank.core.store: migrations, the all-or-nothing writer path, provenance."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from biobank.errors import StoreError
-from biobank.store import Store, _migrations, file_checksum
+from biobank.core.errors import StoreError
+from biobank.core.store import Store, _migrations, file_checksum
 
 
 def test_store__new_file_is_migrated_to_latest(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_transaction__killed_process_leaves_store_unchanged(tmp_path: Path) -> N
     Store(path).close()
     code = f"""
 import os, signal
-from biobank.store import Store
+from biobank.core.store import Store
 store = Store({str(path)!r})
 with store.transaction() as con:
     for i in range(200):
@@ -121,7 +121,7 @@ with store.transaction() as con:
 
 _FAULTS_CODE = """
 import ctypes, resource, sys
-from biobank.store import Store
+from biobank.core.store import Store
 
 Store(sys.argv[1]).close()
 libc = ctypes.CDLL(None)

@@ -1,4 +1,4 @@
-"""Tests for biobank.survival: checked by hand and against statsmodels (independent code)."""
+"""Tests for biobank.clinical.survival: by hand and against statsmodels (independent code)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from conftest import ClinicalStore
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight
 
-from biobank.errors import ValidationError
-from biobank.store import Store
-from biobank.survival import cox, kaplan_meier, logrank, survival_data
+from biobank.clinical.survival import cox, kaplan_meier, logrank, survival_data
+from biobank.core.errors import ValidationError
+from biobank.core.store import Store
 
 TINY = pl.DataFrame({"time": [1.0, 2.0, 2.0, 3.0, 4.0, 5.0], "event": [1, 1, 0, 1, 0, 1]})
 

@@ -22,8 +22,9 @@ import pytest
 from stdnum.cn import ric
 
 from biobank.cli import main
-from biobank.errors import ConflictError, ValidationError
-from biobank.ids import is_valid_label
+from biobank.core.errors import ConflictError, ValidationError
+from biobank.core.ids import is_valid_label
+from biobank.registry.vocab import SPECIMEN_STATUSES, SPECIMEN_TYPES, UNITS
 from biobank.testing import (
     REFERENCE_DATE,
     Manifest,
@@ -32,7 +33,6 @@ from biobank.testing import (
     transcode_registry,
     write_registry_for_samples,
 )
-from biobank.vocab import SPECIMEN_STATUSES, SPECIMEN_TYPES, UNITS
 
 # The standard genetic code, written out here independently of biobank.testing.genome.
 _AA = "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"
@@ -449,7 +449,7 @@ def test_registry__specimens_labels_lineage_and_storage(
         else:
             assert not r["position"]
         seen[r["label"]] = r
-    # the registry's own vocabularies (biobank.vocab) accept every code written
+    # the registry's own vocabularies (biobank.registry.vocab) accept every code written
     assert {r["unit"] for r in rows} <= set(UNITS)
     assert {r["status"] for r in rows} <= set(SPECIMEN_STATUSES)
     assert {r["specimen_type"] for r in rows} <= set(SPECIMEN_TYPES)

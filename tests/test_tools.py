@@ -1,4 +1,4 @@
-"""Tests for biobank.tools: external programs and their errors."""
+"""Tests for biobank.core.tools: external programs and their errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from biobank.errors import ExternalToolError, ToolNotFoundError
-from biobank.tools import run_tool
+from biobank.core.errors import ExternalToolError, ToolNotFoundError
+from biobank.core.tools import run_tool
 
 
 def test_run_tool__returns_stdout() -> None:

@@ -1,4 +1,4 @@
-"""Tests for biobank.vcf: loading VCFs into the sparse genotype store, and verify."""
+"""Tests for biobank.genomes.load: loading VCFs into the sparse genotype store, and verify."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from stdnum.cn import ric
 
-from biobank.access import Principal, Role, add_user
-from biobank.errors import AccessDenied, ConflictError, StoreError, ValidationError
-from biobank.store import Store
-from biobank.vcf import (
+from biobank.core.access import Principal, Role, add_user
+from biobank.core.errors import AccessDenied, ConflictError, StoreError, ValidationError
+from biobank.core.store import Store
+from biobank.genomes.load import (
     FLAG_FIRST_ALLELE,
     FLAG_HALF_CALL,
     FLAG_HAPLOID,
@@ -40,9 +40,9 @@ RESEARCHER = Principal("rita", Role.RESEARCHER, purpose="HMB")
 
 def register_samples(store: Store, names: list[str]) -> dict[str, str]:
     """Register one participant with a DNA specimen per sequencing sample (registry API)."""
-    from biobank.ids import make_label
-    from biobank.registry import register_participant
-    from biobank.specimens import add_specimen
+    from biobank.core.ids import make_label
+    from biobank.registry.participants import register_participant
+    from biobank.registry.specimens import add_specimen
 
     out = {}
     for i, name in enumerate(names, start=1):
@@ -75,7 +75,7 @@ def register_samples(store: Store, names: list[str]) -> dict[str, str]:
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     """A keyed store with users ada (admin), reg (registrar), rita (researcher), S0001..S0006."""
-    from biobank.ids import center_key
+    from biobank.core.ids import center_key
 
     monkeypatch.delenv("BIOBANK_CENTER_KEY", raising=False)
     monkeypatch.delenv("BIOBANK_KEY_FILE", raising=False)
@@ -274,7 +274,7 @@ def test_load_vcf__another_load_finishing_meanwhile_is_a_conflict(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Keys are planned before reading: if another load lands first, nothing is written."""
-    import biobank.vcf as vcf_mod
+    import biobank.genomes.load as vcf_mod
 
     body = _tiny_records()
     first, second = (
@@ -500,7 +500,7 @@ def test_verify__passes_after_load_and_reports_edited_calls(store: Store, pack: 
 
 
 def test_verify__unloaded_file_is_not_found(store: Store) -> None:
-    from biobank.errors import NotFoundError
+    from biobank.core.errors import NotFoundError
 
     with pytest.raises(NotFoundError, match="was not loaded"):
         verify_vcf(store, VCF / "tiny_batch2.vcf")
@@ -547,9 +547,9 @@ def test_load_vcf__kill_9_during_load_leaves_store_as_it_was(tmp_path: Path) -> 
     script = textwrap.dedent(
         f"""
         import logging, sys
-        from biobank.access import Principal, Role
-        from biobank.store import Store
-        from biobank.vcf import load_vcf
+        from biobank.core.access import Principal, Role
+        from biobank.core.store import Store
+        from biobank.genomes.load import load_vcf
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
         with Store({str(db)!r}) as s:
             load_vcf(s, {str(vcf)!r}, principal=Principal("reg", Role.REGISTRAR), chunk_records=50)
@@ -584,7 +584,7 @@ def test_load_vcf__random_genotypes_round_trip(tmp_path: Path) -> None:
     """Random diploid/haploid/missing/multi-allelic genotypes come back as written."""
     import allel
 
-    from biobank.genotypes import genotype_matrix
+    from biobank.genomes.reader import genotype_matrix
 
     rng = np.random.default_rng(11)
     n, m = 7, 40
@@ -644,7 +644,7 @@ def test_load_vcf__bcftools_stream_and_direct_read_store_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The default path (bcftools view -Ou piped into cyvcf2) matches reading the file directly."""
-    import biobank.vcf as vcf_mod
+    import biobank.genomes.load as vcf_mod
 
     opened: list[object] = []
     real_open = vcf_mod._BcfStream.open
@@ -687,7 +687,7 @@ def test_load_vcf__packing_from_the_gt_array_matches_packing_sparse_rows(
     are the batch's sample order, not the file's). The store must equal the
     one made by splitting every call into sparse rows first, and verify.
     """
-    import biobank.vcf as vcf_mod
+    import biobank.genomes.load as vcf_mod
 
     rng = np.random.default_rng(5)
     names = [f"W{i:03d}" for i in range(130)]
@@ -748,9 +748,9 @@ _PEAK_MEMORY_LOAD = """
 import sys
 from pathlib import Path
 import cyvcf2
-from biobank.access import Principal, Role
-from biobank.store import Store
-from biobank.vcf import load_vcf
+from biobank.core.access import Principal, Role
+from biobank.core.store import Store
+from biobank.genomes.load import load_vcf
 vcf, db, limit = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 names = list(cyvcf2.VCF(str(vcf)).samples)
 with Store(db) as store:

@@ -1,4 +1,4 @@
-"""Tests for biobank.workbench: roles, consent, audit, small counts and the SQL sandbox."""
+"""Tests for biobank.research.workbench: roles, consent, audit, small counts and the SQL sandbox."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from conftest import ClinicalStore
 
 import biobank
-from biobank.access import Principal, Role
-from biobank.cohorts import Diagnosis, Lab, Sex
-from biobank.consent import withdraw_consent
-from biobank.errors import AccessDenied, NotFoundError, StoreError, ValidationError
-from biobank.store import Store
-from biobank.workbench import suppress_small_counts
+from biobank.clinical.cohorts import Diagnosis, Lab, Sex
+from biobank.core.access import Principal, Role
+from biobank.core.errors import AccessDenied, NotFoundError, StoreError, ValidationError
+from biobank.core.store import Store
+from biobank.registry.consent import withdraw_consent
+from biobank.research.workbench import suppress_small_counts
 
 
 def _audit_actions(cs: ClinicalStore, prefix: str) -> list[tuple[str, str, dict[str, object]]]:

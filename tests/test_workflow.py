@@ -1,4 +1,4 @@
-"""Tests for the Snakemake sequencing workflow and its start-up checks (biobank.workflow).
+"""Tests for the Snakemake sequencing workflow and its start-up checks (biobank.sequencing).
 
 Fast tests call the checks directly on small hand-made inputs; the workflow
 itself runs as a subprocess (``snakemake``), for lint, format, dry runs, bad
@@ -21,8 +21,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from biobank.errors import ConfigError, ImportRejected, ValidationError
-from biobank.workflow import (
+from biobank.core.errors import ConfigError, ImportRejected, ValidationError
+from biobank.sequencing.workflow import (
     check_config,
     check_inputs,
     check_tools,

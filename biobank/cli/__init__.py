@@ -2,7 +2,7 @@
 
 Each command parses its options, calls one library function and prints. Shared
 options (``--store``, ``--user``, ``-v``) are defined once here; every
-:class:`~biobank.errors.BiobankError` becomes a one-line message on standard
+:class:`~biobank.core.errors.BiobankError` becomes a one-line message on standard
 error and exit code 1 in :func:`main`. Sub-modules register their commands with
 ``register(app)`` so that heavy imports happen only inside commands.
 """
@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from biobank.__about__ import __version__
-from biobank.errors import BiobankError
+from biobank.core.errors import BiobankError
 
 __all__ = ["State", "app", "main"]
 
@@ -93,7 +93,7 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``biobank`` command; return its exit code.
 
-    A :class:`~biobank.errors.BiobankError` is printed as ``error: <message>``
+    A :class:`~biobank.core.errors.BiobankError` is printed as ``error: <message>``
     on standard error and gives exit code 1.
     """
     try:

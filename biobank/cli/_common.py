@@ -14,9 +14,9 @@ import typer
 if TYPE_CHECKING:
     import polars as pl
 
-    from biobank.access import Principal
     from biobank.cli import State
-    from biobank.store import Store
+    from biobank.core.access import Principal
+    from biobank.core.store import Store
 
 __all__ = ["OutputFormat", "acting_principal", "emit", "open_store", "state"]
 
@@ -39,7 +39,7 @@ def state(ctx: typer.Context) -> State:
 @contextmanager
 def open_store(ctx: typer.Context, *, read_only: bool = False) -> Iterator[Store]:
     """Open the store named by ``--store`` for the duration of a command."""
-    from biobank.store import Store
+    from biobank.core.store import Store
 
     store = Store(state(ctx).store, read_only=read_only)
     try:
@@ -50,7 +50,7 @@ def open_store(ctx: typer.Context, *, read_only: bool = False) -> Iterator[Store
 
 def acting_principal(ctx: typer.Context, store: Store, *, purpose: str | None = None) -> Principal:
     """Return the principal for ``--user`` (looked up in the store's users)."""
-    from biobank.access import get_principal
+    from biobank.core.access import get_principal
 
     user = state(ctx).user
     assert user is not None

@@ -23,8 +23,8 @@ def init(
     ] = None,
 ) -> None:
     """Create (or migrate) the store; with a new store, add the first admin."""
-    from biobank.access import Role, add_user
-    from biobank.ids import center_key
+    from biobank.core.access import Role, add_user
+    from biobank.core.ids import center_key
 
     with open_store(ctx) as store:
         center_key(store.path, create=True)
@@ -46,8 +46,8 @@ def user_add(
     role: Annotated[str, typer.Option(help="admin, registrar, researcher or auditor.")],
 ) -> None:
     """Add a user with a role."""
-    from biobank import audit
-    from biobank.access import add_user
+    from biobank.core import audit
+    from biobank.core.access import add_user
 
     with open_store(ctx) as store:
         actor = acting_principal(ctx, store)
@@ -60,7 +60,7 @@ def user_add(
 @user_app.command("list")
 def user_list(ctx: typer.Context, fmt: FormatOpt = OutputFormat.TABLE) -> None:
     """List users and their roles."""
-    from biobank.access import Permission, require
+    from biobank.core.access import Permission, require
 
     with open_store(ctx) as store:
         require(acting_principal(ctx, store), Permission.MANAGE_USERS)
@@ -73,8 +73,8 @@ def user_list(ctx: typer.Context, fmt: FormatOpt = OutputFormat.TABLE) -> None:
 @audit_app.command("verify")
 def audit_verify(ctx: typer.Context) -> None:
     """Check the audit log's hash chain; exit 1 naming the first bad entry."""
-    from biobank import audit
-    from biobank.access import Permission, require
+    from biobank.core import audit
+    from biobank.core.access import Permission, require
 
     with open_store(ctx, read_only=True) as store:
         require(acting_principal(ctx, store), Permission.AUDIT_READ)
@@ -89,7 +89,7 @@ def audit_log(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Show the newest audit log entries."""
-    from biobank.access import Permission, require
+    from biobank.core.access import Permission, require
 
     with open_store(ctx, read_only=True) as store:
         require(acting_principal(ctx, store), Permission.AUDIT_READ)

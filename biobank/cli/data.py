@@ -47,7 +47,7 @@ def load_vcf(
     ] = True,
 ) -> None:
     """Load genotypes from a VCF as one batch (all or nothing; the same file again is a no-op)."""
-    from biobank.vcf import load_vcf as load
+    from biobank.genomes.load import load_vcf as load
 
     with open_store(ctx) as store:
         principal = acting_principal(ctx, store)
@@ -80,8 +80,8 @@ def verify(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Re-read a loaded VCF with bcftools and compare every genotype; exit 1 on any mismatch."""
-    from biobank.access import Permission, require
-    from biobank.vcf import verify_vcf
+    from biobank.core.access import Permission, require
+    from biobank.genomes.load import verify_vcf
 
     with open_store(ctx, read_only=True) as store:
         principal = acting_principal(ctx, store)

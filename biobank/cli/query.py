@@ -16,8 +16,8 @@ import typer
 from biobank.cli._common import OutputFormat, acting_principal, emit, open_store, state
 
 if TYPE_CHECKING:
-    from biobank.cohorts import Criterion
-    from biobank.workbench import Workbench
+    from biobank.clinical.cohorts import Criterion
+    from biobank.research.workbench import Workbench
 
 __all__ = ["register"]
 
@@ -65,7 +65,7 @@ def load_clinical_cmd(
     """Load OMOP-style clinical CSVs for registered participants, all or nothing."""
     from dataclasses import asdict
 
-    from biobank.clinical import load_clinical
+    from biobank.clinical.load import load_clinical
 
     with open_store(ctx) as store:
         result = load_clinical(store, directory, principal=acting_principal(ctx, store))
@@ -111,8 +111,8 @@ def cohort_define(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Save a cohort definition (options are combined with AND) and print its size."""
-    from biobank.cohorts import Criterion, criterion_from_options
-    from biobank.errors import ValidationError
+    from biobank.clinical.cohorts import Criterion, criterion_from_options
+    from biobank.core.errors import ValidationError
 
     crit: Criterion | None
     if definition is not None:

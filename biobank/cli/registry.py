@@ -34,7 +34,7 @@ PurposeOpt = Annotated[
 
 
 def _date(value: str | None, name: str) -> dt.date | None:
-    from biobank.registry import parse_date
+    from biobank.registry.participants import parse_date
 
     return parse_date(value, field=name) if value else None
 
@@ -52,8 +52,8 @@ def registry_import(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Import one registry CSV, all or nothing (see config/README.md for the columns)."""
-    from biobank import registry_import as ri
-    from biobank.errors import ValidationError
+    from biobank.core.errors import ValidationError
+    from biobank.registry import imports as ri
 
     funcs = {
         "participants": ri.import_participants,
@@ -76,7 +76,7 @@ def registry_import_all(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Import participants.csv, consents.csv and specimens.csv in one transaction."""
-    from biobank.registry_import import import_all
+    from biobank.registry.imports import import_all
 
     with open_store(ctx) as store:
         results = import_all(store, acting_principal(ctx, store), directory)
@@ -103,7 +103,7 @@ def registry_sample_sheet(
     with_sex: Annotated[bool, typer.Option(help="Add the registered sex column.")] = False,
 ) -> None:
     """Export a Snakemake sample sheet (samples.tsv) for a sequencing batch."""
-    from biobank.samplesheet import sample_sheet, write_sample_sheet
+    from biobank.sequencing.sheet import sample_sheet, write_sample_sheet
 
     ids: list[str] | None = None
     if batch:
@@ -132,7 +132,7 @@ def registry_recontact(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Show re-contact identifiers (registrar/admin only; audited)."""
-    from biobank.registry import read_recontact
+    from biobank.registry.participants import read_recontact
 
     with open_store(ctx) as store:
         record = read_recontact(store, acting_principal(ctx, store), pseudonym, reason=reason)
@@ -145,7 +145,7 @@ def registry_barcode(
     out: Annotated[Path, typer.Option("--out", "-o", help="SVG file to write.")],
 ) -> None:
     """Write a specimen label as a Code 128 barcode (SVG)."""
-    from biobank.inventory import label_barcode_svg
+    from biobank.registry.inventory import label_barcode_svg
 
     out.write_text(label_barcode_svg(label), encoding="utf-8")
     typer.echo(f"wrote {out}")
@@ -158,8 +158,8 @@ def registry_vocab(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """List a controlled vocabulary with its display labels."""
-    from biobank import vocab
-    from biobank.errors import ValidationError
+    from biobank.core.errors import ValidationError
+    from biobank.registry import vocab
 
     tables: dict[str, Any] = {
         "specimen-types": vocab.SPECIMEN_TYPES,
@@ -195,7 +195,7 @@ def participant_add(
     ] = None,
 ) -> None:
     """Register a participant; prints the pseudonym."""
-    from biobank.registry import register_participant
+    from biobank.registry.participants import register_participant
 
     with open_store(ctx) as store:
         pid = register_participant(
@@ -225,8 +225,8 @@ def participant_show(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Show one participant (pseudonymised) with cohorts and current consent."""
-    from biobank.errors import ValidationError
-    from biobank.registry import find_participant, get_participant
+    from biobank.core.errors import ValidationError
+    from biobank.registry.participants import find_participant, get_participant
 
     with open_store(ctx) as store:
         principal = acting_principal(ctx, store, purpose=purpose)
@@ -252,7 +252,7 @@ def participant_list(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """List participants with filters (researchers: consented participants only)."""
-    from biobank.registry import list_participants
+    from biobank.registry.participants import list_participants
 
     with open_store(ctx) as store:
         rows = list_participants(
@@ -279,7 +279,7 @@ def participant_update(
     phone: Annotated[str | None, typer.Option(help="New phone (encrypted).")] = None,
 ) -> None:
     """Change a participant's site, enrolment date, cohorts, name or phone."""
-    from biobank.registry import update_participant
+    from biobank.registry.participants import update_participant
 
     with open_store(ctx) as store:
         changed = update_participant(
@@ -307,7 +307,7 @@ def consent_add(
     disease: Annotated[str | None, typer.Option(help="ICD-10 code for DS.")] = None,
 ) -> None:
     """Register a new consent version."""
-    from biobank.consent import add_consent
+    from biobank.registry.consent import add_consent
 
     with open_store(ctx) as store:
         add_consent(
@@ -330,7 +330,7 @@ def consent_withdraw(
     date: Annotated[str | None, typer.Option(help="Withdrawal date (default today).")] = None,
 ) -> None:
     """Record a withdrawal: effective at once for every query and export."""
-    from biobank.consent import withdraw_consent
+    from biobank.registry.consent import withdraw_consent
 
     with open_store(ctx) as store:
         c = withdraw_consent(
@@ -350,8 +350,8 @@ def consent_show(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Show every consent version of a participant (registry staff)."""
-    from biobank import audit
-    from biobank.access import Permission, require
+    from biobank.core import audit
+    from biobank.core.access import Permission, require
 
     with open_store(ctx) as store:
         principal = acting_principal(ctx, store)
@@ -383,11 +383,11 @@ def specimen_add(
     sample_id: Annotated[str | None, typer.Option(help="Sequencing sample id (DNA/RNA).")] = None,
 ) -> None:
     """Register a specimen."""
-    from biobank.specimens import add_specimen
+    from biobank.registry.specimens import add_specimen
 
     parts = (location or "").split("/") if location else [None] * 4
     if len(parts) != 4:
-        from biobank.errors import ValidationError
+        from biobank.core.errors import ValidationError
 
         raise ValidationError(
             "location is FREEZER/RACK/BOX/POSITION", field="location", value=location
@@ -421,7 +421,7 @@ def specimen_show(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """Show a specimen with storage, remaining amount and lineage."""
-    from biobank.inventory import get_specimen
+    from biobank.registry.inventory import get_specimen
 
     with open_store(ctx) as store:
         record = get_specimen(store, acting_principal(ctx, store, purpose=purpose), label)
@@ -440,7 +440,7 @@ def specimen_list(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> None:
     """List specimens with filters."""
-    from biobank.inventory import list_specimens
+    from biobank.registry.inventory import list_specimens
 
     with open_store(ctx) as store:
         rows = list_specimens(
@@ -465,7 +465,7 @@ def specimen_update(
     quantity: Annotated[float | None, typer.Option(help="Corrected quantity (same unit).")] = None,
 ) -> None:
     """Correct a specimen's collection time, anatomical site or quantity."""
-    from biobank.inventory import update_specimen
+    from biobank.registry.inventory import update_specimen
 
     with open_store(ctx) as store:
         update_specimen(
@@ -488,8 +488,8 @@ def specimen_move(
     reason: ReasonOpt,
 ) -> None:
     """Move a specimen to an empty position."""
-    from biobank.errors import ValidationError
-    from biobank.inventory import move_specimen
+    from biobank.core.errors import ValidationError
+    from biobank.registry.inventory import move_specimen
 
     parts = to.split("/")
     if len(parts) != 4:
@@ -517,7 +517,7 @@ def specimen_consume(
     unit: Annotated[str | None, typer.Option(help="Unit of --quantity.")] = None,
 ) -> None:
     """Use up some or all of a specimen."""
-    from biobank.inventory import consume_specimen
+    from biobank.registry.inventory import consume_specimen
 
     with open_store(ctx) as store:
         spec = consume_specimen(
@@ -534,7 +534,7 @@ def specimen_ship(
     reason: ReasonOpt,
 ) -> None:
     """Record a shipment (frees the position)."""
-    from biobank.inventory import ship_specimen
+    from biobank.registry.inventory import ship_specimen
 
     with open_store(ctx) as store:
         ship_specimen(
@@ -550,7 +550,7 @@ def specimen_destroy(
     reason: ReasonOpt,
 ) -> None:
     """Record that a specimen was destroyed (frees the position)."""
-    from biobank.inventory import destroy_specimen
+    from biobank.registry.inventory import destroy_specimen
 
     with open_store(ctx) as store:
         destroy_specimen(store, acting_principal(ctx, store), label, reason=reason)
@@ -564,7 +564,7 @@ def specimen_link(
     sample_id: Annotated[str, typer.Argument(help="Sequencing sample id.")],
 ) -> None:
     """Link a DNA/RNA specimen to a sequencing sample id."""
-    from biobank.inventory import link_sequencing_sample
+    from biobank.registry.inventory import link_sequencing_sample
 
     with open_store(ctx) as store:
         link_sequencing_sample(store, acting_principal(ctx, store), label, sample_id)

@@ -42,9 +42,9 @@ def compare_calls(
     """Precision, recall, F1 and genotype concordance of SNPs and indels against a truth set.
 
     Both files are normalised with bcftools norm -m -any -f REFERENCE and
-    matched by contig, position, REF and ALT (see biobank.accuracy).
+    matched by contig, position, REF and ALT (see biobank.sequencing.accuracy).
     """
-    from biobank.accuracy import compare_calls as compare
+    from biobank.sequencing.accuracy import compare_calls as compare
 
     rows = compare(
         truth,
@@ -69,8 +69,8 @@ def check(
     """Check the config, sample sheet, FASTQ pairs, reference and tools without running."""
     import yaml
 
-    from biobank.errors import ConfigError
-    from biobank.workflow import check_inputs
+    from biobank.core.errors import ConfigError
+    from biobank.sequencing.workflow import check_inputs
 
     path = configfile if configfile.is_absolute() else directory / configfile
     if not path.is_file():
@@ -97,7 +97,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only show the jobs.")] = False,
 ) -> None:
     """Run the workflow with Snakemake (results/ in the run directory)."""
-    from biobank.workflow import run_workflow
+    from biobank.sequencing.workflow import run_workflow
 
     code = run_workflow(
         cores=cores,
@@ -115,7 +115,7 @@ def load_sample_qc(
 ) -> None:
     """Load the workflow's per-sample QC table into the store (all or nothing)."""
     from biobank.cli._common import acting_principal, open_store
-    from biobank.sampleqc import load_sample_qc as load
+    from biobank.sequencing.sampleqc import load_sample_qc as load
 
     with open_store(ctx) as store:
         result = load(store, table, principal=acting_principal(ctx, store))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from biobank.errors import ConflictError, ValidationError
+from biobank.core.errors import ConflictError, ValidationError
 from biobank.testing import clinical as clin
 from biobank.testing import people as ppl
 from biobank.testing.genome import GenomeSpec, build_genome, write_fasta, write_gff3

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biobank.errors import ConfigError
+from biobank.core.errors import ConfigError
 
 __all__ = [
     "CODON_TABLE",

@@ -8,7 +8,7 @@ Names, identity numbers and phone numbers are synthetic but well formed:
   that existed in the birth year (:data:`REGIONS`, :data:`OLD_REGIONS`; checked
   with :func:`stdnum.cn.ric.is_valid`), the birth date, a 3-digit order code (odd for
   men, even for women) and the ISO 7064 MOD 11-2 check character, so
-  :func:`biobank.ids.validate_national_id` accepts them and sex and birth date
+  :func:`biobank.core.ids.validate_national_id` accepts them and sex and birth date
   agree with the registry columns;
 * mobile numbers: 11 digits with real carrier prefixes.
 
@@ -30,7 +30,7 @@ import numpy as np
 from stdnum.cn import ric
 from stdnum.iso7064 import mod_11_2
 
-from biobank.ids import make_label
+from biobank.core.ids import make_label
 
 __all__ = [
     "CONSENTS_COLUMNS",

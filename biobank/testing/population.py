@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biobank.errors import ConfigError, ValidationError
+from biobank.core.errors import ConfigError, ValidationError
 from biobank.testing.genome import CODON_TABLE, Gene, Genome, reverse_complement
 
 __all__ = [
@@ -578,7 +578,7 @@ def _bgzip_and_index(plain: Path) -> None:
     """``bgzip`` a VCF in place (two threads) and write its ``.tbi``."""
     import pysam
 
-    from biobank.tools import run_tool
+    from biobank.core.tools import run_tool
 
     run_tool(["bgzip", "-f", "-@", "2", plain])
     pysam.tabix_index(str(plain) + ".gz", preset="vcf", force=True)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from biobank.core.tools import run_tool
 from biobank.testing.genome import Genome
 from biobank.testing.population import Variants
-from biobank.tools import run_tool
 
 __all__ = ["READ_LENGTH", "ReadUnit", "haplotype_sequences", "simulate_reads"]
 

@@ -6,7 +6,7 @@ coverage (mosdepth) is used; when that is unclear too, U (diploid everywhere).
 
 import logging
 
-from biobank.sampleqc import infer_sex, read_mosdepth_summary
+from biobank.sequencing.sampleqc import infer_sex, read_mosdepth_summary
 
 # The `snakemake` object is injected by the script: directive of the rule.
 snakemake = globals()["snakemake"]

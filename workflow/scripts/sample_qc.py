@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from biobank.sampleqc import (
+from biobank.sequencing.sampleqc import (
     count_genotypes,
     infer_sex,
     king_table,

@@ -1,0 +1,894 @@
+"""The researcher's facade: ``biobank.open(path, user=..., purpose=...)``.
+
+A :class:`Workbench` answers research questions over the participants whose
+current consent permits the stated purpose, and only for users with the
+``researcher`` role (admins, registrars and auditors get
+:class:`~biobank.core.errors.AccessDenied`: the people who can see identities do
+not also browse research data under the same login). Every answer is a
+:class:`polars.DataFrame`.
+
+* Consent is re-checked on every call (cohorts are stored as definitions and
+  re-evaluated), so a withdrawal takes effect at the next query.
+* Every read of individual-level rows is recorded in the audit log
+  (:func:`biobank.core.audit.record`) with the query's parameters and row count.
+* Aggregate counts below the small-count threshold (``min_count``, default 5)
+  are suppressed (null) in aggregate output; see :func:`suppress_small_counts`.
+* :meth:`Workbench.sql` runs read-only SQL in a sandbox holding only the
+  research tables, restricted to the permitted participants.
+
+Examples
+--------
+>>> import biobank                                                 # doctest: +SKIP
+>>> wb = biobank.open("demo.duckdb", user="rita", purpose="DS:E11")  # doctest: +SKIP
+>>> from biobank.clinical.cohorts import Diagnosis, Lab                      # doctest: +SKIP
+>>> wb.case_control(Diagnosis("E11") & Lab("HbA1c", ">=", 6.5))     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import polars as pl
+
+from biobank.clinical import cohorts
+from biobank.clinical.cohorts import Criterion
+from biobank.core import audit
+from biobank.core.access import Permission, Principal, Role, get_principal, require
+from biobank.core.errors import AccessDenied, StoreError, ValidationError
+from biobank.core.store import Store
+
+if TYPE_CHECKING:
+    from biobank.genomes.reader import GenotypeMatrix, VariantFilter
+
+__all__ = [
+    "DEFAULT_MIN_COUNT",
+    "RESEARCH_TABLES",
+    "SurvivalResult",
+    "Workbench",
+    "open_workbench",
+    "suppress_small_counts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Aggregate counts from 1 to ``DEFAULT_MIN_COUNT - 1`` are suppressed in research output.
+DEFAULT_MIN_COUNT = 5
+
+#: Tables visible to :meth:`Workbench.sql`: name -> SQL over the store, where
+#: ``{permitted}`` is the query of the permitted participant ids.
+RESEARCH_TABLES: dict[str, str] = {
+    "person": "SELECT participant_id, sex, year_of_birth FROM clinical_person"
+    " WHERE participant_id IN ({permitted})",
+    "condition": "SELECT participant_id, code, code_compact, start_date, end_date"
+    " FROM clinical_condition WHERE participant_id IN ({permitted})",
+    "measurement": "SELECT participant_id, name, measured_on, value, unit"
+    " FROM clinical_measurement WHERE participant_id IN ({permitted})",
+    "observation_period": "SELECT participant_id, start_date, end_date"
+    " FROM clinical_observation_period WHERE participant_id IN ({permitted})",
+    "death": "SELECT participant_id, death_date, cause_code FROM clinical_death"
+    " WHERE participant_id IN ({permitted})",
+    "enrolment": "SELECT participant_id, enrolment_date, site FROM participant"
+    " WHERE participant_id IN ({permitted})",
+    "study_cohort": "SELECT participant_id, cohort FROM participant_cohort"
+    " WHERE participant_id IN ({permitted})",
+    "variant": "SELECT * FROM variant",
+    "batch_variant": "SELECT * FROM batch_variant",
+    "genotype_sample": "SELECT sample_key, sample_id, participant_id, batch_id"
+    " FROM genotype_sample WHERE participant_id IN ({permitted})",
+    "genotype_call": "SELECT c.* FROM genotype_call_all c WHERE c.sample_key IN"
+    " (SELECT sample_key FROM genotype_sample WHERE participant_id IN ({permitted}))",
+    "cohort_definition": "SELECT name, description, CAST(definition AS VARCHAR) AS definition,"
+    " created_by, created_at FROM cohort_definition",
+}
+
+CohortLike = Criterion | str | None
+
+_SELECT = re.compile(r"^\s*\(*\s*(select|with|from)\b", re.IGNORECASE)
+
+
+def suppress_small_counts(
+    df: pl.DataFrame, columns: Sequence[str], *, min_count: int = DEFAULT_MIN_COUNT
+) -> pl.DataFrame:
+    """Replace counts between 1 and ``min_count - 1`` by null in ``columns``.
+
+    Zero is kept (it reveals nobody). Use it on every aggregate shown to researchers.
+
+    Examples
+    --------
+    >>> suppress_small_counts(pl.DataFrame({"n": [0, 3, 5]}), ["n"])["n"].to_list()
+    [0, None, 5]
+    """
+    present = [c for c in columns if c in df.columns]
+    return df.with_columns(
+        [
+            pl.when((pl.col(c) > 0) & (pl.col(c) < min_count))
+            .then(None)
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c in present
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class SurvivalResult:
+    """What :meth:`Workbench.survival` returns.
+
+    Attributes
+    ----------
+    data
+        One row per participant: ``participant_id``, ``time`` (years), ``event``,
+        ``genotype`` (or the grouping), the covariates.
+    km
+        Kaplan-Meier curves per group (:func:`biobank.clinical.survival.kaplan_meier`).
+    cox
+        Cox model coefficients (:func:`biobank.clinical.survival.cox`).
+    logrank_p
+        Log-rank test p-value between the groups.
+    """
+
+    data: pl.DataFrame
+    km: pl.DataFrame
+    cox: pl.DataFrame
+    logrank_p: float
+
+
+class Workbench:
+    """Research queries for one user and purpose over one store.
+
+    Use :func:`biobank.open` to create one.
+
+    Parameters
+    ----------
+    store
+        The open store.
+    principal
+        The researcher (role ``researcher``) with the purpose set.
+    min_count
+        Small-count threshold for aggregates.
+
+    Raises
+    ------
+    AccessDenied
+        If the principal is not a researcher.
+    ValidationError
+        If the purpose is missing or malformed.
+    """
+
+    def __init__(
+        self, store: Store, principal: Principal, *, min_count: int = DEFAULT_MIN_COUNT
+    ) -> None:
+        from biobank.registry.consent import parse_purpose
+
+        require(principal, Permission.RESEARCH_READ)
+        if not principal.purpose:
+            raise ValidationError(
+                "a research purpose is needed (GRU, HMB, POA or DS:<ICD-10>)", field="purpose"
+            )
+        self.purpose = str(parse_purpose(principal.purpose))
+        self.store = store
+        self.principal = principal
+        self.min_count = min_count
+
+    # -- lifecycle -----------------------------------------------------------
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> Workbench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Workbench(store={str(self.store.path)!r}, user={self.principal.user!r},"
+            f" purpose={self.purpose!r})"
+        )
+
+    # -- helpers -------------------------------------------------------------
+    def _audit(self, action: str, target: str, detail: dict[str, Any]) -> None:
+        with self.store.transaction() as con:
+            audit.record(con, self.principal, action, target, {"purpose": self.purpose, **detail})
+
+    def _criterion(self, cohort: CohortLike) -> Criterion | None:
+        if isinstance(cohort, str):
+            return cohorts.get_cohort(self.store.con, cohort)
+        return cohort
+
+    @staticmethod
+    def _describe(cohort: CohortLike) -> Any:
+        if cohort is None:
+            return "all"
+        return cohort if isinstance(cohort, str) else cohort.to_dict()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        cur = self.store.cursor()
+        try:
+            return cur.execute(sql, list(params)).pl()
+        except duckdb.Error as exc:
+            raise StoreError(f"research query failed: {exc}") from exc
+        finally:
+            cur.close()
+
+    def permitted_sql(self) -> str:
+        """Return the SQL of the participant ids this purpose may use (consent)."""
+        from biobank.registry.consent import permitted_participants_sql
+
+        return permitted_participants_sql(self.purpose)
+
+    def _ids(self, cohort: CohortLike = None) -> list[str]:
+        sql, params = cohorts.cohort_sql(self._criterion(cohort), purpose=self.purpose)
+        return self._query(sql, params)["participant_id"].to_list()
+
+    def participant_ids(self, cohort: CohortLike = None) -> list[str]:
+        """Return the sorted pseudonyms in a cohort (a criterion, a saved name, or everyone).
+
+        Audited (``research.ids``).
+        """
+        ids = self._ids(cohort)
+        self._audit("research.ids", str(self._describe(cohort))[:200], {"rows": len(ids)})
+        return ids
+
+    def _attributes(self, ids: Sequence[str], *, at: dt.date | None = None) -> pl.DataFrame:
+        year = (at or dt.date.today()).year
+        cur = self.store.cursor()
+        try:
+            cur.register(
+                "_wb_ids",
+                pl.DataFrame({"participant_id": list(ids)}, schema={"participant_id": pl.String}),
+            )
+            return cur.execute(
+                """
+                SELECT p.participant_id, p.sex, p.year_of_birth, ? - p.year_of_birth AS age,
+                       coalesce((SELECT list(DISTINCT c.code ORDER BY c.code)
+                                 FROM clinical_condition c
+                                 WHERE c.participant_id = p.participant_id), []::VARCHAR[])
+                         AS diagnoses,
+                       d.death_date
+                FROM clinical_person p JOIN _wb_ids USING (participant_id)
+                LEFT JOIN clinical_death d USING (participant_id)
+                ORDER BY p.participant_id
+                """,
+                [year],
+            ).pl()
+        finally:
+            cur.close()
+
+    # -- cohorts -------------------------------------------------------------
+    def define_cohort(
+        self, name: str, criterion: Criterion, *, description: str = "", replace: bool = False
+    ) -> None:
+        """Save a named cohort definition (re-evaluated on every use)."""
+        cohorts.save_cohort(
+            self.store, self.principal, name, criterion, description=description, replace=replace
+        )
+
+    def cohorts(self) -> pl.DataFrame:
+        """Return the saved cohort definitions."""
+        return cohorts.list_cohorts(self.store.con)
+
+    def cohort_definition(self, name: str) -> Criterion:
+        """Return a saved cohort's criterion."""
+        return cohorts.get_cohort(self.store.con, name)
+
+    def cohort(self, cohort: CohortLike = None, *, at: dt.date | None = None) -> pl.DataFrame:
+        """Return the members of a cohort with their clinical attributes (audited).
+
+        Returns
+        -------
+        polars.DataFrame
+            ``participant_id``, ``sex``, ``year_of_birth``, ``age`` (at ``at``,
+            default today), ``diagnoses`` (list of ICD-10 codes), ``death_date``.
+        """
+        ids = self._ids(cohort)
+        df = self._attributes(ids, at=at)
+        self._audit("research.cohort", str(self._describe(cohort))[:200], {"rows": df.height})
+        return df
+
+    def count(self, cohort: CohortLike = None) -> int | None:
+        """Return the size of a cohort, or ``None`` if it is below the small-count threshold."""
+        n = len(self._ids(cohort))
+        return None if 0 < n < self.min_count else n
+
+    def case_control(
+        self, cases: CohortLike, controls: CohortLike = None, *, at: dt.date | None = None
+    ) -> pl.DataFrame:
+        """Return cases and controls with their attributes (audited).
+
+        Controls match ``controls`` (default: every permitted participant), are not
+        cases, and have no diagnosis under the case definition's codes.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``participant_id``, ``is_case`` and the columns of :meth:`cohort`.
+        """
+        case_c = self._criterion(cases)
+        if case_c is None:
+            raise ValidationError("a case definition is needed", field="cases")
+        sql, params = cohorts.case_control_sql(
+            case_c, self._criterion(controls), purpose=self.purpose
+        )
+        labels = self._query(sql, params)
+        df = labels.join(
+            self._attributes(labels["participant_id"].to_list(), at=at),
+            on="participant_id",
+            how="left",
+        )
+        self._audit(
+            "research.case_control",
+            str(self._describe(cases))[:200],
+            {
+                "controls": self._describe(controls),
+                "cases": int(df["is_case"].sum()),
+                "rows": df.height,
+            },
+        )
+        return df
+
+    def summary(self, cohort: CohortLike = None) -> pl.DataFrame:
+        """Return counts by sex and 10-year age band (small counts suppressed).
+
+        Returns
+        -------
+        polars.DataFrame
+            ``sex``, ``age_band`` (e.g. ``60-69``), ``participants``.
+        """
+        ids = self._ids(cohort)
+        df = self._attributes(ids)
+        out = (
+            df.with_columns(
+                age_band=((pl.col("age") // 10) * 10).cast(pl.Int64).cast(pl.String)
+                + "-"
+                + ((pl.col("age") // 10) * 10 + 9).cast(pl.Int64).cast(pl.String)
+            )
+            .group_by("sex", "age_band")
+            .agg(participants=pl.len())
+            .sort("sex", "age_band")
+        )
+        return suppress_small_counts(out, ["participants"], min_count=self.min_count)
+
+    # -- genotypes (biobank.genomes.reader, biobank.stats.assoc) -------------------------
+    @staticmethod
+    def _filter(
+        filter: VariantFilter | None,
+        *,
+        region: str | None = None,
+        genes: Sequence[str] | str | None = None,
+        variant_ids: Sequence[str] | str | None = None,
+    ) -> VariantFilter:
+        from biobank.genomes.reader import VariantFilter
+
+        if filter is not None and (region or genes or variant_ids):
+            raise ValidationError(
+                "give either filter= or region/genes/variant_ids, not both", field="filter"
+            )
+        if filter is not None:
+            return filter
+        return VariantFilter(
+            region=region,
+            genes=[genes] if isinstance(genes, str) else genes,
+            variant_ids=[variant_ids] if isinstance(variant_ids, str) else variant_ids,
+        )
+
+    def carriers(
+        self,
+        cohort: CohortLike = None,
+        *,
+        filter: VariantFilter | None = None,
+        region: str | None = None,
+        genes: Sequence[str] | str | None = None,
+        variant_ids: Sequence[str] | str | None = None,
+    ) -> pl.DataFrame:
+        """Carriers of the selected variants in a cohort, with their clinical attributes.
+
+        Returns
+        -------
+        polars.DataFrame
+            The columns of :func:`biobank.genomes.reader.carriers` (``participant_id``,
+            ``sample_id``, ``variant_*``, ``call_dosage`` ...) plus ``sex``,
+            ``year_of_birth``, ``age``, ``diagnoses``, ``death_date``. Audited
+            (``genotype.read``).
+        """
+        from biobank.genomes import reader as genotypes
+
+        ids = self._ids(cohort)
+        df = genotypes.carriers(
+            self.store.con,
+            ids,
+            principal=self.principal,
+            filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
+            purpose=self.purpose,
+        )
+        attrs = self._attributes(df["participant_id"].unique().to_list())
+        return df.join(attrs, on="participant_id", how="left")
+
+    def frequencies(
+        self,
+        cohort: CohortLike = None,
+        *,
+        filter: VariantFilter | None = None,
+        region: str | None = None,
+        genes: Sequence[str] | str | None = None,
+        variant_ids: Sequence[str] | str | None = None,
+        hwe: bool = True,
+    ) -> pl.DataFrame:
+        """Genotype and allele counts, frequency, call rate and HWE p per variant in a cohort.
+
+        Counts below the small-count threshold are suppressed
+        (:func:`biobank.stats.assoc.allele_frequencies` with ``min_count``).
+        """
+        from biobank import stats
+
+        return stats.allele_frequencies(
+            self.store.con,
+            self._ids(cohort),
+            filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
+            purpose=self.purpose,
+            hwe=hwe,
+            min_count=self.min_count,
+        )
+
+    def _covariates(
+        self,
+        ids: Sequence[str],
+        *,
+        n_pcs: int = 0,
+        at: dt.date | None = None,
+        pca_filter: VariantFilter | None = None,
+    ) -> pl.DataFrame:
+        """Numeric covariates ``participant_id, age, male, pc1 .. pcN`` of ``ids``."""
+        attrs = self._attributes(ids, at=at).select(
+            "participant_id",
+            pl.col("age").cast(pl.Float64),
+            (pl.col("sex") == "male").cast(pl.Float64).alias("male"),
+        )
+        if n_pcs > 0:
+            from biobank.genomes import reader as genotypes
+
+            pcs, _ = genotypes.pca(
+                self.store.con,
+                list(ids),
+                principal=self.principal,
+                purpose=self.purpose,
+                filter=pca_filter,
+                n_components=n_pcs,
+            )
+            attrs = attrs.join(
+                pcs.select("participant_id", *[f"pc{i}" for i in range(1, n_pcs + 1)]),
+                on="participant_id",
+                how="inner",
+            )
+        return attrs
+
+    def covariates(
+        self,
+        cohort: CohortLike = None,
+        *,
+        n_pcs: int = 0,
+        at: dt.date | None = None,
+    ) -> pl.DataFrame:
+        """Return numeric covariates of a cohort: ``participant_id, age, male, pc1 .. pcN``.
+
+        Ages at ``at`` (default today); PCs from :func:`biobank.genomes.reader.pca` over
+        the cohort. Audited (``research.covariates``).
+        """
+        df = self._covariates(self._ids(cohort), n_pcs=n_pcs, at=at)
+        self._audit("research.covariates", str(self._describe(cohort))[:200], {"rows": df.height})
+        return df
+
+    def _cases_controls(
+        self, cases: CohortLike, controls: CohortLike
+    ) -> tuple[list[str], list[str]]:
+        case_c = self._criterion(cases)
+        if case_c is None:
+            raise ValidationError("a case definition is needed", field="cases")
+        sql, params = cohorts.case_control_sql(
+            case_c, self._criterion(controls), purpose=self.purpose
+        )
+        labels = self._query(sql, params)
+        case_ids = labels.filter(pl.col("is_case"))["participant_id"].to_list()
+        ctrl_ids = labels.filter(~pl.col("is_case"))["participant_id"].to_list()
+        return case_ids, ctrl_ids
+
+    def association(
+        self,
+        cases: CohortLike,
+        controls: CohortLike = None,
+        *,
+        filter: VariantFilter | None = None,
+        region: str | None = None,
+        genes: Sequence[str] | str | None = None,
+        variant_ids: Sequence[str] | str | None = None,
+        covariates: Sequence[str] = ("age", "male"),
+        n_pcs: int = 0,
+        xchr_model: int = 2,
+    ) -> pl.DataFrame:
+        """Case/control association per variant: Fisher's exact test and logistic regression.
+
+        Cases and controls as in :meth:`case_control`; covariates among ``age``,
+        ``male`` and the first ``n_pcs`` principal components (``pc1`` ...), see
+        :meth:`covariates`. Runs :func:`biobank.stats.assoc.association` with small
+        counts suppressed; ``xchr_model`` codes males' chrX calls 0/2 (2, as
+        plink2) or 0/1 (1) in the regression.
+        """
+        from biobank import stats
+
+        case_ids, ctrl_ids = self._cases_controls(cases, controls)
+        cov = None
+        wanted = [*covariates, *[f"pc{i}" for i in range(1, n_pcs + 1)]]
+        if wanted:
+            table = self._covariates(case_ids + ctrl_ids, n_pcs=n_pcs)
+            unknown = [c for c in wanted if c not in table.columns]
+            if unknown:
+                raise ValidationError(
+                    f"unknown covariate(s) {', '.join(unknown)}: use age, male, pc1..pcN",
+                    field="covariates",
+                )
+            cov = table.select("participant_id", *wanted)
+        result = stats.association(
+            self.store.con,
+            case_ids,
+            ctrl_ids,
+            covariates=cov,
+            filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
+            purpose=self.purpose,
+            min_count=self.min_count,
+            xchr_model=xchr_model,
+        )
+        self._audit(
+            "research.association",
+            str(self._describe(cases))[:200],
+            {"cases": len(case_ids), "controls": len(ctrl_ids), "covariates": wanted},
+        )
+        return result
+
+    def burden(
+        self,
+        cases: CohortLike,
+        controls: CohortLike = None,
+        *,
+        genes: Sequence[str] | None = None,
+        max_frequency: float = 0.01,
+        covariates: Sequence[str] = ("age", "male"),
+    ) -> pl.DataFrame:
+        """Gene burden test of rare damaging variants (:func:`biobank.stats.assoc.burden`)."""
+        from biobank import stats
+
+        case_ids, ctrl_ids = self._cases_controls(cases, controls)
+        cov = (
+            self._covariates(case_ids + ctrl_ids).select("participant_id", *covariates)
+            if covariates
+            else None
+        )
+        result = stats.burden(
+            self.store.con,
+            case_ids,
+            ctrl_ids,
+            covariates=cov,
+            genes=genes,
+            max_frequency=max_frequency,
+            purpose=self.purpose,
+            min_count=self.min_count,
+        )
+        self._audit(
+            "research.burden",
+            str(self._describe(cases))[:200],
+            {"cases": len(case_ids), "controls": len(ctrl_ids), "genes": list(genes or [])},
+        )
+        return result
+
+    def pca(
+        self, cohort: CohortLike = None, *, n_components: int = 10, **options: Any
+    ) -> tuple[pl.DataFrame, Any]:
+        """Principal components of a cohort (:func:`biobank.genomes.reader.pca`; audited).
+
+        Returns
+        -------
+        tuple
+            ``participant_id, sample_id, pc1 .. pcK`` and the explained variance ratios.
+        """
+        from biobank.genomes import reader as genotypes
+
+        return genotypes.pca(
+            self.store.con,
+            self._ids(cohort),
+            principal=self.principal,
+            purpose=self.purpose,
+            n_components=n_components,
+            **options,
+        )
+
+    def genotype_matrix(
+        self,
+        cohort: CohortLike = None,
+        *,
+        filter: VariantFilter | None = None,
+        region: str | None = None,
+        genes: Sequence[str] | str | None = None,
+        variant_ids: Sequence[str] | str | None = None,
+    ) -> GenotypeMatrix:
+        """Genotypes of a cohort over a region as ``allel.GenotypeArray`` (audited)."""
+        from biobank.genomes import reader as genotypes
+
+        return genotypes.genotype_matrix(
+            self.store.con,
+            self._ids(cohort),
+            principal=self.principal,
+            filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
+            purpose=self.purpose,
+        )
+
+    def dosages(
+        self,
+        cohort: CohortLike = None,
+        *,
+        variant: str,
+    ) -> pl.DataFrame:
+        """ALT allele dosage of one variant per participant (``participant_id, genotype``).
+
+        Parameters
+        ----------
+        variant
+            A variant ID (``rs...``) or a position ``contig:pos`` (1-based).
+
+        Raises
+        ------
+        ValidationError
+            If ``variant`` selects no variant or more than one.
+        """
+        if ":" in variant:
+            flt = self._filter(None, region=variant)
+        else:
+            flt = self._filter(None, variant_ids=[variant])
+        m = self.genotype_matrix(cohort, filter=flt)
+        if m.genotypes.shape[0] != 1:
+            raise ValidationError(
+                f"{variant!r} selects {m.genotypes.shape[0]} variants: give one variant "
+                "(an ID, or contig:position of a biallelic site)",
+                field="variant",
+                value=variant,
+            )
+        n_alt = m.genotypes.to_n_alt(fill=-1)[0]
+        return pl.DataFrame(
+            {
+                "participant_id": m.samples["participant_id"].to_list(),
+                "genotype": [int(x) if x >= 0 else None for x in n_alt],
+            },
+            schema={"participant_id": pl.String, "genotype": pl.Int64},
+        ).drop_nulls()
+
+    # -- survival ------------------------------------------------------------
+    def survival(
+        self,
+        cohort: CohortLike,
+        *,
+        variant: str | None = None,
+        groups: pl.DataFrame | None = None,
+        group: str = "genotype",
+        origin: str = "diagnosis",
+        codes: Sequence[str] | None = None,
+        covariates: Sequence[str] = ("age", "male"),
+    ) -> SurvivalResult:
+        """Survival of a cohort by a per-participant grouping (e.g. genotype dosage).
+
+        Parameters
+        ----------
+        cohort
+            The cohort (criterion or saved name).
+        variant
+            Group by the ALT dosage (0, 1, 2) of this variant (see :meth:`dosages`).
+        groups
+            Instead of ``variant``: ``participant_id`` and the ``group`` column
+            (numeric); participants without a row are left out.
+        group
+            The grouping column; it is the first Cox covariate.
+        origin
+            ``"diagnosis"`` or ``"enrolment"`` (:func:`~biobank.clinical.survival.survival_data`).
+        codes
+            ICD-10 patterns of the diagnosis origin; default: the cohort's diagnosis codes.
+        covariates
+            Extra Cox covariates among ``age`` (at origin) and ``male`` (0/1).
+
+        Returns
+        -------
+        SurvivalResult
+        """
+        from biobank.clinical import survival
+
+        crit = self._criterion(cohort)
+        if (variant is None) == (groups is None):
+            raise ValidationError("give either variant= or groups=", field="variant")
+        if variant is not None:
+            groups = self.dosages(crit, variant=variant)
+        assert groups is not None
+        if origin == "diagnosis" and not codes:
+            codes = cohorts.case_diagnoses(crit) if crit is not None else ()
+        ids = self._ids(crit)
+        data = survival.survival_data(self.store.con, ids, origin=origin, codes=codes or ())
+        attrs = self._attributes(data["participant_id"].to_list())
+        data = (
+            data.join(groups.select("participant_id", group), on="participant_id", how="inner")
+            .join(attrs.select("participant_id", "sex", "year_of_birth"), on="participant_id")
+            .with_columns(
+                age=pl.col("origin_date").dt.year() - pl.col("year_of_birth"),
+                male=(pl.col("sex") == "male").cast(pl.Int32),
+            )
+        )
+        km = survival.kaplan_meier(data, group=group, min_count=self.min_count)
+        model = survival.cox(data, covariates=[group, *covariates])
+        p = survival.logrank(data, group=group)
+        self._audit(
+            "research.survival",
+            str(self._describe(cohort))[:200],
+            {"origin": origin, "codes": list(codes or ()), "rows": data.height},
+        )
+        return SurvivalResult(data=data, km=km, cox=model, logrank_p=p)
+
+    # -- raw SQL -------------------------------------------------------------
+    def sql(self, query: str) -> pl.DataFrame:
+        """Run one read-only ``SELECT``/``WITH`` query over the research tables (audited).
+
+        The query runs in a separate in-memory DuckDB connection that holds
+        only the tables of :data:`RESEARCH_TABLES`, each already restricted to
+        the participants this purpose may use; file access, extensions,
+        configuration changes and Python object scans are disabled there. The
+        identity, consent, specimen, registry-event, user and audit tables do
+        not exist in it.
+
+        Raises
+        ------
+        ValidationError
+            If the text is not exactly one SELECT/WITH statement, or names a
+            table that is not a research table.
+        StoreError
+            If DuckDB rejects the query (syntax, unknown column).
+        """
+        sandbox = duckdb.connect(":memory:")
+        try:
+            try:
+                statements = sandbox.extract_statements(query)
+            except duckdb.Error as exc:
+                raise ValidationError(f"the SQL does not parse: {exc}", field="sql") from exc
+            if len(statements) != 1:
+                raise ValidationError(
+                    f"give exactly one statement, not {len(statements)}", field="sql"
+                )
+            if statements[0].type != duckdb.StatementType.SELECT or not _SELECT.match(query):
+                raise ValidationError(
+                    "only SELECT (or WITH ... SELECT) queries are allowed in research SQL",
+                    field="sql",
+                    value=query[:60],
+                )
+            for setting in (
+                "SET python_enable_replacements = false",
+                "SET enable_external_access = false",
+                "SET autoload_known_extensions = false",
+                "SET autoinstall_known_extensions = false",
+                "SET lock_configuration = true",
+            ):
+                sandbox.execute(setting)
+            names = _table_names(sandbox, query)
+            permitted = self.permitted_sql()
+            for name in sorted(n for n in names if n in RESEARCH_TABLES):
+                table = self._query(RESEARCH_TABLES[name].format(permitted=permitted)).to_arrow()
+                sandbox.register(name, table)
+            try:
+                df = sandbox.execute(query).pl()
+            except duckdb.Error as exc:
+                raise StoreError(f"research SQL failed: {exc}") from exc
+        finally:
+            sandbox.close()
+        self._audit("research.sql", query[:500], {"rows": df.height, "tables": sorted(names)})
+        return df
+
+
+def _table_names(con: duckdb.DuckDBPyConnection, query: str) -> set[str]:
+    """Return the research tables a query reads, from DuckDB's parse tree (no binding).
+
+    Raises
+    ------
+    ValidationError
+        If it calls a table function, qualifies a table with another catalog or
+        schema, or names a table that is not in :data:`RESEARCH_TABLES`.
+    """
+    import json
+
+    row = con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True}
+    if tree.get("error"):
+        raise ValidationError(
+            f"the SQL does not parse: {tree.get('error_message', 'unknown error')}", field="sql"
+        )
+    tables: set[str] = set()
+    ctes: set[str] = set()
+    problems: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "TABLE_FUNCTION":
+                problems.append("table functions (read_csv, range, duckdb_tables ...)")
+            elif kind == "BASE_TABLE":
+                qualifier = (node.get("catalog_name") or "", node.get("schema_name") or "")
+                if qualifier[0] not in ("", "memory") or qualifier[1] not in ("", "main"):
+                    problems.append(f"qualified table {'.'.join(qualifier)}.{node['table_name']}")
+                tables.add(str(node.get("table_name")).lower())
+            cte = node.get("cte_map")
+            if isinstance(cte, dict):
+                ctes.update(str(e["key"]).lower() for e in cte.get("map", []) if "key" in e)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    unknown = sorted(tables - ctes - set(RESEARCH_TABLES))
+    if unknown:
+        problems.append(f"not research tables: {', '.join(unknown)}")
+    if problems:
+        raise ValidationError(
+            f"research SQL may not use {'; '.join(sorted(set(problems)))}; it can read "
+            f"{', '.join(sorted(RESEARCH_TABLES))}",
+            field="sql",
+            value=query[:60],
+        )
+    return tables & set(RESEARCH_TABLES)
+
+
+def open_workbench(
+    path: str | Path,
+    *,
+    user: str,
+    purpose: str,
+    min_count: int = DEFAULT_MIN_COUNT,
+) -> Workbench:
+    """Open a store for research as ``user`` with ``purpose``.
+
+    Parameters
+    ----------
+    path
+        The store file (it must exist).
+    user
+        An active user of the store with the ``researcher`` role.
+    purpose
+        ``GRU``, ``HMB``, ``POA`` or ``DS:<ICD-10>``, matched against consents.
+    min_count
+        Small-count threshold for aggregate output.
+
+    Raises
+    ------
+    StoreError
+        If the store does not exist or cannot be opened.
+    NotFoundError
+        If the user does not exist.
+    AccessDenied
+        If the user is not a researcher.
+    ValidationError
+        If the purpose is malformed.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"store {path} does not exist: check the path (or BIOBANK_STORE)")
+    store = Store(path)
+    try:
+        principal = get_principal(store.con, user, purpose=purpose)
+        if principal.role is not Role.RESEARCHER:
+            raise AccessDenied(
+                f"user '{user}' has role '{principal.role}': research queries need the "
+                "'researcher' role (an admin can add a researcher account)"
+            )
+        return Workbench(store, principal, min_count=min_count)
+    except BaseException:
+        store.close()
+        raise
