@@ -31,7 +31,7 @@ from biobank.stats.assoc import (
     hwe_exact_x,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "1kg-phase3-subset"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "1kg-phase3-subset"
 LOADER = Principal("reg", Role.REGISTRAR)
 
 

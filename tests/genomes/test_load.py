@@ -32,7 +32,7 @@ from biobank.genomes.load import (
     verify_vcf,
 )
 
-VCF = Path(__file__).parent / "data" / "vcf"
+VCF = Path(__file__).parents[1] / "data" / "vcf"
 ADMIN = Principal("ada", Role.ADMIN)
 REGISTRAR = Principal("reg", Role.REGISTRAR)
 RESEARCHER = Principal("rita", Role.RESEARCHER, purpose="HMB")

@@ -20,8 +20,8 @@ from biobank.core.store import Store
 from biobank.genomes.load import load_vcf
 from biobank.genomes.reader import VariantFilter, carriers, genotype_matrix, pca, variants
 
-VCF = Path(__file__).parent / "data" / "vcf"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "1kg-phase3-subset"
+VCF = Path(__file__).parents[1] / "data" / "vcf"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "1kg-phase3-subset"
 ADMIN = Principal("ada", Role.ADMIN)
 REGISTRAR = Principal("reg", Role.REGISTRAR)
 

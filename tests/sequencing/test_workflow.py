@@ -32,7 +32,7 @@ from biobank.sequencing.workflow import (
     write_region_chunks,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "workflow"
 SNAKEFILE = WORKFLOW / "Snakefile"
 BIN = Path(sys.executable).parent
