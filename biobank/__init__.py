@@ -81,7 +81,7 @@ _LAZY = {
 }
 
 
-def open(path: str | Path, *, user: str, purpose: str, min_count: int = 5) -> Workbench:
+def open(path: str | Path, *, user: str, purpose: str, min_count: int | None = None) -> Workbench:
     """Open a store for research queries as ``user`` for ``purpose``.
 
     Parameters
@@ -94,7 +94,8 @@ def open(path: str | Path, *, user: str, purpose: str, min_count: int = 5) -> Wo
         The research purpose matched against consents: ``GRU``, ``HMB``,
         ``POA`` or ``DS:<ICD-10 code>`` (e.g. ``DS:E11``).
     min_count
-        Small-count threshold: aggregate counts below it are suppressed.
+        Small-count threshold: aggregate counts below it are suppressed
+        (default: :data:`biobank.core.disclosure.SMALL_COUNT_THRESHOLD`).
 
     Returns
     -------
@@ -112,9 +113,11 @@ def open(path: str | Path, *, user: str, purpose: str, min_count: int = 5) -> Wo
     ValidationError
         If the purpose is malformed.
     """
+    from biobank.core.disclosure import SMALL_COUNT_THRESHOLD
     from biobank.research.workbench import open_workbench
 
-    return open_workbench(path, user=user, purpose=purpose, min_count=min_count)
+    threshold = SMALL_COUNT_THRESHOLD if min_count is None else min_count
+    return open_workbench(path, user=user, purpose=purpose, min_count=threshold)
 
 
 def __getattr__(name: str) -> Any:

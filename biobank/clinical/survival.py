@@ -29,6 +29,7 @@ import duckdb
 import polars as pl
 
 from biobank.clinical import icd10
+from biobank.core.disclosure import SMALL_COUNT_THRESHOLD, suppress_small_counts
 from biobank.core.errors import ValidationError
 
 __all__ = ["DAYS_PER_YEAR", "cox", "kaplan_meier", "logrank", "survival_data"]
@@ -137,7 +138,7 @@ def kaplan_meier(
     df: pl.DataFrame,
     *,
     group: str | None = None,
-    min_count: int = 5,
+    min_count: int = SMALL_COUNT_THRESHOLD,
     duration: str = "time",
     event: str = "event",
 ) -> pl.DataFrame:
@@ -168,7 +169,7 @@ def kaplan_meier(
     groups = [None] if group is None else sorted(df[group].unique().drop_nulls().to_list())
     for value in groups:
         sub = df if group is None else df.filter(pl.col(group) == value)
-        if sub.height < min_count:
+        if sub.height < min_count:  # a whole group under the threshold is left out
             logger.warning("group %s=%s has %d participants: suppressed", group, value, sub.height)
             continue
         kmf = KaplanMeierFitter()
@@ -200,16 +201,7 @@ def kaplan_meier(
                 "events": pl.Int64,
             }
         )
-    out = pl.concat(frames)
-    return out.with_columns(
-        [
-            pl.when((pl.col(c) > 0) & (pl.col(c) < min_count))
-            .then(None)
-            .otherwise(pl.col(c))
-            .alias(c)
-            for c in ("at_risk", "events")
-        ]
-    )
+    return suppress_small_counts(pl.concat(frames), ["at_risk", "events"], min_count=min_count)
 
 
 def cox(

@@ -41,6 +41,11 @@ from biobank.clinical import cohorts
 from biobank.clinical.cohorts import Criterion
 from biobank.core import audit
 from biobank.core.access import Permission, Principal, Role, get_principal, require
+from biobank.core.disclosure import (
+    SMALL_COUNT_THRESHOLD,
+    suppress_small_counts,
+    suppressed_count,
+)
 from biobank.core.errors import AccessDenied, StoreError, ValidationError
 from biobank.core.store import Store
 
@@ -58,8 +63,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Aggregate counts from 1 to ``DEFAULT_MIN_COUNT - 1`` are suppressed in research output.
-DEFAULT_MIN_COUNT = 5
+#: Aggregate counts from 1 to ``DEFAULT_MIN_COUNT - 1`` are suppressed in research output
+#: (the center's rule, :data:`biobank.core.disclosure.SMALL_COUNT_THRESHOLD`).
+DEFAULT_MIN_COUNT = SMALL_COUNT_THRESHOLD
 
 #: Tables visible to :meth:`Workbench.sql`: name -> SQL over the store, where
 #: ``{permitted}`` is the query of the permitted participant ids.
@@ -91,30 +97,6 @@ RESEARCH_TABLES: dict[str, str] = {
 CohortLike = Criterion | str | None
 
 _SELECT = re.compile(r"^\s*\(*\s*(select|with|from)\b", re.IGNORECASE)
-
-
-def suppress_small_counts(
-    df: pl.DataFrame, columns: Sequence[str], *, min_count: int = DEFAULT_MIN_COUNT
-) -> pl.DataFrame:
-    """Replace counts between 1 and ``min_count - 1`` by null in ``columns``.
-
-    Zero is kept (it reveals nobody). Use it on every aggregate shown to researchers.
-
-    Examples
-    --------
-    >>> suppress_small_counts(pl.DataFrame({"n": [0, 3, 5]}), ["n"])["n"].to_list()
-    [0, None, 5]
-    """
-    present = [c for c in columns if c in df.columns]
-    return df.with_columns(
-        [
-            pl.when((pl.col(c) > 0) & (pl.col(c) < min_count))
-            .then(None)
-            .otherwise(pl.col(c))
-            .alias(c)
-            for c in present
-        ]
-    )
 
 
 @dataclass(frozen=True)
@@ -297,7 +279,7 @@ class Workbench:
     def count(self, cohort: CohortLike = None) -> int | None:
         """Return the size of a cohort, or ``None`` if it is below the small-count threshold."""
         n = len(self._ids(cohort))
-        return None if 0 < n < self.min_count else n
+        return suppressed_count(n, self.min_count)
 
     def case_control(
         self, cases: CohortLike, controls: CohortLike = None, *, at: dt.date | None = None

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from biobank.core.disclosure import SMALL_COUNT_THRESHOLD, suppress_rows
 from biobank.core.errors import ValidationError
 from biobank.genomes.load import FLAG_HAPLOID, FLAG_MISSING
 from biobank.genomes.reader import (
@@ -72,9 +73,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Default threshold below which aggregate counts are suppressed in research output.
-SMALL_COUNT_THRESHOLD = 5
 
 
 # --------------------------------------------------------------------------- HWE
@@ -320,18 +318,7 @@ def _suppress(
     df: pl.DataFrame, count_cols: Sequence[str], derived: Sequence[str], min_count: int | None
 ) -> pl.DataFrame:
     """Null small counts (1 .. min_count-1) and what derives from them; flag the rows."""
-    if min_count is None:
-        return df
-    small = pl.lit(False)
-    for c in count_cols:
-        small = small | ((pl.col(c) > 0) & (pl.col(c) < min_count))
-    df = df.with_columns(small.alias("variant_suppressed"))
-    return df.with_columns(
-        [
-            pl.when(pl.col("variant_suppressed")).then(None).otherwise(pl.col(c)).alias(c)
-            for c in [*count_cols, *derived]
-        ]
-    )
+    return suppress_rows(df, count_cols, derived, min_count=min_count, flag="variant_suppressed")
 
 
 def _frequency_counts(
@@ -1419,15 +1406,7 @@ def burden(
         },
         nan_to_null=False,
     ).hstack(fit.drop("n_obs").rename({c: f"gene_{c}" for c in fit.columns if c != "n_obs"}))
-    small = (pl.col("gene_case_carriers") > 0) & (
-        pl.col("gene_case_carriers") < (min_count or 0)
-    ) | (pl.col("gene_control_carriers") > 0) & (pl.col("gene_control_carriers") < (min_count or 0))
-    if min_count is None:
-        return out
-    out = out.with_columns(small.alias("gene_suppressed"))
     cols = [
-        "gene_case_carriers",
-        "gene_control_carriers",
         "gene_fisher_odds_ratio",
         "gene_fisher_p_value",
         "gene_beta",
@@ -1435,6 +1414,10 @@ def burden(
         "gene_z",
         "gene_p_value",
     ]
-    return out.with_columns(
-        [pl.when(pl.col("gene_suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in cols]
+    return suppress_rows(
+        out,
+        ["gene_case_carriers", "gene_control_carriers"],
+        cols,
+        min_count=min_count,
+        flag="gene_suppressed",
     )
