@@ -40,7 +40,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "biobank.accuracy": ("biobank.sequencing.accuracy",),
     "biobank.vcf": ("biobank.genomes.load",),
     "biobank.genotypes": ("biobank.genomes.reader",),
-    "biobank.icd10": ("biobank.clinical.icd10",),
+    "biobank.icd10": ("biobank.core.icd10",),
     "biobank.cohorts": ("biobank.clinical.cohorts",),
     "biobank.survival": ("biobank.clinical.survival",),
     "biobank.workbench": ("biobank.research.workbench",),

@@ -25,7 +25,6 @@ from biobank.clinical.cohorts import (
     save_cohort,
     universe_sql,
 )
-from biobank.clinical.icd10 import CodePattern, compact, is_valid, matches, normalise, parse_pattern
 from biobank.clinical.load import CLINICAL_FILES, ClinicalLoad, load_clinical
 from biobank.clinical.survival import DAYS_PER_YEAR, cox, kaplan_meier, logrank, survival_data
 
@@ -35,7 +34,6 @@ __all__ = [
     "Age",
     "And",
     "ClinicalLoad",
-    "CodePattern",
     "Criterion",
     "Diagnosis",
     "Died",
@@ -47,19 +45,14 @@ __all__ = [
     "case_control_sql",
     "case_diagnoses",
     "cohort_sql",
-    "compact",
     "cox",
     "criterion_from_options",
     "get_cohort",
-    "is_valid",
     "kaplan_meier",
     "list_cohorts",
     "load_clinical",
     "logrank",
-    "matches",
-    "normalise",
     "parse_lab",
-    "parse_pattern",
     "save_cohort",
     "survival_data",
     "universe_sql",

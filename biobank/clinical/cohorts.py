@@ -45,8 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import duckdb
 import polars as pl
 
-from biobank.clinical import icd10
-from biobank.core import audit
+from biobank.core import audit, icd10
 from biobank.core.access import Permission, Principal, require
 from biobank.core.errors import ConflictError, NotFoundError, ValidationError
 

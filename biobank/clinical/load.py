@@ -10,7 +10,7 @@ person.csv                yes       person_id, person_source_value (national ID)
                                     gender_source_value (F|M), year_of_birth, month_of_birth,
                                     day_of_birth
 condition_occurrence.csv  yes       condition_occurrence_id, person_id, condition_source_value
-                                    (ICD-10, :mod:`biobank.clinical.icd10`), condition_start_date,
+                                    (ICD-10, :mod:`biobank.core.icd10`), condition_start_date,
                                     condition_end_date
 measurement.csv           no        measurement_id, person_id, measurement_source_value,
                                     measurement_date, value_as_number, unit_source_value
@@ -44,8 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 
-from biobank.clinical import icd10
-from biobank.core import audit
+from biobank.core import audit, icd10
 from biobank.core.access import Permission, Principal, require
 from biobank.core.csvio import CsvFile, CsvRow, read_csv
 from biobank.core.errors import ImportRejected, Problem, ValidationError

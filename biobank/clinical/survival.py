@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from biobank.clinical import icd10
+from biobank.core import icd10
 from biobank.core.disclosure import SMALL_COUNT_THRESHOLD, suppress_small_counts
 from biobank.core.errors import ValidationError
 

@@ -326,7 +326,7 @@ class Store:
         int
             The new provenance id.
         """
-        from biobank import __version__
+        from biobank.__about__ import __version__
 
         row = con.execute(
             "INSERT INTO provenance (load_id, kind, source, checksum, parameters, tool_version,"

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from biobank.clinical import icd10
-from biobank.core import audit
+from biobank.core import audit, icd10
 from biobank.core.access import Permission, Principal, require
 from biobank.core.errors import ConflictError, ConsentError, NotFoundError, ValidationError
 from biobank.registry import events
@@ -65,7 +64,7 @@ PURPOSE_FORMS = "GRU, HMB, POA or DS:<ICD-10 code> (e.g. DS:E11, DS:C50.9)"
 def normalise_icd10(code: str, *, field: str = "disease") -> str:
     """Return an ICD-10 code in display form (``e119`` -> ``E11.9``), or raise.
 
-    Delegates to :func:`biobank.clinical.icd10.normalise` (WHO and the national clinical
+    Delegates to :func:`biobank.core.icd10.normalise` (WHO and the national clinical
     editions 2.0).
 
     Raises

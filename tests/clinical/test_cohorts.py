@@ -214,8 +214,8 @@ def _fixture_tables() -> dict[str, list[dict[str, str]]]:
 def _python_eval(c: Criterion, person: int, t: dict[str, list[dict[str, str]]]) -> bool:
     import datetime as dt
 
-    from biobank.clinical import icd10
     from biobank.clinical.cohorts import And, Not, Or
+    from biobank.core import icd10
 
     d = dt.date.fromisoformat
     p = next(r for r in t["person"] if int(r["person_id"]) == person)

@@ -1,4 +1,4 @@
-"""Tests for biobank.clinical.icd10: code forms (WHO, national clinical edition 2.0), hierarchy."""
+"""Tests for biobank.core.icd10: code forms (WHO, national clinical edition 2.0), hierarchy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from biobank.clinical import icd10
+from biobank.core import icd10
 from biobank.core.errors import ValidationError
 
 
