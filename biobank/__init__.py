@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from biobank.core.store import Store
     from biobank.genomes.reader import VariantFilter
+    from biobank.research.sandbox import SandboxLimits
     from biobank.research.workbench import SurvivalResult, Workbench
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "InStudy",
     "Lab",
     "NotFoundError",
+    "SandboxLimits",
     "Sex",
     "Store",
     "SurvivalResult",
@@ -75,13 +77,21 @@ _LAZY = {
     "NotFoundError": "biobank.core.errors",
     "ValidationError": "biobank.core.errors",
     "Store": "biobank.core.store",
+    "SandboxLimits": "biobank.research.sandbox",
     "VariantFilter": "biobank.genomes.reader",
     "SurvivalResult": "biobank.research.workbench",
     "Workbench": "biobank.research.workbench",
 }
 
 
-def open(path: str | Path, *, user: str, purpose: str, min_count: int | None = None) -> Workbench:
+def open(
+    path: str | Path,
+    *,
+    user: str,
+    purpose: str,
+    min_count: int | None = None,
+    sql_limits: SandboxLimits | None = None,
+) -> Workbench:
     """Open a store for research queries as ``user`` for ``purpose``.
 
     Parameters
@@ -96,6 +106,9 @@ def open(path: str | Path, *, user: str, purpose: str, min_count: int | None = N
     min_count
         Small-count threshold: aggregate counts below it are suppressed
         (default: :data:`biobank.core.disclosure.SMALL_COUNT_THRESHOLD`).
+    sql_limits
+        Time, memory, thread and row limits of :meth:`Workbench.sql`
+        (default: :meth:`biobank.research.sandbox.SandboxLimits.from_env`).
 
     Returns
     -------
@@ -117,7 +130,9 @@ def open(path: str | Path, *, user: str, purpose: str, min_count: int | None = N
     from biobank.research.workbench import open_workbench
 
     threshold = SMALL_COUNT_THRESHOLD if min_count is None else min_count
-    return open_workbench(path, user=user, purpose=purpose, min_count=threshold)
+    return open_workbench(
+        path, user=user, purpose=purpose, min_count=threshold, sql_limits=sql_limits
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from biobank.core.disclosure import (
 )
 from biobank.core.errors import AccessDenied, StoreError, ValidationError
 from biobank.core.store import Store
+from biobank.research.sandbox import SandboxLimits
 
 if TYPE_CHECKING:
     from biobank.genomes.reader import GenotypeMatrix, VariantFilter
@@ -96,8 +96,6 @@ RESEARCH_TABLES: dict[str, str] = {
 
 CohortLike = Criterion | str | None
 
-_SELECT = re.compile(r"^\s*\(*\s*(select|with|from)\b", re.IGNORECASE)
-
 
 @dataclass(frozen=True)
 class SurvivalResult:
@@ -145,7 +143,12 @@ class Workbench:
     """
 
     def __init__(
-        self, store: Store, principal: Principal, *, min_count: int = DEFAULT_MIN_COUNT
+        self,
+        store: Store,
+        principal: Principal,
+        *,
+        min_count: int = DEFAULT_MIN_COUNT,
+        sql_limits: SandboxLimits | None = None,
     ) -> None:
         from biobank.registry.consent import parse_purpose
 
@@ -158,6 +161,8 @@ class Workbench:
         self.store = store
         self.principal = principal
         self.min_count = min_count
+        #: limits of :meth:`sql` (default: :meth:`SandboxLimits.from_env`)
+        self.sql_limits = SandboxLimits.from_env() if sql_limits is None else sql_limits
 
     # -- lifecycle -----------------------------------------------------------
     def close(self) -> None:
@@ -720,112 +725,42 @@ class Workbench:
     def sql(self, query: str) -> pl.DataFrame:
         """Run one read-only ``SELECT``/``WITH`` query over the research tables (audited).
 
-        The query runs in a separate in-memory DuckDB connection that holds
-        only the tables of :data:`RESEARCH_TABLES`, each already restricted to
-        the participants this purpose may use; file access, extensions,
-        configuration changes and Python object scans are disabled there. The
-        identity, consent, specimen, registry-event, user and audit tables do
-        not exist in it.
+        The query runs in the sandbox of :mod:`biobank.research.sandbox`: a
+        separate in-memory DuckDB database holding only the tables of
+        :data:`RESEARCH_TABLES` that it reads, each already restricted to the
+        participants this purpose may use, with file access, extensions and
+        configuration changes disabled, under the limits of
+        :attr:`sql_limits` (time, memory, threads, rows). The identity,
+        consent, specimen, registry-event, user and audit tables do not exist
+        in it. Refused and stopped queries are audited too.
 
         Raises
         ------
         ValidationError
             If the text is not exactly one SELECT/WITH statement, or names a
             table that is not a research table.
+        SandboxStopped
+            If the time, memory or row limit stopped it.
         StoreError
             If DuckDB rejects the query (syntax, unknown column).
         """
-        sandbox = duckdb.connect(":memory:")
+        from biobank.research.sandbox import run_sandboxed
+
+        permitted = self.permitted_sql()
+
+        def load(name: str) -> Any:
+            return self._query(RESEARCH_TABLES[name].format(permitted=permitted)).to_arrow()
+
         try:
-            try:
-                statements = sandbox.extract_statements(query)
-            except duckdb.Error as exc:
-                raise ValidationError(f"the SQL does not parse: {exc}", field="sql") from exc
-            if len(statements) != 1:
-                raise ValidationError(
-                    f"give exactly one statement, not {len(statements)}", field="sql"
-                )
-            if statements[0].type != duckdb.StatementType.SELECT or not _SELECT.match(query):
-                raise ValidationError(
-                    "only SELECT (or WITH ... SELECT) queries are allowed in research SQL",
-                    field="sql",
-                    value=query[:60],
-                )
-            for setting in (
-                "SET python_enable_replacements = false",
-                "SET enable_external_access = false",
-                "SET autoload_known_extensions = false",
-                "SET autoinstall_known_extensions = false",
-                "SET lock_configuration = true",
-            ):
-                sandbox.execute(setting)
-            names = _table_names(sandbox, query)
-            permitted = self.permitted_sql()
-            for name in sorted(n for n in names if n in RESEARCH_TABLES):
-                table = self._query(RESEARCH_TABLES[name].format(permitted=permitted)).to_arrow()
-                sandbox.register(name, table)
-            try:
-                df = sandbox.execute(query).pl()
-            except duckdb.Error as exc:
-                raise StoreError(f"research SQL failed: {exc}") from exc
-        finally:
-            sandbox.close()
+            df, names = run_sandboxed(
+                query, allowed=set(RESEARCH_TABLES), load_table=load, limits=self.sql_limits
+            )
+        except (ValidationError, StoreError) as exc:
+            outcome = "refused" if isinstance(exc, ValidationError) else "stopped"
+            self._audit("research.sql", query[:500], {outcome: str(exc)[:300]})
+            raise
         self._audit("research.sql", query[:500], {"rows": df.height, "tables": sorted(names)})
         return df
-
-
-def _table_names(con: duckdb.DuckDBPyConnection, query: str) -> set[str]:
-    """Return the research tables a query reads, from DuckDB's parse tree (no binding).
-
-    Raises
-    ------
-    ValidationError
-        If it calls a table function, qualifies a table with another catalog or
-        schema, or names a table that is not in :data:`RESEARCH_TABLES`.
-    """
-    import json
-
-    row = con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
-    tree = json.loads(row[0]) if row else {"error": True}
-    if tree.get("error"):
-        raise ValidationError(
-            f"the SQL does not parse: {tree.get('error_message', 'unknown error')}", field="sql"
-        )
-    tables: set[str] = set()
-    ctes: set[str] = set()
-    problems: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            kind = node.get("type")
-            if kind == "TABLE_FUNCTION":
-                problems.append("table functions (read_csv, range, duckdb_tables ...)")
-            elif kind == "BASE_TABLE":
-                qualifier = (node.get("catalog_name") or "", node.get("schema_name") or "")
-                if qualifier[0] not in ("", "memory") or qualifier[1] not in ("", "main"):
-                    problems.append(f"qualified table {'.'.join(qualifier)}.{node['table_name']}")
-                tables.add(str(node.get("table_name")).lower())
-            cte = node.get("cte_map")
-            if isinstance(cte, dict):
-                ctes.update(str(e["key"]).lower() for e in cte.get("map", []) if "key" in e)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(tree)
-    unknown = sorted(tables - ctes - set(RESEARCH_TABLES))
-    if unknown:
-        problems.append(f"not research tables: {', '.join(unknown)}")
-    if problems:
-        raise ValidationError(
-            f"research SQL may not use {'; '.join(sorted(set(problems)))}; it can read "
-            f"{', '.join(sorted(RESEARCH_TABLES))}",
-            field="sql",
-            value=query[:60],
-        )
-    return tables & set(RESEARCH_TABLES)
 
 
 def open_workbench(
@@ -834,6 +769,7 @@ def open_workbench(
     user: str,
     purpose: str,
     min_count: int = DEFAULT_MIN_COUNT,
+    sql_limits: SandboxLimits | None = None,
 ) -> Workbench:
     """Open a store for research as ``user`` with ``purpose``.
 
@@ -847,6 +783,8 @@ def open_workbench(
         ``GRU``, ``HMB``, ``POA`` or ``DS:<ICD-10>``, matched against consents.
     min_count
         Small-count threshold for aggregate output.
+    sql_limits
+        Limits of :meth:`Workbench.sql` (default: :meth:`SandboxLimits.from_env`).
 
     Raises
     ------
@@ -870,7 +808,7 @@ def open_workbench(
                 f"user '{user}' has role '{principal.role}': research queries need the "
                 "'researcher' role (an admin can add a researcher account)"
             )
-        return Workbench(store, principal, min_count=min_count)
+        return Workbench(store, principal, min_count=min_count, sql_limits=sql_limits)
     except BaseException:
         store.close()
         raise
