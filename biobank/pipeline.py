@@ -157,8 +157,8 @@ def run_demo(
     from biobank.core.store import Store
     from biobank.genomes import load as vcf
     from biobank.registry.imports import import_all
+    from biobank.sequencing.launcher import repo_workflow_dir, run_workflow
     from biobank.sequencing.sampleqc import load_sample_qc
-    from biobank.sequencing.workflow import repo_workflow_dir, run_workflow
     from biobank.testing import generate_demo
 
     directory = Path(directory)

@@ -70,7 +70,7 @@ def check(
     import yaml
 
     from biobank.core.errors import ConfigError
-    from biobank.sequencing.workflow import check_inputs
+    from biobank.sequencing.checks import check_inputs
 
     path = configfile if configfile.is_absolute() else directory / configfile
     if not path.is_file():
@@ -97,7 +97,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only show the jobs.")] = False,
 ) -> None:
     """Run the workflow with Snakemake (results/ in the run directory)."""
-    from biobank.sequencing.workflow import run_workflow
+    from biobank.sequencing.launcher import run_workflow
 
     code = run_workflow(
         cores=cores,

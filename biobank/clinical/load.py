@@ -312,6 +312,122 @@ def _not_before_birth(
     return True
 
 
+_Persons = dict[str, tuple[str, str, int]]
+
+
+def _conditions(
+    file: CsvFile, persons: _Persons, person_ids: set[str], check: _Checker
+) -> list[dict[str, Any]]:
+    """The good rows of ``condition_occurrence.csv``; problems go to ``check``."""
+    out: list[dict[str, Any]] = []
+    for row in file.rows:
+        who = _person_of(row, persons, person_ids, check)
+        code = check.code(row, "condition_source_value")
+        start = check.date(row, "condition_start_date")
+        end = check.date(row, "condition_end_date", optional=True)
+        if who is None or code is None:
+            continue
+        if not _not_before_birth(row, "condition_start_date", start, who[1], check):
+            continue
+        assert start is not None
+        if end is not None and end < start:
+            check.bad(row, "condition_end_date", "condition_end_date is before the start date")
+            continue
+        out.append(
+            {
+                "participant_id": who[0],
+                "code": code,
+                "code_compact": code.replace(".", "").upper(),
+                "start_date": start,
+                "end_date": end,
+            }
+        )
+    return out
+
+
+def _measurements(
+    file: CsvFile, persons: _Persons, person_ids: set[str], check: _Checker
+) -> list[dict[str, Any]]:
+    """The good rows of ``measurement.csv``; problems go to ``check``."""
+    out: list[dict[str, Any]] = []
+    for row in file.rows:
+        who = _person_of(row, persons, person_ids, check)
+        name = row["measurement_source_value"]
+        if name == "":
+            check.bad(row, "measurement_source_value", "the measurement name is empty")
+        day = check.date(row, "measurement_date")
+        value = check.convert(
+            row,
+            "value_as_number",
+            float,
+            "value_as_number must be a number (use . as the decimal point)",
+            optional=False,
+        )
+        if who is None or name == "" or value is None:
+            continue
+        if not _not_before_birth(row, "measurement_date", day, who[1], check):
+            continue
+        out.append(
+            {
+                "participant_id": who[0],
+                "name": name,
+                "measured_on": day,
+                "value": value,
+                "unit": row["unit_source_value"] or None,
+            }
+        )
+    return out
+
+
+def _observation_periods(
+    file: CsvFile, persons: _Persons, person_ids: set[str], check: _Checker
+) -> list[dict[str, Any]]:
+    """The good rows of ``observation_period.csv``; problems go to ``check``."""
+    out: list[dict[str, Any]] = []
+    for row in file.rows:
+        who = _person_of(row, persons, person_ids, check)
+        start = check.date(row, "observation_period_start_date")
+        end = check.date(row, "observation_period_end_date")
+        if who is None or start is None or end is None:
+            continue
+        if end < start:
+            check.bad(row, "observation_period_end_date", "the period ends before it starts")
+            continue
+        if not _not_before_birth(row, "observation_period_start_date", start, who[1], check):
+            continue
+        out.append({"participant_id": who[0], "start_date": start, "end_date": end})
+    return out
+
+
+def _deaths(
+    file: CsvFile, persons: _Persons, person_ids: set[str], check: _Checker
+) -> list[dict[str, Any]]:
+    """The good rows of ``death.csv`` (one per person); problems go to ``check``."""
+    out: list[dict[str, Any]] = []
+    dead: set[str] = set()
+    for row in file.rows:
+        who = _person_of(row, persons, person_ids, check)
+        day = check.date(row, "death_date")
+        cause = check.code(row, "cause_source_value", optional=True)
+        if who is None or day is None:
+            continue
+        if who[0] in dead:
+            check.bad(row, "person_id", f"a second death record for person {row['person_id']}")
+            continue
+        if not _not_before_birth(row, "death_date", day, who[1], check):
+            continue
+        dead.add(who[0])
+        out.append(
+            {
+                "participant_id": who[0],
+                "death_date": day,
+                "cause_code": cause,
+                "cause_compact": cause.replace(".", "").upper() if cause else None,
+            }
+        )
+    return out
+
+
 def load_clinical(store: Store, directory: str | Path, *, principal: Principal) -> ClinicalLoad:
     """Load an OMOP-style clinical folder into the store, all or nothing.
 
@@ -364,111 +480,18 @@ def load_clinical(store: Store, directory: str | Path, *, principal: Principal) 
     person_ids = {r["person_id"] for r in person_file.rows}
     problems = list(check.problems)
 
-    tables: dict[str, list[dict[str, Any]]] = {
-        "condition": [],
-        "measurement": [],
-        "observation_period": [],
-        "death": [],
-    }
-    if "condition_occurrence.csv" in files:
-        f = files["condition_occurrence.csv"]
-        check = _Checker(f.path)
-        for row in f.rows:
-            who = _person_of(row, persons, person_ids, check)
-            code = check.code(row, "condition_source_value")
-            start = check.date(row, "condition_start_date")
-            end = check.date(row, "condition_end_date", optional=True)
-            if who is None or code is None:
-                continue
-            if not _not_before_birth(row, "condition_start_date", start, who[1], check):
-                continue
-            assert start is not None
-            if end is not None and end < start:
-                check.bad(row, "condition_end_date", "condition_end_date is before the start date")
-                continue
-            tables["condition"].append(
-                {
-                    "participant_id": who[0],
-                    "code": code,
-                    "code_compact": code.replace(".", "").upper(),
-                    "start_date": start,
-                    "end_date": end,
-                }
-            )
-        problems.extend(check.problems)
-    if "measurement.csv" in files:
-        f = files["measurement.csv"]
-        check = _Checker(f.path)
-        for row in f.rows:
-            who = _person_of(row, persons, person_ids, check)
-            name = row["measurement_source_value"]
-            if name == "":
-                check.bad(row, "measurement_source_value", "the measurement name is empty")
-            day = check.date(row, "measurement_date")
-            value = check.convert(
-                row,
-                "value_as_number",
-                float,
-                "value_as_number must be a number (use . as the decimal point)",
-                optional=False,
-            )
-            if who is None or name == "" or value is None:
-                continue
-            if not _not_before_birth(row, "measurement_date", day, who[1], check):
-                continue
-            tables["measurement"].append(
-                {
-                    "participant_id": who[0],
-                    "name": name,
-                    "measured_on": day,
-                    "value": value,
-                    "unit": row["unit_source_value"] or None,
-                }
-            )
-        problems.extend(check.problems)
-    if "observation_period.csv" in files:
-        f = files["observation_period.csv"]
-        check = _Checker(f.path)
-        for row in f.rows:
-            who = _person_of(row, persons, person_ids, check)
-            start = check.date(row, "observation_period_start_date")
-            end = check.date(row, "observation_period_end_date")
-            if who is None or start is None or end is None:
-                continue
-            if end < start:
-                check.bad(row, "observation_period_end_date", "the period ends before it starts")
-                continue
-            if not _not_before_birth(row, "observation_period_start_date", start, who[1], check):
-                continue
-            tables["observation_period"].append(
-                {"participant_id": who[0], "start_date": start, "end_date": end}
-            )
-        problems.extend(check.problems)
-    if "death.csv" in files:
-        f = files["death.csv"]
-        check = _Checker(f.path)
-        dead: set[str] = set()
-        for row in f.rows:
-            who = _person_of(row, persons, person_ids, check)
-            day = check.date(row, "death_date")
-            cause = check.code(row, "cause_source_value", optional=True)
-            if who is None or day is None:
-                continue
-            if who[0] in dead:
-                check.bad(row, "person_id", f"a second death record for person {row['person_id']}")
-                continue
-            if not _not_before_birth(row, "death_date", day, who[1], check):
-                continue
-            dead.add(who[0])
-            tables["death"].append(
-                {
-                    "participant_id": who[0],
-                    "death_date": day,
-                    "cause_code": cause,
-                    "cause_compact": cause.replace(".", "").upper() if cause else None,
-                }
-            )
-        problems.extend(check.problems)
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for name, table, read_rows in (
+        ("condition_occurrence.csv", "condition", _conditions),
+        ("measurement.csv", "measurement", _measurements),
+        ("observation_period.csv", "observation_period", _observation_periods),
+        ("death.csv", "death", _deaths),
+    ):
+        tables[table] = []
+        if name in files:
+            check = _Checker(files[name].path)
+            tables[table] = read_rows(files[name], persons, person_ids, check)
+            problems.extend(check.problems)
 
     people = pl.DataFrame(
         [{"participant_id": p, "sex": s, "year_of_birth": y} for p, s, y in persons.values()],
@@ -478,51 +501,9 @@ def load_clinical(store: Store, directory: str | Path, *, principal: Principal) 
     if problems:
         raise ImportRejected(problems, file=directory)
 
-    with store.transaction() as con:
-        load_id = store.record_provenance(
-            con,
-            kind="clinical",
-            source=str(directory),
-            checksum=checksum,
-            parameters={"files": {n: f.checksum for n, f in sorted(files.items())}},
-            tool_version=None,
-            user=principal.user,
-        )
-        counts = {
-            "persons": _insert_new(con, "clinical_person", people, load_id, key=["participant_id"]),
-            "conditions": _insert_new(
-                con,
-                "clinical_condition",
-                _frame(tables["condition"], _CONDITION_SCHEMA),
-                load_id,
-            ),
-            "measurements": _insert_new(
-                con,
-                "clinical_measurement",
-                _frame(tables["measurement"], _MEASUREMENT_SCHEMA),
-                load_id,
-            ),
-            "observation_periods": _insert_new(
-                con,
-                "clinical_observation_period",
-                _frame(tables["observation_period"], _PERIOD_SCHEMA),
-                load_id,
-            ),
-            "deaths": _insert_new(
-                con,
-                "clinical_death",
-                _frame(tables["death"], _DEATH_SCHEMA),
-                load_id,
-                key=["participant_id"],
-            ),
-        }
-        audit.record(
-            con,
-            principal,
-            "clinical.load",
-            str(directory),
-            {"load_id": load_id, "checksum": checksum, **counts},
-        )
+    load_id, counts = _write(
+        store, files, people, tables, directory=directory, checksum=checksum, principal=principal
+    )
     logger.info("loaded clinical data from %s: %s", directory, counts)
     return ClinicalLoad(load_id=load_id, already_loaded=False, **counts)
 
@@ -589,6 +570,65 @@ def _conflicts(
             )
     cur.close()
     return out
+
+
+def _write(
+    store: Store,
+    files: dict[str, CsvFile],
+    people: pl.DataFrame,
+    tables: dict[str, list[dict[str, Any]]],
+    *,
+    directory: Path,
+    checksum: str,
+    principal: Principal,
+) -> tuple[int, dict[str, int]]:
+    """Insert the new rows in one transaction with provenance and audit; return the counts."""
+    with store.transaction() as con:
+        load_id = store.record_provenance(
+            con,
+            kind="clinical",
+            source=str(directory),
+            checksum=checksum,
+            parameters={"files": {n: f.checksum for n, f in sorted(files.items())}},
+            tool_version=None,
+            user=principal.user,
+        )
+        counts = {
+            "persons": _insert_new(con, "clinical_person", people, load_id, key=["participant_id"]),
+            "conditions": _insert_new(
+                con,
+                "clinical_condition",
+                _frame(tables["condition"], _CONDITION_SCHEMA),
+                load_id,
+            ),
+            "measurements": _insert_new(
+                con,
+                "clinical_measurement",
+                _frame(tables["measurement"], _MEASUREMENT_SCHEMA),
+                load_id,
+            ),
+            "observation_periods": _insert_new(
+                con,
+                "clinical_observation_period",
+                _frame(tables["observation_period"], _PERIOD_SCHEMA),
+                load_id,
+            ),
+            "deaths": _insert_new(
+                con,
+                "clinical_death",
+                _frame(tables["death"], _DEATH_SCHEMA),
+                load_id,
+                key=["participant_id"],
+            ),
+        }
+        audit.record(
+            con,
+            principal,
+            "clinical.load",
+            str(directory),
+            {"load_id": load_id, "checksum": checksum, **counts},
+        )
+    return load_id, counts
 
 
 def _insert_new(

@@ -22,8 +22,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from biobank.core.errors import ImportRejected, Problem, ValidationError
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 __all__ = ["CsvFile", "CsvRow", "decode_bytes", "read_csv"]
 
@@ -194,7 +198,6 @@ def read_csv(
     text, encoding = decode_bytes(data, source=path)
     logger.debug("%s decoded as %s", path, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    problems: list[Problem] = []
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -206,6 +209,24 @@ def read_csv(
             line=1,
         )
     columns = [h.strip() for h in header]
+    problems = _header_problems(columns, required=required, optional=optional, path=path)
+    if problems:
+        raise ImportRejected(problems, file=path)
+    rows = _read_rows(reader, columns, path=path)
+    return CsvFile(
+        path=path,
+        encoding=encoding,
+        columns=columns,
+        rows=rows,
+        checksum=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _header_problems(
+    columns: list[str], *, required: Sequence[str], optional: Sequence[str], path: Path
+) -> list[Problem]:
+    """Problems of the header: a tab-separated file, missing, unknown or repeated columns."""
+    problems: list[Problem] = []
     allowed = list(required) + [c for c in optional if c not in required]
     missing = [c for c in required if c not in columns]
     unknown = [c for c in columns if c not in allowed]
@@ -219,35 +240,39 @@ def read_csv(
                 line=1,
             )
         )
-    else:
-        if missing:
-            problems.append(
-                Problem(
-                    f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
-                    f"(the header must have: {', '.join(required)})",
-                    file=str(path),
-                    line=1,
-                )
+        return problems
+    if missing:
+        problems.append(
+            Problem(
+                f"missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
+                f"(the header must have: {', '.join(required)})",
+                file=str(path),
+                line=1,
             )
-        if unknown:
-            problems.append(
-                Problem(
-                    f"unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
-                    f"(allowed: {', '.join(allowed)}); check the spelling or remove them",
-                    file=str(path),
-                    line=1,
-                )
+        )
+    if unknown:
+        problems.append(
+            Problem(
+                f"unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+                f"(allowed: {', '.join(allowed)}); check the spelling or remove them",
+                file=str(path),
+                line=1,
             )
-        if repeated:
-            problems.append(
-                Problem(
-                    f"repeated column{'s' if len(repeated) > 1 else ''}: {', '.join(repeated)}",
-                    file=str(path),
-                    line=1,
-                )
+        )
+    if repeated:
+        problems.append(
+            Problem(
+                f"repeated column{'s' if len(repeated) > 1 else ''}: {', '.join(repeated)}",
+                file=str(path),
+                line=1,
             )
-    if problems:
-        raise ImportRejected(problems, file=path)
+        )
+    return problems
+
+
+def _read_rows(reader: Reader, columns: list[str], *, path: Path) -> list[CsvRow]:
+    """Read the data rows after the header; raise :class:`ImportRejected` listing bad ones."""
+    problems: list[Problem] = []
     rows: list[CsvRow] = []
     last_line = reader.line_num
     while True:
@@ -283,10 +308,4 @@ def read_csv(
         )
     if problems:
         raise ImportRejected(problems, file=path)
-    return CsvFile(
-        path=path,
-        encoding=encoding,
-        columns=columns,
-        rows=rows,
-        checksum=hashlib.sha256(data).hexdigest(),
-    )
+    return rows

@@ -6,6 +6,20 @@ QC and call-set accuracy.
 from __future__ import annotations
 
 from biobank.sequencing.accuracy import CallSetComparison, compare_calls, normalise_vcf, read_calls
+from biobank.sequencing.checks import (
+    REQUIRED_TOOLS,
+    check_config,
+    check_inputs,
+    check_reference,
+    check_tools,
+)
+from biobank.sequencing.launcher import repo_workflow_dir, run_workflow
+from biobank.sequencing.regions import (
+    plan_region_chunks,
+    reference_contigs,
+    write_ploidy_file,
+    write_region_chunks,
+)
 from biobank.sequencing.sampleqc import (
     STORED_COLUMNS,
     GenotypeCounts,
@@ -26,23 +40,7 @@ from biobank.sequencing.sheet import (
     sample_sheet,
     write_sample_sheet,
 )
-from biobank.sequencing.workflow import (
-    REQUIRED_TOOLS,
-    SampleSheet,
-    Unit,
-    check_config,
-    check_fastq_pair,
-    check_inputs,
-    check_reference,
-    check_tools,
-    plan_region_chunks,
-    read_sample_sheet,
-    reference_contigs,
-    repo_workflow_dir,
-    run_workflow,
-    write_ploidy_file,
-    write_region_chunks,
-)
+from biobank.sequencing.units import SampleSheet, Unit, check_fastq_pair, read_sample_sheet
 
 __all__ = [
     "REQUIRED_TOOLS",

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from biobank.core.errors import ValidationError
+from biobank.core.errors import ImportRejected, Problem, ValidationError
 from biobank.core.tools import run_tool
 
 __all__ = [
@@ -524,11 +524,7 @@ def load_sample_qc(store: Any, path: str | Path, *, principal: Any) -> SampleQcL
     NotFoundError
         If a sample id is not linked to a registered specimen.
     """
-    import csv
-
-    from biobank.core import audit
     from biobank.core.access import Permission, require
-    from biobank.core.errors import ImportRejected, Problem
     from biobank.core.store import file_checksum
     from biobank.registry.inventory import resolve_samples
 
@@ -540,6 +536,22 @@ def load_sample_qc(store: Any, path: str | Path, *, principal: Any) -> SampleQcL
     earlier = store.find_load(kind="sample-qc", checksum=checksum)
     if earlier is not None:
         return SampleQcLoad(source=str(path), load_id=earlier, already_loaded=True)
+    rows = _read_qc_table(path)
+    resolve_samples(store.con, [r["sample_id"] for r in rows])
+    load_id, failed = _store_qc_rows(store, rows, path=path, checksum=checksum, principal=principal)
+    return SampleQcLoad(
+        source=str(path),
+        load_id=load_id,
+        already_loaded=False,
+        n_samples=len(rows),
+        n_failed=failed,
+    )
+
+
+def _read_qc_table(path: Path) -> list[dict[str, Any]]:
+    """Parse every row of the QC table; raise :class:`ImportRejected` listing every bad one."""
+    import csv
+
     problems: list[Problem] = []
     rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8", newline="") as fh:
@@ -561,45 +573,62 @@ def load_sample_qc(store: Any, path: str | Path, *, principal: Any) -> SampleQcL
             )
         seen: set[str] = set()
         for line, raw in enumerate(reader, start=2):
-            row: dict[str, Any] = {}
-            for column, kind in STORED_COLUMNS.items():
-                text = (raw.get(column) or "").strip()
-                try:
-                    row[column] = _parse_qc_value(text, kind)
-                except ValueError:
-                    problems.append(
-                        Problem(
-                            f"is not a valid {kind}",
-                            file=str(path),
-                            line=line,
-                            field=column,
-                            value=text,
-                        )
-                    )
-            if not row.get("sample_id"):
-                problems.append(
-                    Problem("sample_id is empty", file=str(path), line=line, field="sample_id")
-                )
-            elif row["sample_id"] in seen:
-                problems.append(
-                    Problem(
-                        "sample appears twice",
-                        file=str(path),
-                        line=line,
-                        field="sample_id",
-                        value=row["sample_id"],
-                    )
-                )
-            else:
-                seen.add(row["sample_id"])
-            if row.get("qc_pass") is None and "qc_pass" not in {p.field for p in problems}:
-                problems.append(
-                    Problem("qc_pass is empty", file=str(path), line=line, field="qc_pass")
-                )
-            rows.append(row)
+            rows.append(_parse_qc_row(raw, path=path, line=line, seen=seen, problems=problems))
     if problems:
         raise ImportRejected(problems, file=path)
-    resolve_samples(store.con, [r["sample_id"] for r in rows])
+    return rows
+
+
+def _parse_qc_row(
+    raw: Mapping[str, str | None],
+    *,
+    path: Path,
+    line: int,
+    seen: set[str],
+    problems: list[Problem],
+) -> dict[str, Any]:
+    """Convert one row by :data:`STORED_COLUMNS`; append its problems to ``problems``."""
+    row: dict[str, Any] = {}
+    for column, kind in STORED_COLUMNS.items():
+        text = (raw.get(column) or "").strip()
+        try:
+            row[column] = _parse_qc_value(text, kind)
+        except ValueError:
+            problems.append(
+                Problem(
+                    f"is not a valid {kind}",
+                    file=str(path),
+                    line=line,
+                    field=column,
+                    value=text,
+                )
+            )
+    if not row.get("sample_id"):
+        problems.append(Problem("sample_id is empty", file=str(path), line=line, field="sample_id"))
+    elif row["sample_id"] in seen:
+        problems.append(
+            Problem(
+                "sample appears twice",
+                file=str(path),
+                line=line,
+                field="sample_id",
+                value=row["sample_id"],
+            )
+        )
+    else:
+        seen.add(row["sample_id"])
+    # An empty qc_pass is reported once per file (`problems` holds earlier rows' too).
+    if row.get("qc_pass") is None and "qc_pass" not in {p.field for p in problems}:
+        problems.append(Problem("qc_pass is empty", file=str(path), line=line, field="qc_pass"))
+    return row
+
+
+def _store_qc_rows(
+    store: Any, rows: list[dict[str, Any]], *, path: Path, checksum: str, principal: Any
+) -> tuple[int, int]:
+    """Insert the rows with their provenance and audit record; return ``(load_id, failed)``."""
+    from biobank.core import audit
+
     columns = list(STORED_COLUMNS)
     with store.transaction() as con:
         load_id = store.record_provenance(
@@ -623,10 +652,4 @@ def load_sample_qc(store: Any, path: str | Path, *, principal: Any) -> SampleQcL
             str(path),
             {"samples": len(rows), "failed": failed, "load_id": load_id},
         )
-    return SampleQcLoad(
-        source=str(path),
-        load_id=load_id,
-        already_loaded=False,
-        n_samples=len(rows),
-        n_failed=failed,
-    )
+    return load_id, failed

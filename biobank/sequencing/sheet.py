@@ -25,6 +25,8 @@ from biobank.core import audit
 from biobank.core.access import Permission, Principal, require
 from biobank.core.errors import ConfigError, ConsentError, ImportRejected, NotFoundError, Problem
 from biobank.registry.consent import current_consent_sql
+from biobank.sequencing._schema import load_schema
+from biobank.sequencing.launcher import repo_workflow_dir
 
 if TYPE_CHECKING:
     from biobank.core.store import Store
@@ -116,16 +118,10 @@ def _flowcell_lane(fq1: Path) -> tuple[str | None, str | None]:
 
 
 def _samples_schema() -> dict[str, Any]:
-    import yaml
-
-    from biobank.sequencing.workflow import repo_workflow_dir
-
     path = repo_workflow_dir() / "schemas" / "samples.schema.yaml"
     if not path.is_file():
         raise ConfigError(f"the workflow's sample sheet schema {path} is missing")
-    with open(path, encoding="utf-8") as fh:
-        schema: dict[str, Any] = yaml.safe_load(fh)
-    return schema
+    return load_schema(path)
 
 
 def sample_sheet(
@@ -170,19 +166,8 @@ def sample_sheet(
         workflow's schema rejects.
     """
     require(principal, Permission.REGISTRY_READ)
-    import jsonschema
-
     fastqs = find_fastqs(fastq)
-    con = store.con
-    registered = {
-        r[0]: (r[1], r[2], r[3])
-        for r in con.execute(
-            "SELECT q.sample_id, q.participant_id, p.sex, c.withdrawn_date IS NOT NULL"
-            " OR c.participant_id IS NULL FROM sequencing_sample q"
-            " JOIN participant p USING (participant_id)"
-            f" LEFT JOIN ({current_consent_sql()}) c USING (participant_id)"
-        ).fetchall()
-    }
+    registered = _registered_samples(store)
     explicit = sample_ids is not None
     wanted = (
         list(dict.fromkeys(sample_ids))
@@ -201,11 +186,61 @@ def sample_sheet(
     export = SampleSheetExport(withdrawn=withdrawn)
     if withdrawn:
         logger.warning("left out %d samples whose consent is withdrawn", len(withdrawn))
+    problems = _add_rows(
+        export,
+        [s for s in wanted if s not in withdrawn],
+        fastqs=fastqs,
+        registered=registered,
+        fastq=fastq,
+        defaults={"platform": platform, "flowcell": flowcell, "lane": lane},
+        with_sex=with_sex,
+    )
+    if problems:
+        raise ImportRejected(problems)
+    with store.transaction() as wcon:
+        audit.record(
+            wcon,
+            principal,
+            "samplesheet.export",
+            "sequencing_sample",
+            {"samples": [r["sample_id"] for r in export.rows], "withdrawn": withdrawn},
+        )
+    return export
+
+
+def _registered_samples(store: Store) -> dict[str, tuple[str, str, bool]]:
+    """Sample id -> (participant id, sex, consent withdrawn or never given)."""
+    return {
+        r[0]: (r[1], r[2], r[3])
+        for r in store.con.execute(
+            "SELECT q.sample_id, q.participant_id, p.sex, c.withdrawn_date IS NOT NULL"
+            " OR c.participant_id IS NULL FROM sequencing_sample q"
+            " JOIN participant p USING (participant_id)"
+            f" LEFT JOIN ({current_consent_sql()}) c USING (participant_id)"
+        ).fetchall()
+    }
+
+
+def _add_rows(
+    export: SampleSheetExport,
+    samples: Sequence[str],
+    *,
+    fastqs: dict[tuple[str, str], dict[str, Path]],
+    registered: dict[str, tuple[str, str, bool]],
+    fastq: str | Path,
+    defaults: dict[str, str],
+    with_sex: bool,
+) -> list[Problem]:
+    """Add a row per FASTQ pair of each sample to ``export``; return the problems found.
+
+    ``defaults`` holds ``platform`` and the ``flowcell`` and ``lane`` used when
+    the first read name does not carry them.
+    """
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(_samples_schema())
     problems: list[Problem] = []
-    for sid in wanted:
-        if sid in withdrawn:
-            continue
+    for sid in samples:
         units = sorted(u for (s, u) in fastqs if s == sid)
         if not units:
             problems.append(
@@ -227,9 +262,9 @@ def sample_sheet(
                 "sample_id": sid,
                 "unit": unit,
                 "library": f"LIB-{sid}",
-                "platform": platform,
-                "flowcell": fc or flowcell,
-                "lane": ln or lane,
+                "platform": defaults["platform"],
+                "flowcell": fc or defaults["flowcell"],
+                "lane": ln or defaults["lane"],
                 "fq1": str(pair["1"]),
                 "fq2": str(pair["2"]),
             }
@@ -239,17 +274,7 @@ def sample_sheet(
                 where = ".".join(str(p) for p in error.absolute_path) or "(row)"
                 problems.append(Problem(error.message, field=where, value=sid))
             export.rows.append(row)
-    if problems:
-        raise ImportRejected(problems)
-    with store.transaction() as wcon:
-        audit.record(
-            wcon,
-            principal,
-            "samplesheet.export",
-            "sequencing_sample",
-            {"samples": [r["sample_id"] for r in export.rows], "withdrawn": withdrawn},
-        )
-    return export
+    return problems
 
 
 def write_sample_sheet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:

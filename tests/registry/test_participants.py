@@ -754,7 +754,8 @@ def _fastq(path: Path, name: str) -> None:
 def test_sample_sheet__matches_workflow_reader_and_skips_withdrawn(
     loaded: Store, users: Users, tmp_path: Path
 ) -> None:
-    from biobank.sequencing.workflow import read_sample_sheet, repo_workflow_dir
+    from biobank.sequencing.launcher import repo_workflow_dir
+    from biobank.sequencing.units import read_sample_sheet
 
     fq = tmp_path / "fastq"
     fq.mkdir()

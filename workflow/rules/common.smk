@@ -1,6 +1,6 @@
 # Sample sheet loading, start-up validation and input functions.
 #
-# Every check runs before the job graph is built (biobank.sequencing.workflow.check_inputs):
+# Every check runs before the job graph is built (biobank.sequencing.checks.check_inputs):
 # a bad config key, sample sheet row, FASTQ pair, reference contig or a missing
 # program stops the run with a message naming the file, row and field.
 
@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from biobank.sequencing.workflow import check_inputs
+from biobank.sequencing.checks import check_inputs
 
 
 def _config_file():

@@ -2,7 +2,7 @@
 
 import logging
 
-from biobank.sequencing.workflow import apply_soft_filters
+from biobank.sequencing.filters import apply_soft_filters
 
 # The `snakemake` object is injected by the script: directive of the rule.
 snakemake = globals()["snakemake"]

@@ -2,7 +2,7 @@
 
 import logging
 
-from biobank.sequencing.workflow import reference_contigs, write_ploidy_file
+from biobank.sequencing.regions import reference_contigs, write_ploidy_file
 
 # The `snakemake` object is injected by the script: directive of the rule.
 snakemake = globals()["snakemake"]

@@ -2,7 +2,7 @@
 
 import logging
 
-from biobank.sequencing.workflow import write_region_chunks
+from biobank.sequencing.regions import write_region_chunks
 
 # The `snakemake` object is injected by the script: directive of the rule.
 snakemake = globals()["snakemake"]
