@@ -86,7 +86,7 @@ def loaded(
     """A copy of the store with the fixture registry imported."""
     monkeypatch.delenv("BIOBANK_CENTER_KEY", raising=False)
     monkeypatch.delenv("BIOBANK_KEY_FILE", raising=False)
-    for name in ("store.duckdb", "store.duckdb.key"):
+    for name in ("store.duckdb", "store.duckdb.key", "store.duckdb.audit-head"):
         shutil.copy2(loaded_template / name, tmp_path / name)
     s = Store(tmp_path / "store.duckdb")
     yield s

@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from biobank.core import _malloc
+from biobank.core import _malloc, audit
 from biobank.core.errors import StoreError
 
 __all__ = ["DEFAULT_STORE", "Store", "file_checksum"]
@@ -84,6 +84,10 @@ class Store:
         Open without write access (several readers may share the file).
     migrate
         Apply pending schema migrations on open (not with ``read_only``).
+    check_audit
+        Check the audit log against its head outside the store
+        (:func:`biobank.core.audit.check_head_file`); only ``biobank audit
+        verify`` opens without it, to report what is wrong.
 
     Raises
     ------
@@ -99,7 +103,14 @@ class Store:
     True
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        migrate: bool = True,
+        check_audit: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
         if read_only and not self.path.exists():
@@ -113,12 +124,20 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._in_transaction = False
+        #: the audit entry the head file outside the store ends at (see biobank.core.audit)
+        self._head_written = -1
         if not read_only:
             self._remove_stale_scratch()
         if migrate and not read_only:
             self.migrate()
         else:
             self._check_version()
+        if check_audit:
+            try:
+                self._head_written = audit.check_head_file(self.con, establish=not read_only)
+            except BaseException:
+                self.con.close()
+                raise
 
     # -- lifecycle -----------------------------------------------------------
     def close(self) -> None:
@@ -220,6 +239,8 @@ class Store:
                 self.con.execute("COMMIT")
             except duckdb.Error as exc:
                 raise StoreError(f"could not commit to {self.path}: {exc}") from exc
+            self._in_transaction = False
+            self._head_written = audit.publish_head(self.con, written=self._head_written)
         finally:
             self._in_transaction = False
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import subprocess
 import sys
@@ -137,3 +139,125 @@ def test_cli_audit_verify__exit_1_after_truncation(loaded: Store, tmp_path: Path
     )
     assert proc.returncode == 1
     assert "newest 1 entries were deleted" in proc.stderr
+
+
+# -- the head outside the store ----------------------------------------------------------
+def _head_lines(store: Store) -> list[list[str]]:
+    path = audit.head_file_path(store.path)
+    assert path is not None
+    return [line.split("\t") for line in path.read_text().splitlines()]
+
+
+def test_head_file__follows_every_committed_write(
+    loaded: Store, users: dict[str, Principal]
+) -> None:
+    n = audit.verify(loaded.con).entries
+    assert int(_head_lines(loaded)[-1][0]) == n
+    wang = pseudonym(WANG, center_key(loaded.path))
+    get_participant(loaded, users["registrar"], wang)
+    last = _head_lines(loaded)[-1]
+    assert int(last[0]) == n + 1
+    assert (
+        last[1]
+        == loaded.con.execute(
+            "SELECT entry_hash FROM audit_log WHERE entry_id = ?", [n + 1]
+        ).fetchone()[0]
+    )
+    assert oct(audit.head_file_path(loaded.path).stat().st_mode & 0o777) == "0o600"  # type: ignore[union-attr]
+
+
+def test_head_file__a_rolled_back_write_does_not_move_it(
+    loaded: Store, users: dict[str, Principal]
+) -> None:
+    before = _head_lines(loaded)
+    with pytest.raises(RuntimeError, match="undo"), loaded.transaction() as con:
+        audit.record(con, users["registrar"], "test.write", "x")
+        raise RuntimeError("undo")
+    assert _head_lines(loaded) == before
+
+
+def _tamper_and_reopen(store: Store, *statements: str) -> Path:
+    for sql in statements:
+        store.con.execute(sql)
+    store.con.execute("CHECKPOINT")
+    path = store.path
+    store.close()
+    return path
+
+
+def test_head_file__deleting_the_tail_and_audit_head_together_is_detected(loaded: Store) -> None:
+    n = audit.verify(loaded.con).entries
+    # an insider who also holds the center key deletes the last two entries and moves
+    # audit_head back, signed: the log and its head inside the store agree again
+    prev = loaded.con.execute(
+        "SELECT entry_hash FROM audit_log WHERE entry_id = ?", [n - 2]
+    ).fetchone()[0]
+    mac = hmac.new(
+        center_key(loaded.path), f"{n - 2}:{prev}".encode("ascii"), hashlib.sha256
+    ).hexdigest()
+    path = _tamper_and_reopen(
+        loaded,
+        f"DELETE FROM audit_log WHERE entry_id > {n - 2}",
+        f"UPDATE audit_head SET entry_id = {n - 2}, entry_hash = '{prev}', head_mac = '{mac}'",
+    )
+    with pytest.raises(AuditIntegrityError, match="log was truncated or wiped"):
+        Store(path)
+    with Store(path, check_audit=False) as s, pytest.raises(AuditIntegrityError, match="truncated"):
+        audit.verify(s.con)
+
+
+def test_head_file__wiping_the_log_is_detected(loaded: Store) -> None:
+    path = _tamper_and_reopen(
+        loaded,
+        "DELETE FROM audit_log",
+        f"UPDATE audit_head SET entry_id = 0, entry_hash = '{audit.GENESIS}', head_mac = NULL",
+    )
+    with pytest.raises(AuditIntegrityError, match="has 0 entries but the head file"):
+        Store(path, read_only=True)
+
+
+def test_head_file__a_rewritten_entry_is_detected_at_open(loaded: Store) -> None:
+    n = audit.verify(loaded.con).entries
+    path = _tamper_and_reopen(
+        loaded, f"UPDATE audit_log SET entry_hash = repeat('b', 64) WHERE entry_id = {n}"
+    )
+    with pytest.raises(AuditIntegrityError, match=f"entry {n} differs from the head file"):
+        Store(path)
+
+
+def test_head_file__a_missing_head_file_is_tampering(loaded: Store) -> None:
+    head = audit.head_file_path(loaded.path)
+    path = _tamper_and_reopen(loaded)
+    assert head is not None
+    head.unlink()
+    with pytest.raises(AuditIntegrityError, match="is missing although this store has kept one"):
+        Store(path)
+
+
+def test_head_file__an_older_store_gets_one_on_its_first_writable_open(
+    loaded: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    head = audit.head_file_path(loaded.path)
+    n = audit.verify(loaded.con).entries
+    path = _tamper_and_reopen(loaded, "UPDATE audit_head SET external_since = NULL")
+    assert head is not None
+    head.unlink()
+    with Store(path, read_only=True):  # a reader only says so
+        pass
+    assert not head.exists()
+    assert "no audit head file yet" in caplog.text
+    with Store(path) as s:
+        assert s.con.execute("SELECT external_since FROM audit_head").fetchone()[0] is not None
+    assert int(head.read_text().split("\t")[0]) == n
+
+
+def test_head_file__path_follows_the_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(audit.HEAD_FILE_ENV, raising=False)
+    monkeypatch.setenv("BIOBANK_KEY_FILE", str(tmp_path / "keys" / "center.key"))
+    assert (
+        audit.head_file_path(tmp_path / "s.duckdb") == tmp_path / "keys" / "center.key.audit-head"
+    )
+    monkeypatch.setenv(audit.HEAD_FILE_ENV, str(tmp_path / "h"))
+    assert audit.head_file_path(tmp_path / "s.duckdb") == tmp_path / "h"
