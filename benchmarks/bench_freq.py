@@ -21,7 +21,7 @@ import time
 from _common import WORK, pfile, sample_names, store_path, timed
 
 from biobank.core.store import Store
-from biobank.stats.assoc import allele_frequencies
+from biobank.stats.frequencies import allele_frequencies
 
 REPEATS = 11
 

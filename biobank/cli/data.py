@@ -81,7 +81,7 @@ def verify(
 ) -> None:
     """Re-read a loaded VCF with bcftools and compare every genotype; exit 1 on any mismatch."""
     from biobank.core.access import Permission, require
-    from biobank.genomes.load import verify_vcf
+    from biobank.genomes.verify import verify_vcf
 
     with open_store(ctx, read_only=True) as store:
         principal = acting_principal(ctx, store)

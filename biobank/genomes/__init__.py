@@ -1,11 +1,20 @@
 """Stage 3, genomes: loading a cohort VCF into the store (decoding, packing,
 staging, publishing), verifying it, and the reader that queries and
 statistics use.
+
+Modules: :mod:`~biobank.genomes.encoding` (call flags, packed planes),
+:mod:`~biobank.genomes.bcsq`, :mod:`~biobank.genomes.records`,
+:mod:`~biobank.genomes.staging`, :mod:`~biobank.genomes.load`,
+:mod:`~biobank.genomes.verify`; for reading :mod:`~biobank.genomes.filters`,
+:mod:`~biobank.genomes.packed`, :mod:`~biobank.genomes.counts` and
+:mod:`~biobank.genomes.reader`. Nothing here imports :mod:`biobank.stats`.
 """
 
 from __future__ import annotations
 
-from biobank.genomes.load import (
+from biobank.genomes.bcsq import parse_bcsq
+from biobank.genomes.counts import allele_counts_in, within_frequency_bounds
+from biobank.genomes.encoding import (
     CALL_FIELDS,
     FLAG_FIRST_ALLELE,
     FLAG_HALF_CALL,
@@ -13,24 +22,23 @@ from biobank.genomes.load import (
     FLAG_MISSING,
     FLAG_OTHER_ALT,
     FLAG_PHASED,
-    LoadReport,
-    VerifyReport,
-    load_vcf,
-    parse_bcsq,
-    verify_vcf,
 )
+from biobank.genomes.filters import DAMAGING_CONSEQUENCES, VARIANT_COLUMNS, VariantFilter
+from biobank.genomes.load import LoadReport, load_vcf
+from biobank.genomes.packed import BatchColumns, batch_columns, packed_counts, packed_planes
 from biobank.genomes.reader import (
-    DAMAGING_CONSEQUENCES,
-    VARIANT_COLUMNS,
+    DenseBlock,
     GenotypeMatrix,
     SampleSet,
-    VariantFilter,
     carriers,
+    dense_blocks,
     genotype_matrix,
     pca,
     sample_table,
+    variant_keys,
     variants,
 )
+from biobank.genomes.verify import VerifyReport, verify_vcf
 
 __all__ = [
     "CALL_FIELDS",
@@ -42,17 +50,26 @@ __all__ = [
     "FLAG_OTHER_ALT",
     "FLAG_PHASED",
     "VARIANT_COLUMNS",
+    "BatchColumns",
+    "DenseBlock",
     "GenotypeMatrix",
     "LoadReport",
     "SampleSet",
     "VariantFilter",
     "VerifyReport",
+    "allele_counts_in",
+    "batch_columns",
     "carriers",
+    "dense_blocks",
     "genotype_matrix",
     "load_vcf",
+    "packed_counts",
+    "packed_planes",
     "parse_bcsq",
     "pca",
     "sample_table",
+    "variant_keys",
     "variants",
     "verify_vcf",
+    "within_frequency_bounds",
 ]

@@ -11,23 +11,26 @@ A participant with several genotyped samples is represented by the first one
 loaded. With ``purpose`` the set is further restricted to participants whose
 current consent permits that purpose; a researcher must give one.
 
-Variant filters are a :class:`VariantFilter`. Results are polars DataFrames
-with sgkit-style column names (``variant_contig``, ``variant_position`` (1-based,
-as in the VCF), ``variant_ref``, ``variant_alt``, ``variant_id``,
-``variant_gene``, ``variant_consequence`` ...).
+Variant filters are a :class:`~biobank.genomes.filters.VariantFilter`. Results
+are polars DataFrames with sgkit-style column names (``variant_contig``,
+``variant_position`` (1-based, as in the VCF), ``variant_ref``, ``variant_alt``,
+``variant_id``, ``variant_gene``, ``variant_consequence`` ...).
 
 Reads of individual-level data (:func:`carriers`, :func:`genotype_matrix`,
 :func:`pca`) require a principal and write an audit entry ``genotype.read``.
+
+Statistics (:mod:`biobank.stats`) read the store through this module's public
+functions: :func:`sample_table`, :func:`variant_keys` and :func:`dense_blocks`
+(and :mod:`biobank.genomes.packed`, :mod:`biobank.genomes.counts`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,7 +39,21 @@ import polars as pl
 from biobank.core import audit
 from biobank.core.access import Permission, Principal, Role
 from biobank.core.errors import AccessDenied, ConsentError, ValidationError
-from biobank.genomes.load import FLAG_FIRST_ALLELE, FLAG_HAPLOID, FLAG_MISSING
+from biobank.genomes.counts import allele_counts_in, within_frequency_bounds
+from biobank.genomes.encoding import (
+    FLAG_FIRST_ALLELE,
+    FLAG_HAPLOID,
+    FLAG_MISSING,
+    PACKED_FLAGS,
+    unpack_bits,
+)
+from biobank.genomes.filters import (
+    DAMAGING_CONSEQUENCES,
+    VARIANT_COLUMNS,
+    VariantFilter,
+    rename_variant_columns,
+)
+from biobank.genomes.packed import batch_columns, packed_planes
 
 if TYPE_CHECKING:
     import allel
@@ -45,13 +62,16 @@ if TYPE_CHECKING:
 __all__ = [
     "DAMAGING_CONSEQUENCES",
     "VARIANT_COLUMNS",
+    "DenseBlock",
     "GenotypeMatrix",
     "SampleSet",
     "VariantFilter",
     "carriers",
+    "dense_blocks",
     "genotype_matrix",
     "pca",
     "sample_table",
+    "variant_keys",
     "variants",
 ]
 
@@ -59,120 +79,6 @@ logger = logging.getLogger(__name__)
 
 #: A sample set: ``None`` (all), a SQL query with column ``participant_id``, or participant ids.
 SampleSet = str | Sequence[str] | None
-
-#: bcftools csq consequences counted as damaging (missense and loss of function).
-DAMAGING_CONSEQUENCES = (
-    "missense",
-    "stop_gained",
-    "frameshift",
-    "splice_acceptor",
-    "splice_donor",
-    "start_lost",
-    "stop_lost",
-)
-
-#: How store columns are named in results (sgkit style).
-VARIANT_COLUMNS = {
-    "variant_key": "variant_key",
-    "contig": "variant_contig",
-    "position": "variant_position",
-    "ref": "variant_ref",
-    "alt": "variant_alt",
-    "variant_id": "variant_id",
-    "gene": "variant_gene",
-    "consequence": "variant_consequence",
-    "filter": "variant_filter",
-    "qual": "variant_qual",
-}
-
-_REGION = re.compile(r"^(?P<contig>[^:\s]+)(:(?P<start>[\d,]+)(-(?P<end>[\d,]+))?)?$")
-
-
-@dataclass(frozen=True)
-class VariantFilter:
-    """Which variants a query looks at; all given conditions must hold.
-
-    Parameters
-    ----------
-    genes
-        Gene names (from BCSQ annotation).
-    region
-        ``"chr1"``, ``"chr1:1000"`` or ``"chr1:1000-2000"``: 1-based, inclusive.
-    consequences
-        BCSQ consequences, e.g. ``["missense", "stop_gained"]``; a variant
-        matches if any ``&``-part of its consequence is listed.
-    variant_ids
-        VCF IDs (e.g. rs numbers).
-    pass_only
-        Only variants whose FILTER is PASS (or missing).
-    min_frequency, max_frequency
-        Bounds on the ALT allele frequency *in the queried sample set*
-        (inclusive); e.g. ``max_frequency=0.01`` for rare variants.
-    """
-
-    genes: Sequence[str] | None = None
-    region: str | None = None
-    consequences: Sequence[str] | None = None
-    variant_ids: Sequence[str] | None = None
-    pass_only: bool = False
-    min_frequency: float | None = None
-    max_frequency: float | None = None
-
-    def where(self, alias: str = "v") -> tuple[str, list[Any]]:
-        """Return a SQL condition on table ``variant`` (as ``alias``) and its parameters.
-
-        Raises
-        ------
-        ValidationError
-            If the region cannot be parsed.
-        """
-        conds: list[str] = []
-        params: list[Any] = []
-        if self.genes is not None:
-            conds.append(f"{alias}.gene IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(self.genes))
-        if self.region is not None:
-            m = _REGION.match(self.region.strip())
-            if m is None:
-                raise ValidationError(
-                    f"region {self.region!r} is not 'contig', 'contig:pos' or 'contig:start-end'"
-                    " (1-based, inclusive)",
-                    field="region",
-                    value=self.region,
-                )
-            conds.append(f"{alias}.contig = ?")
-            params.append(m["contig"])
-            if m["start"]:
-                start = int(m["start"].replace(",", ""))
-                end = int(m["end"].replace(",", "")) if m["end"] else start
-                if end < start:
-                    raise ValidationError(
-                        f"region {self.region!r} ends before it starts",
-                        field="region",
-                        value=self.region,
-                    )
-                conds.append(f"{alias}.position BETWEEN ? AND ?")
-                params.extend([start, end])
-        if self.consequences is not None:
-            conds.append(
-                f"len(list_intersect(string_split({alias}.consequence, '&'), ?::VARCHAR[])) > 0"
-            )
-            params.append(list(self.consequences))
-        if self.variant_ids is not None:
-            conds.append(f"{alias}.variant_id IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(self.variant_ids))
-        if self.pass_only:
-            conds.append(f"coalesce({alias}.filter, 'PASS') = 'PASS'")
-        return (" AND ".join(conds) or "TRUE"), params
-
-    @property
-    def by_frequency(self) -> bool:
-        """Whether the filter needs allele frequencies in the sample set."""
-        return self.min_frequency is not None or self.max_frequency is not None
-
-    def describe(self) -> dict[str, Any]:
-        """The filter as a JSON-ready dict (for audit entries)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v}
 
 
 # --------------------------------------------------------------------------- sample sets
@@ -265,15 +171,13 @@ def _samples_frame(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
 
 
 # --------------------------------------------------------------------------- variants
-def _rename(df: pl.DataFrame) -> pl.DataFrame:
-    return df.rename({k: v for k, v in VARIANT_COLUMNS.items() if k in df.columns})
-
-
-def variants(con: duckdb.DuckDBPyConnection, filter: VariantFilter | None = None) -> pl.DataFrame:
+def variants(
+    con: duckdb.DuckDBPyConnection, variant_filter: VariantFilter | None = None
+) -> pl.DataFrame:
     """Look up variants (not individual-level: no audit entry).
 
-    Frequency bounds in ``filter`` are ignored here (they need a sample set:
-    use :func:`biobank.stats.assoc.allele_frequencies`).
+    Frequency bounds in ``variant_filter`` are ignored here (they need a sample
+    set: use :func:`biobank.stats.frequencies.allele_frequencies`).
 
     Returns
     -------
@@ -282,223 +186,69 @@ def variants(con: duckdb.DuckDBPyConnection, filter: VariantFilter | None = None
         ``variant_ref, variant_alt, variant_id, variant_gene,
         variant_consequence, variant_filter, variant_qual``, in store order.
     """
-    where, params = (filter or VariantFilter()).where("v")
+    where, params = (variant_filter or VariantFilter()).where("v")
     df = con.execute(
         "SELECT v.variant_key, v.contig, v.position, v.ref, v.alt, v.variant_id, v.gene,"
         f" v.consequence, v.filter, v.qual FROM variant v WHERE {where} ORDER BY v.variant_key",
         params,
     ).pl()
-    return _rename(df)
+    return rename_variant_columns(df)
 
 
-def _variant_keys(
-    con: duckdb.DuckDBPyConnection,
-    sample_tbl: str,
-    filter: VariantFilter,
+def variant_keys(
+    con: duckdb.DuckDBPyConnection, sample_tbl: str, variant_filter: VariantFilter
 ) -> np.ndarray:
-    """Keys of the variants passing ``filter`` (frequency bounds computed in the sample set)."""
-    if filter.by_frequency:
-        from biobank.stats.assoc import allele_frequencies_in
+    """Keys of the variants passing ``variant_filter``, sorted.
 
-        freq = allele_frequencies_in(con, sample_tbl, filter, hwe=False)
-        f = freq["variant_alt_allele_frequency"]
-        keep = pl.Series([True] * freq.height)
-        if filter.min_frequency is not None:
-            keep = keep & (f >= filter.min_frequency).fill_null(False)
-        if filter.max_frequency is not None:
-            keep = keep & (f <= filter.max_frequency).fill_null(False)
-        return freq.filter(keep)["variant_key"].to_numpy().astype(np.int64)
-    where, params = filter.where("v")
+    Frequency bounds are applied to the frequencies in the sample table
+    ``sample_tbl`` (made by :func:`sample_table`).
+    """
+    if variant_filter.by_frequency:
+        freq = allele_counts_in(con, sample_tbl, variant_filter)
+        freq = within_frequency_bounds(freq, variant_filter)
+        return freq["variant_key"].to_numpy().astype(np.int64)
+    where, params = variant_filter.where("v")
     rows = con.execute(
         f"SELECT v.variant_key FROM variant v WHERE {where} ORDER BY v.variant_key", params
     ).fetchnumpy()
     return np.asarray(rows["variant_key"], dtype=np.int64)
 
 
-# --------------------------------------------------------------------------- packed calls
-@dataclass
-class _BatchColumns:
-    """Where a sample set's samples sit in one batch's packed bit planes."""
-
-    n_batch: int  # samples in the batch (bits per plane)
-    pos: np.ndarray  # (m,) positions in the batch's sample_key order
-    cols: np.ndarray  # (m,) columns of those samples in the set (sample_key order)
-    keys: np.ndarray  # (m,) their sample keys
-
-
-def _batch_columns(con: duckdb.DuckDBPyConnection, sample_tbl: str) -> dict[int, _BatchColumns]:
-    """Per batch of ``sample_tbl``: its samples' keys, bit positions and set columns.
-
-    The one description of a sample set's layout that the readers share: the
-    set's columns are its samples in ``sample_key`` order.
-    """
-    rows = con.execute(
-        "SELECT s.sample_key, s.batch_id, g.pos, b.n_samples FROM"
-        f" (SELECT sample_key, batch_id, row_number() OVER (ORDER BY sample_key) - 1 AS col"
-        f"  FROM {sample_tbl}) s"
-        " JOIN genotype_sample_position g USING (sample_key, batch_id)"
-        " JOIN genotype_batch b USING (batch_id) ORDER BY s.col"
-    ).fetchnumpy()
-    skey = np.asarray(rows["sample_key"], dtype=np.int64)
-    batch = np.asarray(rows["batch_id"], dtype=np.int64)
-    pos = np.asarray(rows["pos"], dtype=np.int64)
-    size = np.asarray(rows["n_samples"], dtype=np.int64)
-    cols = np.arange(len(batch))
-    return {
-        int(b): _BatchColumns(
-            int(size[batch == b][0]), pos[batch == b], cols[batch == b], skey[batch == b]
-        )
-        for b in np.unique(batch)
-    }
-
-
-def _words(column: Any, n: int, n_words: int) -> np.ndarray:
-    """(n, n_words) uint64 array of an Arrow ``list<uint64>`` column of equal-length lists."""
-    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    if len(flat) != n * n_words:
-        raise ValueError(f"packed planes are not {n_words} words each")
-    return np.asarray(flat, dtype="<u8").reshape(n, n_words)
-
-
-def _packed_planes(
-    con: duckdb.DuckDBPyConnection,
-    batch_id: int,
-    n_batch: int,
-    where: str = "TRUE",
-    params: Sequence[Any] = (),
-    *,
-    unnest: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Packed rows of one batch: variant keys and the ``lo``/``hi`` planes (v, words) uint64.
-
-    Rows come back in variant-key order; bit ``i % 64`` of word ``i // 64`` is
-    the batch's ``i``-th sample (see ``biobank/core/schema/050_packed_calls.sql``).
-
-    ``where`` is SQL on ``p`` (``genotype_packed``), e.g. a variant-key range.
-    The words are exported unnested (flat columns, about twice as fast as list
-    columns) unless ``unnest`` is false or they do not come out row by row;
-    then the list columns are read.
-    """
-    n_words = (n_batch + 63) // 64
-    sql = f"FROM genotype_packed p WHERE p.batch_id = ? AND ({where})"
-    planes = None
-    if unnest:
-        flat = con.execute(
-            f"SELECT p.variant_key, unnest(p.lo) AS lo, unnest(p.hi) AS hi {sql}",
-            [batch_id, *params],
-        ).to_arrow_table()
-        vk = flat.column("variant_key").to_numpy().reshape(-1, n_words)
-        if (vk == vk[:, :1]).all():  # each row's words came out together (insertion order)
-            planes = (
-                vk[:, 0].astype(np.int64),
-                *(
-                    np.asarray(flat.column(c).to_numpy(), dtype="<u8").reshape(-1, n_words)
-                    for c in ("lo", "hi")
-                ),
-            )
-    if planes is None:
-        table = con.execute(
-            f"SELECT p.variant_key, p.lo, p.hi {sql}", [batch_id, *params]
-        ).to_arrow_table()
-        keys = table.column("variant_key").to_numpy().astype(np.int64)
-        planes = (keys, *(_words(table.column(c), len(keys), n_words) for c in ("lo", "hi")))
-    keys, lo, hi = planes
-    if len(keys) > 1 and (np.diff(keys) < 0).any():
-        order = np.argsort(keys, kind="stable")
-        keys, lo, hi = keys[order], lo[order], hi[order]
-    return keys, lo, hi
-
-
-def _masked_popcounts(lo: np.ndarray, hi: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(v, 3) het, hom-alt and missing counts of the ``mask`` samples in planes (v, words).
-
-    Two scratch arrays are reused for the three counts: fresh 10 MB temporaries
-    cost more in page faults than the bit operations themselves.
-    """
-    word = np.empty_like(lo)
-    bits = np.empty(lo.shape, dtype=np.uint8)
-    n = np.empty((3, lo.shape[0]), dtype=np.int64)
-    for row, (a, b) in enumerate(((lo, mask), (hi, mask), (lo, hi))):
-        np.bitwise_and(a, b, out=word)
-        if row == 2:  # missing: both bits
-            np.bitwise_and(word, mask, out=word)
-        np.bitwise_count(word, out=bits)
-        n[row] = bits.sum(axis=1, dtype=np.uint32)
-    return np.column_stack([n[0] - n[2], n[1] - n[2], n[2]])
-
-
-def packed_counts(
-    con: duckdb.DuckDBPyConnection,
-    sample_tbl: str,
-    where: str = "TRUE",
-    params: Sequence[Any] = (),
-    *,
-    layout: dict[int, _BatchColumns] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Het, hom-alt and missing counts of the set's samples over packed rows, by popcount.
-
-    Parameters
-    ----------
-    con
-        The store connection.
-    sample_tbl
-        A table made by :func:`sample_table`.
-    where, params
-        SQL condition on ``p`` (``genotype_packed``) selecting variants.
-    layout
-        The set's :func:`_batch_columns`, if the caller has it already.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Variant keys (v,) and counts (v, 3): het, hom-alt, missing. A variant
-        packed in several batches of the set has a row per batch.
-    """
-    keys_out, counts_out = [np.zeros(0, dtype=np.int64)], [np.zeros((0, 3), dtype=np.int64)]
-    if layout is None:
-        layout = _batch_columns(con, sample_tbl)
-    for batch_id, bc in layout.items():
-        keys, lo, hi = _packed_planes(con, batch_id, bc.n_batch, where, params)
-        if not len(keys):
-            continue
-        member = np.zeros(lo.shape[1] * 64, dtype=bool)
-        member[bc.pos] = True
-        mask = np.packbits(member, bitorder="little").view("<u8")
-        keys_out.append(keys)
-        counts_out.append(_masked_popcounts(lo, hi, mask))
-    return np.concatenate(keys_out), np.concatenate(counts_out)
-
-
 # --------------------------------------------------------------------------- dense blocks
 @dataclass
-class _Block:
-    """Dense calls of a block of variants for a sample set (columns in sample-key order)."""
+class DenseBlock:
+    """Dense calls of a block of variants for a sample set (columns in sample-key order).
+
+    Attributes
+    ----------
+    keys
+        (v,) variant keys.
+    dosage
+        (v, n) uint8 ALT dosage.
+    flags
+        (v, n) uint8 call flags (:mod:`biobank.genomes.encoding`);
+        ``FLAG_MISSING`` also where the sample's batch did not cover the variant.
+    """
 
     keys: np.ndarray  # (v,) variant keys
     dosage: np.ndarray  # (v, n) uint8
     flags: np.ndarray  # (v, n) uint8; FLAG_MISSING also set where the batch did not cover
 
 
-def _unpack(words: np.ndarray, n: int) -> np.ndarray:
-    """(v, n) uint8 bits of packed planes (v, words) uint64."""
-    return np.unpackbits(
-        words.astype("<u8", copy=False).view(np.uint8), axis=1, count=n, bitorder="little"
-    )
-
-
-#: flags of the packed codes 0 (hom-ref), 1 (0/1), 2 (1/1), 3 (./.)
-_PACKED_FLAGS = np.array([0, 0, FLAG_FIRST_ALLELE, FLAG_MISSING], dtype=np.uint8)
-
-
-def _dense_blocks(
+def dense_blocks(
     con: duckdb.DuckDBPyConnection,
     sample_tbl: str,
     keys: np.ndarray,
     *,
     block: int = 4000,
-) -> Iterator[_Block]:
-    """Yield dense dosage/flag matrices for ``keys`` (sorted), ``block`` variants at a time."""
-    layout = _batch_columns(con, sample_tbl)
+) -> Iterator[DenseBlock]:
+    """Yield dense dosage/flag matrices for ``keys``, ``block`` variants at a time.
+
+    Sparse and packed calls of the sample table ``sample_tbl`` (made by
+    :func:`sample_table`) over the variants ``keys``, in key order; columns are
+    the set's samples in ``sample_key`` order.
+    """
+    layout = batch_columns(con, sample_tbl)
     n = sum(len(bc.cols) for bc in layout.values())
     skeys = np.zeros(n, dtype=np.int64)
     col_batch = np.zeros(n, dtype=np.int64)  # index of each column's batch in ``batches``
@@ -532,8 +282,7 @@ def _dense_blocks(
             [lo, hi],
         ).fetchnumpy()
         packed = [
-            (bc, *_packed_planes(con, b, bc.n_batch, in_block, [lo, hi]))
-            for b, bc in layout.items()
+            (bc, *packed_planes(con, b, bc.n_batch, in_block, [lo, hi])) for b, bc in layout.items()
         ]
         con.unregister("_block_keys")
         lut = np.full(hi - lo + 1, -1, dtype=np.int64)
@@ -554,12 +303,12 @@ def _dense_blocks(
         for bc, pk, plo, phi in packed:
             if not len(pk):
                 continue
-            code = _unpack(plo, bc.n_batch)[:, bc.pos]
-            code += 2 * _unpack(phi, bc.n_batch)[:, bc.pos]
+            code = unpack_bits(plo, bc.n_batch)[:, bc.pos]
+            code += 2 * unpack_bits(phi, bc.n_batch)[:, bc.pos]
             rows = lut[pk - lo][:, None]
             dosage[rows, bc.cols] = np.where(code == 3, 0, code)
-            flags[rows, bc.cols] = _PACKED_FLAGS[code]
-        yield _Block(keys=ks, dosage=dosage, flags=flags)
+            flags[rows, bc.cols] = PACKED_FLAGS[code]
+        yield DenseBlock(keys=ks, dosage=dosage, flags=flags)
 
 
 def _alleles(dosage: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -582,7 +331,7 @@ def carriers(
     samples: SampleSet = None,
     *,
     principal: Principal,
-    filter: VariantFilter | None = None,
+    variant_filter: VariantFilter | None = None,
     purpose: str | None = None,
 ) -> pl.DataFrame:
     """Participants carrying the ALT allele of the selected variants (one row per call).
@@ -595,7 +344,7 @@ def carriers(
         The sample set (see the module docstring).
     principal
         Who reads; must be allowed to read genotypes.
-    filter
+    variant_filter
         Which variants (gene, region, consequence, frequency in the set, ids).
     purpose
         Consent purpose (default: the principal's); required for researchers.
@@ -615,9 +364,9 @@ def carriers(
         If a researcher gives no purpose.
     """
     purpose = _check_read(principal, purpose)
-    filter = filter or VariantFilter()
+    variant_filter = variant_filter or VariantFilter()
     with sample_table(con, samples, purpose=purpose) as tbl:
-        keys = _variant_keys(con, tbl, filter)
+        keys = variant_keys(con, tbl, variant_filter)
         con.register("_carrier_keys", pl.DataFrame({"variant_key": keys.astype(np.int32)}))
         try:
             df = con.execute(
@@ -634,14 +383,14 @@ def carriers(
         finally:
             con.unregister("_carrier_keys")
         n_samples = _count(con, tbl)
-    df = _rename(df)
+    df = rename_variant_columns(df)
     audit.record(
         con,
         principal,
         "genotype.read",
         "carriers",
         {
-            "filter": filter.describe(),
+            "filter": variant_filter.describe(),
             "purpose": purpose,
             "samples_in_set": n_samples,
             "variants": len(keys),
@@ -683,7 +432,7 @@ def genotype_matrix(
     samples: SampleSet = None,
     *,
     principal: Principal,
-    filter: VariantFilter | None = None,
+    variant_filter: VariantFilter | None = None,
     purpose: str | None = None,
     max_variants: int = 2_000_000,
 ) -> GenotypeMatrix:
@@ -697,7 +446,7 @@ def genotype_matrix(
         The sample set (see the module docstring).
     principal
         Who reads; must be allowed to read genotypes.
-    filter
+    variant_filter
         Which variants (e.g. ``VariantFilter(region="chr1:1-1000000")``).
     purpose
         Consent purpose (default: the principal's); required for researchers.
@@ -718,18 +467,18 @@ def genotype_matrix(
     import allel
 
     purpose = _check_read(principal, purpose)
-    filter = filter or VariantFilter()
+    variant_filter = variant_filter or VariantFilter()
     with sample_table(con, samples, purpose=purpose) as tbl:
-        keys = _variant_keys(con, tbl, filter)
+        keys = variant_keys(con, tbl, variant_filter)
         if len(keys) > max_variants:
             raise ValidationError(
                 f"{len(keys)} variants selected, more than max_variants={max_variants}: "
                 "narrow the region or raise max_variants",
-                field="filter",
+                field="variant_filter",
             )
         sample_df = _samples_frame(con, tbl)
         n = sample_df.height
-        blocks = [_alleles(b.dosage, b.flags) for b in _dense_blocks(con, tbl, keys)] if n else []
+        blocks = [_alleles(b.dosage, b.flags) for b in dense_blocks(con, tbl, keys)] if n else []
     g = np.concatenate(blocks) if blocks else np.zeros((len(keys), n, 2), dtype=np.int8)
     vdf = variants(con).filter(pl.col("variant_key").is_in(keys.tolist())).sort("variant_key")
     audit.record(
@@ -737,7 +486,12 @@ def genotype_matrix(
         principal,
         "genotype.read",
         "genotype_matrix",
-        {"filter": filter.describe(), "purpose": purpose, "samples": n, "variants": len(keys)},
+        {
+            "filter": variant_filter.describe(),
+            "purpose": purpose,
+            "samples": n,
+            "variants": len(keys),
+        },
     )
     return GenotypeMatrix(genotypes=allel.GenotypeArray(g), variants=vdf, samples=sample_df)
 
@@ -747,7 +501,7 @@ def pca(
     samples: SampleSet = None,
     *,
     principal: Principal,
-    filter: VariantFilter | None = None,
+    variant_filter: VariantFilter | None = None,
     purpose: str | None = None,
     n_components: int = 10,
     min_frequency: float = 0.05,
@@ -781,7 +535,9 @@ def pca(
     import allel
 
     del seed  # allel.pca is deterministic (SVD)
-    m = genotype_matrix(con, samples, principal=principal, filter=filter, purpose=purpose)
+    m = genotype_matrix(
+        con, samples, principal=principal, variant_filter=variant_filter, purpose=purpose
+    )
     g = m.genotypes
     ac = g.to_n_alt(fill=-1)
     complete = (ac >= 0).all(axis=1)
@@ -806,7 +562,7 @@ def pca(
             f"PCA needs at least 2 samples and {n_components} pruned variants; have "
             f"{g.shape[1]} samples and {len(gp)} variants: widen the region or lower "
             "min_frequency",
-            field="filter",
+            field="variant_filter",
         )
     coords, model = allel.pca(gp, n_components=n_components, scaler=scaler)
     out = m.samples.select("participant_id", "sample_id").with_columns(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,8 @@ from biobank.core.store import Store
 from biobank.research.sandbox import SandboxLimits
 
 if TYPE_CHECKING:
-    from biobank.genomes.reader import GenotypeMatrix, VariantFilter
+    from biobank.genomes.filters import VariantFilter
+    from biobank.genomes.reader import GenotypeMatrix
 
 __all__ = [
     "DEFAULT_MIN_COUNT",
@@ -62,6 +64,27 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def _renamed_filter(
+    variant_filter: VariantFilter | None, filter: VariantFilter | None
+) -> VariantFilter | None:
+    """``variant_filter``, or the deprecated ``filter=`` (its old name) with a warning."""
+    if filter is None:
+        return variant_filter
+    warnings.warn(
+        "filter= is deprecated: pass variant_filter= instead (filter= is removed in the "
+        "next release)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if variant_filter is not None:
+        raise ValidationError(
+            "give variant_filter= only (filter= is its deprecated old name), not both",
+            field="variant_filter",
+        )
+    return filter
+
 
 #: Aggregate counts from 1 to ``DEFAULT_MIN_COUNT - 1`` are suppressed in research output
 #: (the center's rule, :data:`biobank.core.disclosure.SMALL_COUNT_THRESHOLD`).
@@ -344,23 +367,24 @@ class Workbench:
         )
         return suppress_small_counts(out, ["participants"], min_count=self.min_count)
 
-    # -- genotypes (biobank.genomes.reader, biobank.stats.assoc) -------------------------
+    # -- genotypes (biobank.genomes.reader, biobank.stats) -------------------------------
     @staticmethod
     def _filter(
-        filter: VariantFilter | None,
+        variant_filter: VariantFilter | None,
         *,
         region: str | None = None,
         genes: Sequence[str] | str | None = None,
         variant_ids: Sequence[str] | str | None = None,
     ) -> VariantFilter:
-        from biobank.genomes.reader import VariantFilter
+        from biobank.genomes.filters import VariantFilter
 
-        if filter is not None and (region or genes or variant_ids):
+        if variant_filter is not None and (region or genes or variant_ids):
             raise ValidationError(
-                "give either filter= or region/genes/variant_ids, not both", field="filter"
+                "give either variant_filter= or region/genes/variant_ids, not both",
+                field="variant_filter",
             )
-        if filter is not None:
-            return filter
+        if variant_filter is not None:
+            return variant_filter
         return VariantFilter(
             region=region,
             genes=[genes] if isinstance(genes, str) else genes,
@@ -371,10 +395,11 @@ class Workbench:
         self,
         cohort: CohortLike = None,
         *,
-        filter: VariantFilter | None = None,
+        variant_filter: VariantFilter | None = None,
         region: str | None = None,
         genes: Sequence[str] | str | None = None,
         variant_ids: Sequence[str] | str | None = None,
+        filter: VariantFilter | None = None,  # deprecated: variant_filter's old name
     ) -> pl.DataFrame:
         """Carriers of the selected variants in a cohort, with their clinical attributes.
 
@@ -393,7 +418,12 @@ class Workbench:
             self.store.con,
             ids,
             principal=self.principal,
-            filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
+            variant_filter=self._filter(
+                _renamed_filter(variant_filter, filter),
+                region=region,
+                genes=genes,
+                variant_ids=variant_ids,
+            ),
             purpose=self.purpose,
         )
         attrs = self._attributes(df["participant_id"].unique().to_list())
@@ -403,23 +433,29 @@ class Workbench:
         self,
         cohort: CohortLike = None,
         *,
-        filter: VariantFilter | None = None,
+        variant_filter: VariantFilter | None = None,
         region: str | None = None,
         genes: Sequence[str] | str | None = None,
         variant_ids: Sequence[str] | str | None = None,
         hwe: bool = True,
+        filter: VariantFilter | None = None,  # deprecated: variant_filter's old name
     ) -> pl.DataFrame:
         """Genotype and allele counts, frequency, call rate and HWE p per variant in a cohort.
 
         Counts below the small-count threshold are suppressed
-        (:func:`biobank.stats.assoc.allele_frequencies` with ``min_count``).
+        (:func:`biobank.stats.frequencies.allele_frequencies` with ``min_count``).
         """
         from biobank import stats
 
         return stats.allele_frequencies(
             self.store.con,
             self._ids(cohort),
-            filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
+            variant_filter=self._filter(
+                _renamed_filter(variant_filter, filter),
+                region=region,
+                genes=genes,
+                variant_ids=variant_ids,
+            ),
             purpose=self.purpose,
             hwe=hwe,
             min_count=self.min_count,
@@ -447,7 +483,7 @@ class Workbench:
                 list(ids),
                 principal=self.principal,
                 purpose=self.purpose,
-                filter=pca_filter,
+                variant_filter=pca_filter,
                 n_components=n_pcs,
             )
             attrs = attrs.join(
@@ -492,13 +528,14 @@ class Workbench:
         cases: CohortLike,
         controls: CohortLike = None,
         *,
-        filter: VariantFilter | None = None,
+        variant_filter: VariantFilter | None = None,
         region: str | None = None,
         genes: Sequence[str] | str | None = None,
         variant_ids: Sequence[str] | str | None = None,
         covariates: Sequence[str] = ("age", "male"),
         n_pcs: int = 0,
         xchr_model: int = 2,
+        filter: VariantFilter | None = None,  # deprecated: variant_filter's old name
     ) -> pl.DataFrame:
         """Case/control association per variant: Fisher's exact test and logistic regression.
 
@@ -527,7 +564,12 @@ class Workbench:
             case_ids,
             ctrl_ids,
             covariates=cov,
-            filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
+            variant_filter=self._filter(
+                _renamed_filter(variant_filter, filter),
+                region=region,
+                genes=genes,
+                variant_ids=variant_ids,
+            ),
             purpose=self.purpose,
             min_count=self.min_count,
             xchr_model=xchr_model,
@@ -586,6 +628,10 @@ class Workbench:
         """
         from biobank.genomes import reader as genotypes
 
+        if "filter" in options:  # deprecated: variant_filter's old name
+            options["variant_filter"] = _renamed_filter(
+                options.pop("variant_filter", None), options.pop("filter")
+            )
         return genotypes.pca(
             self.store.con,
             self._ids(cohort),
@@ -599,10 +645,11 @@ class Workbench:
         self,
         cohort: CohortLike = None,
         *,
-        filter: VariantFilter | None = None,
+        variant_filter: VariantFilter | None = None,
         region: str | None = None,
         genes: Sequence[str] | str | None = None,
         variant_ids: Sequence[str] | str | None = None,
+        filter: VariantFilter | None = None,  # deprecated: variant_filter's old name
     ) -> GenotypeMatrix:
         """Genotypes of a cohort over a region as ``allel.GenotypeArray`` (audited)."""
         from biobank.genomes import reader as genotypes
@@ -611,7 +658,12 @@ class Workbench:
             self.store.con,
             self._ids(cohort),
             principal=self.principal,
-            filter=self._filter(filter, region=region, genes=genes, variant_ids=variant_ids),
+            variant_filter=self._filter(
+                _renamed_filter(variant_filter, filter),
+                region=region,
+                genes=genes,
+                variant_ids=variant_ids,
+            ),
             purpose=self.purpose,
         )
 
@@ -637,7 +689,7 @@ class Workbench:
             flt = self._filter(None, region=variant)
         else:
             flt = self._filter(None, variant_ids=[variant])
-        m = self.genotype_matrix(cohort, filter=flt)
+        m = self.genotype_matrix(cohort, variant_filter=flt)
         if m.genotypes.shape[0] != 1:
             raise ValidationError(
                 f"{variant!r} selects {m.genotypes.shape[0]} variants: give one variant "

@@ -111,7 +111,7 @@ def test_variants__filters_by_gene_region_consequence_and_id(
 
 def test_carriers__match_the_vcf_and_are_audited(tiny: tuple[Store, dict[str, str]]) -> None:
     store, pids = tiny
-    df = carriers(store.con, principal=ADMIN, filter=VariantFilter(genes=["GENE1"]))
+    df = carriers(store.con, principal=ADMIN, variant_filter=VariantFilter(genes=["GENE1"]))
     got = sorted(
         zip(
             df["sample_id"].to_list(),
@@ -135,7 +135,7 @@ def test_carriers__by_frequency_in_the_sample_set(tiny: tuple[Store, dict[str, s
         store.con,
         [pids["S0001"], pids["S0002"], pids["S0003"], pids["S0004"]],
         principal=ADMIN,
-        filter=VariantFilter(region="chr1", max_frequency=0.25),
+        variant_filter=VariantFilter(region="chr1", max_frequency=0.25),
     )
     # chr1:300 A is 1 of 8 alleles, chr1:200 T and CA 2 of 8 each; chr1:100 G is 3 of 6
     assert sorted(df["variant_alt"].to_list()) == ["A", "CA", "CA", "T", "T"]
@@ -148,11 +148,13 @@ def test_carriers__researcher_sees_only_consented_participants(
     rita = Principal("rita", Role.RESEARCHER)
     with pytest.raises(ConsentError, match="needs a purpose"):
         carriers(store.con, principal=rita)
-    df = carriers(store.con, principal=rita, purpose="HMB", filter=VariantFilter(region="chr1:100"))
+    df = carriers(
+        store.con, principal=rita, purpose="HMB", variant_filter=VariantFilter(region="chr1:100")
+    )
     # S0003 consented DS:C50 only, so not for HMB; S0002 and S0005 carry
     assert sorted(df["sample_id"].to_list()) == ["S0002", "S0005"]
     ds = carriers(
-        store.con, principal=rita, purpose="DS:C50", filter=VariantFilter(region="chr1:100")
+        store.con, principal=rita, purpose="DS:C50", variant_filter=VariantFilter(region="chr1:100")
     )
     assert sorted(ds["sample_id"].to_list()) == ["S0002", "S0003", "S0005"]
 
@@ -167,7 +169,7 @@ def test_genotype_matrix__missing_where_a_batch_did_not_cover(
     tiny: tuple[Store, dict[str, str]],
 ) -> None:
     store, _ = tiny
-    m = genotype_matrix(store.con, principal=ADMIN, filter=VariantFilter(region="chr1"))
+    m = genotype_matrix(store.con, principal=ADMIN, variant_filter=VariantFilter(region="chr1"))
     ids = m.samples["sample_id"].to_list()
     pos = m.variants["variant_position"].to_list()
     g = m.genotypes.values
@@ -191,7 +193,7 @@ def test_genotype_matrix__matches_scikit_allel_on_the_vcf(
         store.con,
         [pids[f"S000{i}"] for i in range(1, 5)],
         principal=ADMIN,
-        filter=VariantFilter(variant_ids=["rs1", "rs3"]),
+        variant_filter=VariantFilter(variant_ids=["rs1", "rs3"]),
     )
     ref = allel.read_vcf(str(VCF / "tiny.vcf"), fields=["calldata/GT", "variants/ID"])
     keep = np.isin(ref["variants/ID"], ["rs1", "rs3"])
@@ -215,9 +217,11 @@ def test_genotype_matrix_and_carriers__match_cyvcf2_on_1000_genomes(tmp_path: Pa
         )
         load_vcf(store, vcf, principal=REGISTRAR)
         region = "22:30000000-40000000"
-        m = genotype_matrix(store.con, principal=ADMIN, filter=VariantFilter(region=region))
+        m = genotype_matrix(store.con, principal=ADMIN, variant_filter=VariantFilter(region=region))
         rare = carriers(
-            store.con, principal=ADMIN, filter=VariantFilter(region=region, max_frequency=0.01)
+            store.con,
+            principal=ADMIN,
+            variant_filter=VariantFilter(region=region, max_frequency=0.01),
         )
     ref = allel.read_vcf(
         str(vcf), fields=["calldata/GT", "variants/ALT", "variants/POS", "samples"]

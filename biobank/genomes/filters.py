@@ -1,0 +1,140 @@
+"""Variant filters: which variants a query or a statistic looks at, and the
+(sgkit-style) names of the variant columns in results.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import polars as pl
+
+from biobank.core.errors import ValidationError
+
+__all__ = [
+    "DAMAGING_CONSEQUENCES",
+    "VARIANT_COLUMNS",
+    "VariantFilter",
+    "rename_variant_columns",
+]
+
+#: bcftools csq consequences counted as damaging (missense and loss of function).
+DAMAGING_CONSEQUENCES = (
+    "missense",
+    "stop_gained",
+    "frameshift",
+    "splice_acceptor",
+    "splice_donor",
+    "start_lost",
+    "stop_lost",
+)
+
+#: How store columns are named in results (sgkit style).
+VARIANT_COLUMNS = {
+    "variant_key": "variant_key",
+    "contig": "variant_contig",
+    "position": "variant_position",
+    "ref": "variant_ref",
+    "alt": "variant_alt",
+    "variant_id": "variant_id",
+    "gene": "variant_gene",
+    "consequence": "variant_consequence",
+    "filter": "variant_filter",
+    "qual": "variant_qual",
+}
+
+_REGION = re.compile(r"^(?P<contig>[^:\s]+)(:(?P<start>[\d,]+)(-(?P<end>[\d,]+))?)?$")
+
+
+@dataclass(frozen=True)
+class VariantFilter:
+    """Which variants a query looks at; all given conditions must hold.
+
+    Parameters
+    ----------
+    genes
+        Gene names (from BCSQ annotation).
+    region
+        ``"chr1"``, ``"chr1:1000"`` or ``"chr1:1000-2000"``: 1-based, inclusive.
+    consequences
+        BCSQ consequences, e.g. ``["missense", "stop_gained"]``; a variant
+        matches if any ``&``-part of its consequence is listed.
+    variant_ids
+        VCF IDs (e.g. rs numbers).
+    pass_only
+        Only variants whose FILTER is PASS (or missing).
+    min_frequency, max_frequency
+        Bounds on the ALT allele frequency *in the queried sample set*
+        (inclusive); e.g. ``max_frequency=0.01`` for rare variants.
+    """
+
+    genes: Sequence[str] | None = None
+    region: str | None = None
+    consequences: Sequence[str] | None = None
+    variant_ids: Sequence[str] | None = None
+    pass_only: bool = False
+    min_frequency: float | None = None
+    max_frequency: float | None = None
+
+    def where(self, alias: str = "v") -> tuple[str, list[Any]]:
+        """Return a SQL condition on table ``variant`` (as ``alias``) and its parameters.
+
+        Raises
+        ------
+        ValidationError
+            If the region cannot be parsed.
+        """
+        conds: list[str] = []
+        params: list[Any] = []
+        if self.genes is not None:
+            conds.append(f"{alias}.gene IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(self.genes))
+        if self.region is not None:
+            m = _REGION.match(self.region.strip())
+            if m is None:
+                raise ValidationError(
+                    f"region {self.region!r} is not 'contig', 'contig:pos' or 'contig:start-end'"
+                    " (1-based, inclusive)",
+                    field="region",
+                    value=self.region,
+                )
+            conds.append(f"{alias}.contig = ?")
+            params.append(m["contig"])
+            if m["start"]:
+                start = int(m["start"].replace(",", ""))
+                end = int(m["end"].replace(",", "")) if m["end"] else start
+                if end < start:
+                    raise ValidationError(
+                        f"region {self.region!r} ends before it starts",
+                        field="region",
+                        value=self.region,
+                    )
+                conds.append(f"{alias}.position BETWEEN ? AND ?")
+                params.extend([start, end])
+        if self.consequences is not None:
+            conds.append(
+                f"len(list_intersect(string_split({alias}.consequence, '&'), ?::VARCHAR[])) > 0"
+            )
+            params.append(list(self.consequences))
+        if self.variant_ids is not None:
+            conds.append(f"{alias}.variant_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(self.variant_ids))
+        if self.pass_only:
+            conds.append(f"coalesce({alias}.filter, 'PASS') = 'PASS'")
+        return (" AND ".join(conds) or "TRUE"), params
+
+    @property
+    def by_frequency(self) -> bool:
+        """Whether the filter needs allele frequencies in the sample set."""
+        return self.min_frequency is not None or self.max_frequency is not None
+
+    def describe(self) -> dict[str, Any]:
+        """The filter as a JSON-ready dict (for audit entries)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v}
+
+
+def rename_variant_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """Rename the store's variant columns of ``df`` as in results (:data:`VARIANT_COLUMNS`)."""
+    return df.rename({k: v for k, v in VARIANT_COLUMNS.items() if k in df.columns})

@@ -1,0 +1,317 @@
+"""Reading VCF/BCF records for the loader: the ``bcftools view`` stream, the
+header checks, record iteration with error positions, per-record checks and
+turning a record into a chunk row (:class:`biobank.genomes.encoding.Chunk`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biobank.core.errors import ValidationError
+from biobank.genomes.bcsq import parse_bcsq
+from biobank.genomes.encoding import GT_VECTOR_END, Chunk
+
+__all__ = [
+    "BcfStream",
+    "Header",
+    "add_record",
+    "check_record",
+    "iter_records",
+    "read_header",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def info_value(rec: Any, name: str, number: str, allele: int) -> Any:
+    """Return INFO ``name`` of ``rec`` for ALT ``allele`` (1-based), JSON-ready."""
+    try:
+        value = rec.INFO.get(name)
+    except KeyError:
+        return None
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        if number == "A":
+            value = value[allele - 1] if allele - 1 < len(value) else None
+        elif number == "R":
+            value = [value[0], value[allele]] if allele < len(value) else list(value)
+        else:
+            value = list(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def format_array(rec: Any, name: str, n_samples: int) -> np.ndarray:
+    values = rec.format(name)
+    if values is None:
+        return np.full(n_samples, -1, dtype=np.int64)
+    arr = np.asarray(values)[:, 0].astype(np.int64)
+    arr[arr < -(2**30)] = -1
+    return arr
+
+
+def _raw_line(path: Path, line: int) -> str | None:
+    """Return line ``line`` (1-based) of a plain or bgzipped text VCF, or ``None``."""
+    import gzip
+
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for i, text in enumerate(fh, start=1):
+                if i == line:
+                    return str(text.rstrip("\n"))
+    except (OSError, EOFError):
+        return None
+    return None
+
+
+def iter_records(vcf: Any, path: Path, header_lines: int) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line, record)``; translate reader errors into ValidationError naming the record."""
+    line = header_lines
+    last = "the header"
+    it = iter(vcf)
+    while True:
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # cyvcf2 raises plain Exceptions for bad records
+            raw = None if path.suffix == ".bcf" else _raw_line(path, line + 1)
+            if raw is not None and raw.count("\t") >= 1:
+                fields = raw.split("\t")
+                where = f"record {fields[0]}:{fields[1]}"
+            else:
+                where = f"the record after {last}"
+            raise ValidationError(
+                f"cannot parse {where} (htslib: {exc}); the columns must follow VCF 4.x, "
+                "with one genotype column per sample: fix or remove that record",
+                file=path,
+                line=line + 1,
+            ) from exc
+        line += 1
+        last = f"{rec.CHROM}:{rec.POS}"
+        yield line, rec
+
+
+def check_record(rec: Any, path: Path, line: int) -> None:
+    where = f"record {rec.CHROM}:{rec.POS}"
+    if rec.POS < 1:
+        raise ValidationError(f"{where}: position must be >= 1", file=path, line=line, field="POS")
+    ref = rec.REF
+    if not ref or ref == ".":
+        raise ValidationError(
+            f"{where}: REF is empty", file=path, line=line, field="REF", value=ref
+        )
+    for alt in rec.ALT:
+        if not alt or alt == ".":
+            raise ValidationError(
+                f"{where}: ALT is missing", file=path, line=line, field="ALT", value=alt
+            )
+    if len(rec.ALT) > 254:
+        raise ValidationError(
+            f"{where}: more than 254 ALT alleles", file=path, line=line, field="ALT"
+        )
+
+
+class BcfStream:
+    """``bcftools view -Ou`` of a VCF piped into :mod:`cyvcf2`.
+
+    htslib's text parsing then runs in the bcftools process, in parallel with
+    the splitting and inserting done here (cyvcf2 reads the uncompressed BCF
+    stream at almost no cost). The records are the same ``bcf1_t`` values
+    cyvcf2 would parse from the file itself.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], vcf: Any, stderr: Any, path: Path) -> None:
+        self.proc, self.vcf, self.stderr, self.path = proc, vcf, stderr, path
+
+    @classmethod
+    def open(cls, path: Path, threads: int) -> BcfStream | None:
+        """Start the stream, or return ``None`` (bcftools missing or unusable)."""
+        import shutil
+
+        import cyvcf2
+
+        exe = shutil.which("bcftools")
+        if exe is None:
+            return None
+        args = [exe, "view", "-Ou", "--no-version"]
+        if threads > 1:
+            args += ["--threads", str(threads - 1)]
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        proc = subprocess.Popen([*args, str(path)], stdout=subprocess.PIPE, stderr=stderr)
+        assert proc.stdout is not None
+        try:
+            vcf = cyvcf2.VCF(proc.stdout.fileno(), lazy=True)
+        except Exception as exc:  # cyvcf2 raises plain Exceptions for unreadable input
+            logger.debug("cannot read bcftools view of %s: %s", path, exc)
+            stream = cls(proc, None, stderr, path)
+            stream.close()
+            return None
+        return cls(proc, vcf, stderr, path)
+
+    def finish(self) -> None:
+        """After the last record: raise ValidationError if bcftools failed."""
+        code = self.proc.wait()
+        if code != 0:
+            self.stderr.seek(0)
+            text = self.stderr.read().decode(errors="replace").strip()
+            raise ValidationError(f"bcftools view failed ({code}): {text}", file=self.path)
+
+    def close(self) -> None:
+        """Stop bcftools (if still running) and release the pipe."""
+        if self.vcf is not None:
+            self.vcf.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.stderr.close()
+
+
+def header_numbers(vcf: Any, kind: str) -> dict[str, str]:
+    out = {}
+    for h in vcf.header_iter():
+        info = h.info()
+        if info.get("HeaderType") == kind and "ID" in info:
+            out[info["ID"]] = info.get("Number", ".")
+    return out
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a VCF header says, checked against the fields a load asks for."""
+
+    names: list[str]  # sample columns
+    info_numbers: dict[str, str]  # INFO id -> Number
+    has_bcsq: bool
+    want_dp: bool
+    want_gq: bool
+    lines: int  # header lines (records start after them)
+
+
+def read_header(
+    vcf: Any, path: Path, info_fields: Sequence[str], call_fields: Sequence[str]
+) -> Header:
+    """Check the header (samples, GT, the asked-for INFO/FORMAT fields); describe it."""
+    names = list(vcf.samples)
+    if not names:
+        raise ValidationError(
+            "the VCF has no sample columns: there are no genotypes to load", file=path
+        )
+    info_numbers = header_numbers(vcf, "INFO")
+    format_ids = set(header_numbers(vcf, "FORMAT"))
+    missing_info = [f for f in info_fields if f not in info_numbers]
+    if missing_info:
+        raise ValidationError(
+            f"INFO field(s) {', '.join(missing_info)} are not defined in the header; "
+            f"defined: {', '.join(sorted(info_numbers)) or 'none'}",
+            file=path,
+            field="--info",
+        )
+    missing_fmt = [f for f in call_fields if f not in format_ids]
+    if missing_fmt:
+        raise ValidationError(
+            f"FORMAT field(s) {', '.join(missing_fmt)} are not defined in the header",
+            file=path,
+            field="call_fields",
+        )
+    if "GT" not in format_ids:
+        raise ValidationError("the VCF header defines no FORMAT/GT", file=path, field="FORMAT")
+    return Header(
+        names=names,
+        info_numbers=info_numbers,
+        has_bcsq="BCSQ" in info_numbers,
+        want_dp="DP" in call_fields,
+        want_gq="GQ" in call_fields,
+        lines=len(vcf.raw_header.rstrip("\n").split("\n")),
+    )
+
+
+def add_record(
+    chunk: Chunk, rec: Any, path: Path, line: int, header: Header, info_fields: list[str]
+) -> None:
+    """Put a record's calls in the chunk's next row and its variant rows' columns in ``meta``."""
+    i = chunk.n
+    n = len(header.names)
+    try:  # htslib's integer GT encoding, decoded per chunk in numpy
+        raw = rec.format("GT", int)
+        if raw is None:
+            raise ValueError("no GT values")
+    except Exception as exc:
+        raise ValidationError(
+            f"record {rec.CHROM}:{rec.POS}: cannot read GT: {exc}",
+            file=path,
+            line=line,
+            field="GT",
+        ) from exc
+    if raw.shape[1] == 2:
+        chunk.gt[i] = raw
+    elif raw.shape[1] == 1:  # every call haploid
+        chunk.gt[i, :, 0] = raw[:, 0]
+        chunk.gt[i, :, 1] = GT_VECTOR_END
+    else:
+        raise ValidationError(
+            f"record {rec.CHROM}:{rec.POS}: ploidy {raw.shape[1]} is not supported"
+            " (haploid and diploid calls only)",
+            file=path,
+            line=line,
+            field="GT",
+        )
+    if chunk.dp is not None:
+        chunk.dp[i] = format_array(rec, "DP", n)
+    if chunk.gq is not None:
+        chunk.gq[i] = format_array(rec, "GQ", n)
+    alts = rec.ALT
+    qual = rec.QUAL
+    filt = rec.FILTER
+    filt_s = "PASS" if filt is None else filt
+    vid = rec.ID
+    bcsq = rec.INFO.get("BCSQ") if header.has_bcsq else None
+    if isinstance(bcsq, tuple):
+        bcsq = ",".join(bcsq)
+    for a, alt in enumerate(alts, start=1):
+        gene, csq, bc = parse_bcsq(bcsq, alt, n_alts=len(alts))
+        info = (
+            json.dumps(
+                {f: info_value(rec, f, header.info_numbers[f], a) for f in info_fields},
+                default=str,
+            )
+            if info_fields
+            else None
+        )
+        chunk.meta.append(
+            (
+                len(chunk.meta),
+                rec.CHROM,
+                rec.POS,
+                rec.REF,
+                alt,
+                a,
+                len(alts),
+                vid,
+                qual,
+                filt_s,
+                gene,
+                csq,
+                bc,
+                info,
+            )
+        )
+        chunk.row_record.append(i)
+        chunk.row_allele.append(a)
+    chunk.n += 1
