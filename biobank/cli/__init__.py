@@ -1,10 +1,27 @@
 """The ``biobank`` command: a thin layer over the library.
 
-Each command parses its options, calls one library function and prints. Shared
-options (``--store``, ``--user``, ``-v``) are defined once here; every
+Each command parses its options, calls one library function and prints. The
+root options (``--store``, ``--user``, ``-v``) are read here; options that several
+commands share are declared once in :mod:`biobank.cli._common`. Every
 :class:`~biobank.core.errors.BiobankError` becomes a one-line message on standard
-error and exit code 1 in :func:`main`. Sub-modules register their commands with
-``register(app)`` so that heavy imports happen only inside commands.
+error and exit code 1 in :func:`main`. The command modules mirror the package's
+stages and register their commands with ``register(app)``, so that heavy imports
+happen only inside commands:
+
+``admin``
+    ``init`` (the only command that creates a store), ``user``, ``audit``.
+``demo``
+    ``demo-data`` and ``demo``.
+``registry``
+    ``registry``, ``participant``, ``consent``, ``specimen``.
+``genomes``
+    ``load-vcf``, ``verify``.
+``clinical``
+    ``load-clinical``, ``cohort``.
+``research``
+    ``query``.
+``sequencing``
+    ``compare-calls``, ``load-sample-qc``, ``workflow`` (and ``registry sample-sheet``).
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ from typing import Annotated
 import typer
 
 from biobank.__about__ import __version__
+from biobank.cli._common import StoreOption, UserOption
 from biobank.core.errors import BiobankError
 
 __all__ = ["State", "app", "main"]
@@ -32,8 +50,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-#: Modules under ``biobank.cli`` whose ``register(app)`` adds commands.
-COMMAND_MODULES = ["admin", "demo", "pipeline", "registry", "data", "query", "workflow"]
+#: Modules under ``biobank.cli`` whose ``register(app)`` adds commands (in this
+#: order, which is the order of ``biobank --help``).
+COMMAND_MODULES = ["admin", "demo", "registry", "genomes", "clinical", "research", "sequencing"]
 
 
 @dataclass
@@ -54,19 +73,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    store: Annotated[
-        Path,
-        typer.Option(
-            "--store",
-            envvar="BIOBANK_STORE",
-            help="The DuckDB store file.",
-            show_default=True,
-        ),
-    ] = Path("biobank.duckdb"),
-    user: Annotated[
-        str | None,
-        typer.Option("--user", envvar="BIOBANK_USER", help="Act as this user (default: $USER)."),
-    ] = None,
+    store: StoreOption = Path("biobank.duckdb"),
+    user: UserOption = None,
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")
     ] = 0,

@@ -1,4 +1,9 @@
-"""Helpers shared by command modules: opening the store, the acting user, output."""
+"""Helpers shared by command modules: options, opening the store, the acting user, output.
+
+Every option that more than one command takes is declared here once, as an
+``Annotated`` alias (``StoreOption``, ``FormatOption``, ...); a command module
+declares only the options that are its own.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,8 +23,23 @@ if TYPE_CHECKING:
     from biobank.cli import State
     from biobank.core.access import Principal
     from biobank.core.store import Store
+    from biobank.research.workbench import Workbench
 
-__all__ = ["OutputFormat", "acting_principal", "emit", "open_store", "state"]
+__all__ = [
+    "FormatOption",
+    "LimitOption",
+    "OutputFormat",
+    "PurposeOption",
+    "ReasonOption",
+    "ResearchPurposeOption",
+    "StoreOption",
+    "UserOption",
+    "acting_principal",
+    "emit",
+    "open_store",
+    "open_workbench",
+    "state",
+]
 
 
 class OutputFormat(StrEnum):
@@ -29,6 +50,45 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
+# -- shared options ----------------------------------------------------------
+#: ``--store`` (env ``BIOBANK_STORE``): the store file of every command.
+StoreOption = Annotated[
+    Path,
+    typer.Option(
+        "--store",
+        envvar="BIOBANK_STORE",
+        help="The DuckDB store file.",
+        show_default=True,
+    ),
+]
+#: ``--user`` (env ``BIOBANK_USER``): who acts.
+UserOption = Annotated[
+    str | None,
+    typer.Option("--user", envvar="BIOBANK_USER", help="Act as this user (default: $USER)."),
+]
+#: ``--format``/``-f``: table, csv or json (see :func:`emit`).
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+#: ``--reason``: why a registry record changes (kept with the event and the audit entry).
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept with the event and audit).")]
+#: ``--limit``: at most N rows of a listing (default: all).
+LimitOption = Annotated[int | None, typer.Option("--limit", help="At most N rows.")]
+#: ``--purpose`` of registry reads: optional, only researchers need it.
+PurposeOption = Annotated[
+    str | None,
+    typer.Option("--purpose", help="Research purpose (researchers): GRU, HMB, POA, DS:<ICD-10>."),
+]
+#: ``--purpose`` (env ``BIOBANK_PURPOSE``) of research commands: required.
+ResearchPurposeOption = Annotated[
+    str,
+    typer.Option(
+        "--purpose",
+        envvar="BIOBANK_PURPOSE",
+        help="Research purpose matched against consents: GRU, HMB, POA or DS:<ICD-10>.",
+    ),
+]
+
+
+# -- the store and the acting user --------------------------------------------
 def state(ctx: typer.Context) -> State:
     """Return the shared options of the root command."""
     root = ctx.find_root()
@@ -37,15 +97,38 @@ def state(ctx: typer.Context) -> State:
 
 
 @contextmanager
-def open_store(ctx: typer.Context, *, read_only: bool = False) -> Iterator[Store]:
-    """Open the store named by ``--store`` for the duration of a command."""
+def open_store(
+    ctx: typer.Context, *, read_only: bool = False, create: bool = False
+) -> Iterator[Store]:
+    """Open the store named by ``--store`` for the duration of a command.
+
+    Parameters
+    ----------
+    ctx
+        The command's context.
+    read_only
+        Open without write access.
+    create
+        Create the store if it is missing: only ``biobank init`` does. Otherwise
+        a missing store is a :class:`~biobank.core.errors.StoreError` that names
+        the path and ``biobank init``, and no file is written.
+    """
     from biobank.core.store import Store
 
-    store = Store(state(ctx).store, read_only=read_only)
+    store = Store(state(ctx).store, read_only=read_only, create=create)
     try:
         yield store
     finally:
         store.close()
+
+
+def open_workbench(ctx: typer.Context, purpose: str) -> Workbench:
+    """Open the store for research as ``--user`` with ``purpose`` (:func:`biobank.open`)."""
+    import biobank
+
+    s = state(ctx)
+    assert s.user is not None
+    return biobank.open(s.store, user=s.user, purpose=purpose)
 
 
 def acting_principal(ctx: typer.Context, store: Store, *, purpose: str | None = None) -> Principal:
@@ -57,13 +140,18 @@ def acting_principal(ctx: typer.Context, store: Store, *, purpose: str | None = 
     return get_principal(store.con, user, purpose=purpose)
 
 
+# -- output --------------------------------------------------------------------
 def emit(data: pl.DataFrame | list[dict[str, Any]] | dict[str, Any], fmt: OutputFormat) -> None:
-    """Print a table (or a record) as an aligned table, CSV or JSON."""
+    """Print a table (or a record) as an aligned table, CSV or JSON.
+
+    The column types of a list of records are inferred from all rows, so a
+    column that is empty in the first rows and filled later prints as well.
+    """
     import polars as pl
 
     if isinstance(data, dict):
         data = [data]
-    df = data if isinstance(data, pl.DataFrame) else pl.DataFrame(data)
+    df = data if isinstance(data, pl.DataFrame) else pl.DataFrame(data, infer_schema_length=None)
     if fmt is OutputFormat.JSON:
         sys.stdout.write(json.dumps(df.to_dicts(), ensure_ascii=False, default=str, indent=1))
         sys.stdout.write("\n")

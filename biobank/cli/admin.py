@@ -1,23 +1,36 @@
-"""Store administration commands: ``init``, ``user``, ``audit``."""
+"""Store administration commands: ``init``, ``user``, ``audit``.
+
+``init`` is the only command that creates a store; every other command refuses
+a store path that does not exist (see :func:`biobank.cli._common.open_store`).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from biobank.cli._common import OutputFormat, acting_principal, emit, open_store, state
+from biobank.cli._common import (
+    FormatOption,
+    OutputFormat,
+    acting_principal,
+    emit,
+    open_store,
+    state,
+)
 
 __all__ = ["register"]
 
 user_app = typer.Typer(help="Manage users and roles (admins only).", no_args_is_help=True)
 audit_app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
 
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-
 
 def init(
     ctx: typer.Context,
+    path: Annotated[
+        Path | None, typer.Argument(help="The store file to create (default: --store).")
+    ] = None,
     admin: Annotated[
         str | None, typer.Option(help="Name of the first admin user (default: --user).")
     ] = None,
@@ -26,7 +39,9 @@ def init(
     from biobank.core.access import Role, add_user
     from biobank.core.ids import center_key
 
-    with open_store(ctx) as store:
+    if path is not None:
+        state(ctx).store = path
+    with open_store(ctx, create=True) as store:
         center_key(store.path, create=True)
         with store.transaction() as con:
             n = con.execute("SELECT count(*) FROM app_user").fetchone()
@@ -58,7 +73,7 @@ def user_add(
 
 
 @user_app.command("list")
-def user_list(ctx: typer.Context, fmt: FormatOpt = OutputFormat.TABLE) -> None:
+def user_list(ctx: typer.Context, fmt: FormatOption = OutputFormat.TABLE) -> None:
     """List users and their roles."""
     from biobank.core.access import Permission, require
 
@@ -86,7 +101,7 @@ def audit_verify(ctx: typer.Context) -> None:
 def audit_log(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="Show the last N entries.")] = 50,
-    fmt: FormatOpt = OutputFormat.TABLE,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Show the newest audit log entries."""
     from biobank.core.access import Permission, require

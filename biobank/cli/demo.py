@@ -1,4 +1,5 @@
-"""``biobank demo-data``: write a deterministic demo center folder."""
+"""Demo commands: ``demo-data`` writes a deterministic demo center folder; ``demo`` runs
+the main job on it end to end (:mod:`biobank.testing`, :mod:`biobank.pipeline`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["demo_data", "register"]
+__all__ = ["demo", "demo_data", "register"]
 
 
 def demo_data(
@@ -44,6 +45,33 @@ def demo_data(
     )
 
 
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Demo folder (generated if missing).")] = Path(
+        "demo"
+    ),
+    preset: Annotated[str, typer.Option(help="Generator preset: demo or tiny.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
+    cores: Annotated[int, typer.Option("--cores", "-c", help="Cores for the workflow.")] = 2,
+) -> None:
+    """Run the main job on the demo center: registry -> workflow -> store -> cohort query."""
+    import polars as pl
+
+    from biobank.pipeline import run_demo
+
+    result = run_demo(
+        directory, preset=preset, seed=seed, cores=cores, on_step=lambda s: typer.echo(s)
+    )
+    with pl.Config(tbl_rows=20, tbl_cols=14, fmt_str_lengths=40, tbl_width_chars=160):
+        if result.accuracy is not None:
+            typer.echo("\nWorkflow calls against the simulated truth:")
+            typer.echo(str(result.accuracy))
+        if result.association is not None:
+            typer.echo("\nType 2 diabetes (E11) cases vs controls, strongest associations:")
+            typer.echo(str(result.association))
+    typer.echo(f"\nstore: {result.store}  (open it with biobank.open(...) in notebooks/)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``demo-data`` command to the root app."""
+    """Add the ``demo-data`` and ``demo`` commands to the root app."""
     app.command("demo-data")(demo_data)
+    app.command("demo")(demo)

@@ -1,4 +1,5 @@
-"""Registry commands: ``registry``, ``participant``, ``consent``, ``specimen``.
+"""Registry commands (:mod:`biobank.registry`): ``registry``, ``participant``, ``consent``,
+``specimen``.
 
 Each command parses its options, calls one library function (permissions are
 checked there) and prints with ``--format table|csv|json``.
@@ -12,7 +13,17 @@ from typing import Annotated, Any
 
 import typer
 
-from biobank.cli._common import OutputFormat, acting_principal, emit, open_store
+from biobank.cli._common import (
+    FormatOption,
+    LimitOption,
+    OutputFormat,
+    PurposeOption,
+    ReasonOption,
+    acting_principal,
+    emit,
+    open_store,
+)
+from biobank.cli.sequencing import registry_sample_sheet
 
 __all__ = ["register"]
 
@@ -25,12 +36,8 @@ specimen_app = typer.Typer(
     help="Specimens, storage, lineage, sequencing links.", no_args_is_help=True
 )
 
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept with the event and audit).")]
-PurposeOpt = Annotated[
-    str | None,
-    typer.Option("--purpose", help="Research purpose (researchers): GRU, HMB, POA, DS:<ICD-10>."),
-]
+PseudonymArg = Annotated[str, typer.Argument(help="The pseudonym (P-...).")]
+LabelArg = Annotated[str, typer.Argument(help="Label.")]
 
 
 def _date(value: str | None, name: str) -> dt.date | None:
@@ -49,7 +56,7 @@ def registry_import(
     ctx: typer.Context,
     kind: Annotated[str, typer.Argument(help="participants, consents or specimens.")],
     file: Annotated[Path, typer.Argument(help="The CSV file (UTF-8 or GB18030).")],
-    fmt: FormatOpt = OutputFormat.TABLE,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Import one registry CSV, all or nothing (see config/README.md for the columns)."""
     from biobank.core.errors import ValidationError
@@ -73,7 +80,7 @@ def registry_import_all(
     directory: Annotated[
         Path, typer.Argument(help="Folder with participants/consents/specimens.csv.")
     ],
-    fmt: FormatOpt = OutputFormat.TABLE,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Import participants.csv, consents.csv and specimens.csv in one transaction."""
     from biobank.registry.imports import import_all
@@ -83,53 +90,17 @@ def registry_import_all(
     emit([r.as_dict() for r in results], fmt)
 
 
-@registry_app.command("sample-sheet")
-def registry_sample_sheet(
-    ctx: typer.Context,
-    fastq: Annotated[
-        str, typer.Option(help="FASTQ folder, or a pattern with {sample_id}, {unit}, {read}.")
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Write the TSV here.")],
-    batch: Annotated[
-        str | None,
-        typer.Option(
-            help="Sample ids of the batch: comma-separated, or @FILE with one per line "
-            "(default: every registered sample with FASTQs)."
-        ),
-    ] = None,
-    platform: Annotated[
-        str, typer.Option(help="Sequencing platform (read group PL).")
-    ] = "ILLUMINA",
-    with_sex: Annotated[bool, typer.Option(help="Add the registered sex column.")] = False,
-) -> None:
-    """Export a Snakemake sample sheet (samples.tsv) for a sequencing batch."""
-    from biobank.sequencing.sheet import sample_sheet, write_sample_sheet
-
-    ids: list[str] | None = None
-    if batch:
-        text = Path(batch[1:]).read_text(encoding="utf-8") if batch.startswith("@") else batch
-        ids = [s.strip() for s in text.replace(",", "\n").splitlines() if s.strip()]
-    with open_store(ctx) as store:
-        export = sample_sheet(
-            store,
-            acting_principal(ctx, store),
-            fastq=fastq,
-            sample_ids=ids,
-            platform=platform,
-            with_sex=with_sex,
-        )
-    write_sample_sheet(export.rows, out)
-    typer.echo(f"wrote {len(export.rows)} rows to {out}")
-    if export.withdrawn:
-        typer.echo(f"left out (consent withdrawn): {', '.join(export.withdrawn)}", err=True)
+# ``registry sample-sheet`` lists registered samples for the sequencing workflow; its body is
+# with the sequencing commands. Mounted here to keep its place among the registry commands.
+registry_app.command("sample-sheet")(registry_sample_sheet)
 
 
 @registry_app.command("recontact")
 def registry_recontact(
     ctx: typer.Context,
     pseudonym: Annotated[str, typer.Argument(help="The participant's pseudonym (P-...).")],
-    reason: ReasonOpt,
-    fmt: FormatOpt = OutputFormat.TABLE,
+    reason: ReasonOption,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Show re-contact identifiers (registrar/admin only; audited)."""
     from biobank.registry.participants import read_recontact
@@ -155,7 +126,7 @@ def registry_barcode(
 def registry_vocab(
     name: Annotated[str, typer.Argument(help="specimen-types, units, statuses, duo, sexes.")],
     lang: Annotated[str, typer.Option(help="en or zh-CN.")] = "en",
-    fmt: FormatOpt = OutputFormat.TABLE,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """List a controlled vocabulary with its display labels."""
     from biobank.core.errors import ValidationError
@@ -220,9 +191,9 @@ def participant_show(
     national_id: Annotated[
         str | None, typer.Option(help="Look up by identity number instead (registry staff).")
     ] = None,
-    purpose: PurposeOpt = None,
+    purpose: PurposeOption = None,
     lang: Annotated[str, typer.Option(help="Labels in en or zh-CN.")] = "en",
-    fmt: FormatOpt = OutputFormat.TABLE,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Show one participant (pseudonymised) with cohorts and current consent."""
     from biobank.core.errors import ValidationError
@@ -247,9 +218,9 @@ def participant_list(
     consented_for: Annotated[
         str | None, typer.Option(help="Only participants consenting to this purpose.")
     ] = None,
-    purpose: PurposeOpt = None,
-    limit: Annotated[int | None, typer.Option(help="At most N rows.")] = None,
-    fmt: FormatOpt = OutputFormat.TABLE,
+    purpose: PurposeOption = None,
+    limit: LimitOption = None,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """List participants with filters (researchers: consented participants only)."""
     from biobank.registry.participants import list_participants
@@ -270,8 +241,8 @@ def participant_list(
 @participant_app.command("update")
 def participant_update(
     ctx: typer.Context,
-    pseudonym: Annotated[str, typer.Argument(help="The pseudonym (P-...).")],
-    reason: ReasonOpt,
+    pseudonym: PseudonymArg,
+    reason: ReasonOption,
     site: Annotated[str | None, typer.Option(help="New site.")] = None,
     enrolment_date: Annotated[str | None, typer.Option(help="New enrolment date.")] = None,
     cohort: Annotated[list[str] | None, typer.Option(help="Replace cohorts (repeatable).")] = None,
@@ -300,7 +271,7 @@ def participant_update(
 @consent_app.command("add")
 def consent_add(
     ctx: typer.Context,
-    pseudonym: Annotated[str, typer.Argument(help="The pseudonym (P-...).")],
+    pseudonym: PseudonymArg,
     version: Annotated[str, typer.Option(help="Consent form version, e.g. v2.")],
     signed_date: Annotated[str, typer.Option(help="YYYY-MM-DD.")],
     duo_codes: Annotated[str, typer.Option(help="e.g. HMB;IRB or DS;NPU.")],
@@ -325,8 +296,8 @@ def consent_add(
 @consent_app.command("withdraw")
 def consent_withdraw(
     ctx: typer.Context,
-    pseudonym: Annotated[str, typer.Argument(help="The pseudonym (P-...).")],
-    reason: ReasonOpt,
+    pseudonym: PseudonymArg,
+    reason: ReasonOption,
     date: Annotated[str | None, typer.Option(help="Withdrawal date (default today).")] = None,
 ) -> None:
     """Record a withdrawal: effective at once for every query and export."""
@@ -346,8 +317,8 @@ def consent_withdraw(
 @consent_app.command("show")
 def consent_show(
     ctx: typer.Context,
-    pseudonym: Annotated[str, typer.Argument(help="The pseudonym (P-...).")],
-    fmt: FormatOpt = OutputFormat.TABLE,
+    pseudonym: PseudonymArg,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Show every consent version of a participant (registry staff)."""
     from biobank.core import audit
@@ -416,9 +387,9 @@ def specimen_add(
 @specimen_app.command("show")
 def specimen_show(
     ctx: typer.Context,
-    label: Annotated[str, typer.Argument(help="Label.")],
-    purpose: PurposeOpt = None,
-    fmt: FormatOpt = OutputFormat.TABLE,
+    label: LabelArg,
+    purpose: PurposeOption = None,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Show a specimen with storage, remaining amount and lineage."""
     from biobank.registry.inventory import get_specimen
@@ -435,9 +406,9 @@ def specimen_list(
     specimen_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     freezer: Annotated[str | None, typer.Option(help="Only this freezer.")] = None,
-    purpose: PurposeOpt = None,
-    limit: Annotated[int | None, typer.Option(help="At most N rows.")] = None,
-    fmt: FormatOpt = OutputFormat.TABLE,
+    purpose: PurposeOption = None,
+    limit: LimitOption = None,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """List specimens with filters."""
     from biobank.registry.inventory import list_specimens
@@ -458,8 +429,8 @@ def specimen_list(
 @specimen_app.command("update")
 def specimen_update(
     ctx: typer.Context,
-    label: Annotated[str, typer.Argument(help="Label.")],
-    reason: ReasonOpt,
+    label: LabelArg,
+    reason: ReasonOption,
     collected_at: Annotated[str | None, typer.Option(help="Corrected collection time.")] = None,
     anatomical_site: Annotated[str | None, typer.Option(help="Corrected anatomical site.")] = None,
     quantity: Annotated[float | None, typer.Option(help="Corrected quantity (same unit).")] = None,
@@ -483,9 +454,9 @@ def specimen_update(
 @specimen_app.command("move")
 def specimen_move(
     ctx: typer.Context,
-    label: Annotated[str, typer.Argument(help="Label.")],
+    label: LabelArg,
     to: Annotated[str, typer.Option("--to", help="FREEZER/RACK/BOX/POSITION.")],
-    reason: ReasonOpt,
+    reason: ReasonOption,
 ) -> None:
     """Move a specimen to an empty position."""
     from biobank.core.errors import ValidationError
@@ -511,8 +482,8 @@ def specimen_move(
 @specimen_app.command("consume")
 def specimen_consume(
     ctx: typer.Context,
-    label: Annotated[str, typer.Argument(help="Label.")],
-    reason: ReasonOpt,
+    label: LabelArg,
+    reason: ReasonOption,
     quantity: Annotated[float | None, typer.Option(help="Amount used (default: all).")] = None,
     unit: Annotated[str | None, typer.Option(help="Unit of --quantity.")] = None,
 ) -> None:
@@ -529,9 +500,9 @@ def specimen_consume(
 @specimen_app.command("ship")
 def specimen_ship(
     ctx: typer.Context,
-    label: Annotated[str, typer.Argument(help="Label.")],
+    label: LabelArg,
     destination: Annotated[str, typer.Option(help="Where it goes.")],
-    reason: ReasonOpt,
+    reason: ReasonOption,
 ) -> None:
     """Record a shipment (frees the position)."""
     from biobank.registry.inventory import ship_specimen
@@ -546,8 +517,8 @@ def specimen_ship(
 @specimen_app.command("destroy")
 def specimen_destroy(
     ctx: typer.Context,
-    label: Annotated[str, typer.Argument(help="Label.")],
-    reason: ReasonOpt,
+    label: LabelArg,
+    reason: ReasonOption,
 ) -> None:
     """Record that a specimen was destroyed (frees the position)."""
     from biobank.registry.inventory import destroy_specimen

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -79,7 +80,7 @@ class Store:
     Parameters
     ----------
     path
-        The DuckDB file; created (and migrated) if missing, unless ``read_only``.
+        The DuckDB file.
     read_only
         Open without write access (several readers may share the file).
     migrate
@@ -88,12 +89,19 @@ class Store:
         Check the audit log against its head outside the store
         (:func:`biobank.core.audit.check_head_file`); only ``biobank audit
         verify`` opens without it, to report what is wrong.
+    create
+        Create (and migrate) the file if it is missing. With ``False`` a missing
+        file is an error and nothing is written: the ``biobank`` command and
+        :func:`biobank.open` open stores this way, so that a mistyped path never
+        leaves an empty store behind (only ``biobank init`` creates one). Ignored
+        with ``read_only``, which never creates.
 
     Raises
     ------
     StoreError
-        If the file cannot be opened (locked by another writer, not a DuckDB
-        file) or its schema is newer than this version of the package knows.
+        If the file is missing (with ``read_only`` or ``create=False``), cannot
+        be opened (locked by another writer, not a DuckDB file) or its schema is
+        newer than this version of the package knows.
 
     Examples
     --------
@@ -110,12 +118,14 @@ class Store:
         read_only: bool = False,
         migrate: bool = True,
         check_audit: bool = True,
+        create: bool = True,
     ) -> None:
         self.path = Path(path)
         self.read_only = read_only
-        if read_only and not self.path.exists():
+        if (read_only or not create) and not self.path.exists():
             raise StoreError(
-                f"store {self.path} does not exist: create it with 'biobank init' "
+                f"store {self.path} does not exist: create it with "
+                f"'biobank init {shlex.quote(str(self.path))}' "
                 "or point --store / BIOBANK_STORE at an existing store"
             )
         _malloc.tune()  # reuse freed buffers between queries (see biobank.core._malloc)

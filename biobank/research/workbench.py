@@ -849,10 +849,7 @@ def open_workbench(
     ValidationError
         If the purpose is malformed.
     """
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"store {path} does not exist: check the path (or BIOBANK_STORE)")
-    store = Store(path)
+    store = Store(path, create=False)
     try:
         principal = get_principal(store.con, user, purpose=purpose)
         if principal.role is not Role.RESEARCHER:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,23 @@ def test_store__read_only_refuses_writes(tmp_path: Path) -> None:
 def test_store__read_only_missing_file_names_fix(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="biobank init"):
         Store(tmp_path / "absent.duckdb", read_only=True)
+
+
+def test_store__create_false_refuses_missing_file_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "typo.duckdb"
+    named = re.escape(str(path))
+    with pytest.raises(
+        StoreError, match=rf"^store {named} does not exist: .*'biobank init {named}'"
+    ):
+        Store(path, create=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_store__create_false_opens_an_existing_store(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path, create=True).close()
+    with Store(path, create=False) as store:
+        assert store.schema_version() > 0
 
 
 def test_store__newer_schema_is_refused(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Genotype data commands: ``load-vcf`` and ``verify``."""
+"""Genome commands (:mod:`biobank.genomes`): ``load-vcf`` and ``verify``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from biobank.cli._common import OutputFormat, acting_principal, emit, open_store
+from biobank.cli._common import FormatOption, OutputFormat, acting_principal, emit, open_store
 
 __all__ = ["register"]
-
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
 def _split(value: str | None) -> list[str]:
@@ -77,7 +75,7 @@ def load_vcf(
 def verify(
     ctx: typer.Context,
     vcf: Annotated[Path, typer.Argument(help="A VCF that was loaded into the store.")],
-    fmt: FormatOpt = OutputFormat.TABLE,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Re-read a loaded VCF with bcftools and compare every genotype; exit 1 on any mismatch."""
     from biobank.core.access import Permission, require

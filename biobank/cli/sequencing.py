@@ -1,4 +1,9 @@
-"""Sequencing workflow commands: ``compare-calls``, ``workflow check``, ``workflow run``."""
+"""Sequencing commands (:mod:`biobank.sequencing`).
+
+``compare-calls``, ``load-sample-qc``, ``workflow check`` and ``workflow run``; and
+:func:`registry_sample_sheet`, the sample sheet a sequencing batch starts from,
+which :mod:`biobank.cli.registry` mounts as ``registry sample-sheet``.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,14 @@ from typing import Annotated
 
 import typer
 
-from biobank.cli._common import OutputFormat, emit
+from biobank.cli._common import FormatOption, OutputFormat, acting_principal, emit, open_store
 
-__all__ = ["register"]
+__all__ = ["register", "registry_sample_sheet"]
 
 workflow_app = typer.Typer(
     help="Run or check the Snakemake sequencing workflow (workflow/Snakefile).",
     no_args_is_help=True,
 )
-
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
 def compare_calls(
@@ -37,7 +40,7 @@ def compare_calls(
         bool,
         typer.Option("--all-filters", help="Also count query records that fail a FILTER."),
     ] = False,
-    fmt: FormatOpt = OutputFormat.TABLE,
+    fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Precision, recall, F1 and genotype concordance of SNPs and indels against a truth set.
 
@@ -114,7 +117,6 @@ def load_sample_qc(
     table: Annotated[Path, typer.Argument(help="results/qc/sample_qc.tsv of a workflow run.")],
 ) -> None:
     """Load the workflow's per-sample QC table into the store (all or nothing)."""
-    from biobank.cli._common import acting_principal, open_store
     from biobank.sequencing.sampleqc import load_sample_qc as load
 
     with open_store(ctx) as store:
@@ -126,6 +128,46 @@ def load_sample_qc(
             f"{table}: {result.n_samples} samples loaded, {result.n_failed} failing QC "
             f"(load {result.load_id})"
         )
+
+
+def registry_sample_sheet(
+    ctx: typer.Context,
+    fastq: Annotated[
+        str, typer.Option(help="FASTQ folder, or a pattern with {sample_id}, {unit}, {read}.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write the TSV here.")],
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            help="Sample ids of the batch: comma-separated, or @FILE with one per line "
+            "(default: every registered sample with FASTQs)."
+        ),
+    ] = None,
+    platform: Annotated[
+        str, typer.Option(help="Sequencing platform (read group PL).")
+    ] = "ILLUMINA",
+    with_sex: Annotated[bool, typer.Option(help="Add the registered sex column.")] = False,
+) -> None:
+    """Export a Snakemake sample sheet (samples.tsv) for a sequencing batch."""
+    from biobank.sequencing.sheet import sample_sheet, write_sample_sheet
+
+    ids: list[str] | None = None
+    if batch:
+        text = Path(batch[1:]).read_text(encoding="utf-8") if batch.startswith("@") else batch
+        ids = [s.strip() for s in text.replace(",", "\n").splitlines() if s.strip()]
+    with open_store(ctx) as store:
+        export = sample_sheet(
+            store,
+            acting_principal(ctx, store),
+            fastq=fastq,
+            sample_ids=ids,
+            platform=platform,
+            with_sex=with_sex,
+        )
+    write_sample_sheet(export.rows, out)
+    typer.echo(f"wrote {len(export.rows)} rows to {out}")
+    if export.withdrawn:
+        typer.echo(f"left out (consent withdrawn): {', '.join(export.withdrawn)}", err=True)
 
 
 def register(app: typer.Typer) -> None:
