@@ -98,7 +98,7 @@ def state(ctx: typer.Context) -> State:
 
 @contextmanager
 def open_store(
-    ctx: typer.Context, *, read_only: bool = False, create: bool = False
+    ctx: typer.Context, *, read_only: bool = False, create: bool = False, check_audit: bool = True
 ) -> Iterator[Store]:
     """Open the store named by ``--store`` for the duration of a command.
 
@@ -112,10 +112,13 @@ def open_store(
         Create the store if it is missing: only ``biobank init`` does. Otherwise
         a missing store is a :class:`~biobank.core.errors.StoreError` that names
         the path and ``biobank init``, and no file is written.
+    check_audit
+        Check the audit log against its head outside the store on open (only
+        ``biobank audit verify`` skips it, to report what is wrong itself).
     """
     from biobank.core.store import Store
 
-    store = Store(state(ctx).store, read_only=read_only, create=create)
+    store = Store(state(ctx).store, read_only=read_only, create=create, check_audit=check_audit)
     try:
         yield store
     finally:

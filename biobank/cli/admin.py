@@ -87,11 +87,11 @@ def user_list(ctx: typer.Context, fmt: FormatOption = OutputFormat.TABLE) -> Non
 
 @audit_app.command("verify")
 def audit_verify(ctx: typer.Context) -> None:
-    """Check the audit log's hash chain; exit 1 naming the first bad entry."""
+    """Check the audit log (hash chain, head outside the store); exit 1 naming the problem."""
     from biobank.core import audit
     from biobank.core.access import Permission, require
 
-    with open_store(ctx, read_only=True) as store:
+    with open_store(ctx, read_only=True, check_audit=False) as store:
         require(acting_principal(ctx, store), Permission.AUDIT_READ)
         report = audit.verify(store.con)
     typer.echo(f"audit log intact: {report.entries} entries, last hash {report.last_hash[:16]}")
