@@ -30,7 +30,7 @@ from biobank.registry.specimens import (
     parse_collected_at,
     participant_birth_date,
 )
-from biobank.registry.visibility import participant_visibility_sql, query_rows
+from biobank.registry.visibility import audited_rows, participant_visibility_sql
 from biobank.registry.vocab import (
     NUCLEIC_ACID_TYPES,
     SPECIMEN_STATUSES,
@@ -613,22 +613,21 @@ def list_specimens(
         "  WHERE q.specimen_label = s.label) AS sequencing_samples"
         f" FROM specimen s WHERE {' AND '.join(where)} ORDER BY s.label"
     )
-    with store.transaction() as con:
-        rows = query_rows(con, sql, params, limit=limit)
-        audit.record(
-            con,
-            principal,
-            "specimen.list",
-            "specimen",
-            {
-                "participant_id": participant_id,
-                "specimen_type": specimen_type,
-                "status": status,
-                "freezer": freezer,
-                "rows": len(rows),
-            },
-        )
-    return rows
+    return audited_rows(
+        store,
+        principal,
+        sql,
+        params,
+        limit=limit,
+        action="specimen.list",
+        target="specimen",
+        filters={
+            "participant_id": participant_id,
+            "specimen_type": specimen_type,
+            "status": status,
+            "freezer": freezer,
+        },
+    )
 
 
 def label_barcode_svg(label: str, *, text: bool = True) -> str:

@@ -48,7 +48,7 @@ from biobank.core.ids import (
 from biobank.registry import events
 from biobank.registry.consent import current_consent, permitted_participants_sql
 from biobank.registry.recontact import decrypt_identifiers, encrypt_identifiers, read_recontact
-from biobank.registry.visibility import participant_visibility_sql, query_rows
+from biobank.registry.visibility import audited_rows, participant_visibility_sql
 from biobank.registry.vocab import SEXES, check_term
 
 if TYPE_CHECKING:
@@ -724,21 +724,16 @@ def list_participants(
         " USING (participant_id)"
         f" WHERE {' AND '.join(where)} ORDER BY p.participant_id"
     )
-    with store.transaction() as con:
-        rows = query_rows(con, sql, params, limit=limit)
-        audit.record(
-            con,
-            principal,
-            "participant.list",
-            "participant",
-            {
-                "site": site,
-                "cohort": cohort,
-                "sex": sex,
-                "consented_for": consented_for,
-                "rows": len(rows),
-            },
-        )
+    rows = audited_rows(
+        store,
+        principal,
+        sql,
+        params,
+        limit=limit,
+        action="participant.list",
+        target="participant",
+        filters={"site": site, "cohort": cohort, "sex": sex, "consented_for": consented_for},
+    )
     out = []
     for r in rows:
         codes = _codes_text(r) if r["primary_code"] else None

@@ -36,8 +36,9 @@ from biobank.core.errors import (
     Problem,
     ValidationError,
 )
-from biobank.core.ids import validate_label
+from biobank.core.ids import center_key, validate_label
 from biobank.registry import events
+from biobank.registry.recontact import decrypt_identifiers
 from biobank.registry.vocab import (
     NUCLEIC_ACID_TYPES,
     SPECIMEN_STATUSES,
@@ -723,9 +724,6 @@ def participant_birth_date(
     store: Store, con: duckdb.DuckDBPyConnection, participant_id: str
 ) -> dt.date | None:
     """Return a participant's birth date from the encrypted re-contact record (or ``None``)."""
-    from biobank.core.ids import center_key
-    from biobank.registry.recontact import decrypt_identifiers
-
     row = con.execute(
         "SELECT token FROM recontact_identifier WHERE participant_id = ?", [participant_id]
     ).fetchone()

@@ -7,15 +7,19 @@ the other).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from biobank.core import audit
 from biobank.core.access import Permission, Principal, require
 from biobank.core.errors import ConsentError
 from biobank.registry.consent import permitted_participants_sql
 
-__all__ = ["participant_visibility_sql", "query_rows"]
+if TYPE_CHECKING:
+    from biobank.core.store import Store
+
+__all__ = ["audited_rows", "participant_visibility_sql"]
 
 
 def participant_visibility_sql(principal: Principal) -> str:
@@ -42,7 +46,7 @@ def participant_visibility_sql(principal: Principal) -> str:
     return permitted_participants_sql(principal.purpose)
 
 
-def query_rows(
+def _query_rows(
     con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], *, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Run a listing query (``LIMIT`` appended when given) and return its rows as dicts."""
@@ -51,3 +55,27 @@ def query_rows(
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def audited_rows(
+    store: Store,
+    principal: Principal,
+    sql: str,
+    params: list[Any],
+    *,
+    limit: int | None,
+    action: str,
+    target: str,
+    filters: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Run a listing query and audit it (``action`` on ``target``: the filters and row count).
+
+    Returns
+    -------
+    list of dict
+        The rows, at most ``limit`` if given.
+    """
+    with store.transaction() as con:
+        rows = _query_rows(con, sql, params, limit=limit)
+        audit.record(con, principal, action, target, {**filters, "rows": len(rows)})
+    return rows
