@@ -242,6 +242,33 @@ def _plant_all(
     return planted
 
 
+def _write_people(
+    rng: np.random.Generator,
+    out_path: Path,
+    pop: Population,
+    planted: list[PlantedVariant],
+    sample_ids: list[str],
+    spec: Preset,
+    *,
+    registry_encoding: str,
+) -> tuple[clin.Clinical, dict[str, list[dict[str, str]]]]:
+    """Simulate participants and their clinical histories (driven by the planted variants);
+    write the registry and clinical CSVs; return the clinical tables and registry rows."""
+    v = pop.variants
+    site_of = {(str(c), int(p)): i for i, (c, p) in enumerate(zip(v.contig, v.pos, strict=True))}
+    dosages = {pv.gene: v.dosage(site_of[(pv.contig, pv.pos)]) for pv in planted}
+    people = ppl.make_people(
+        rng, sexes=pop.sex, ancestries=pop.ancestry, parents=pop.parents, sample_ids=sample_ids
+    )
+    tables = clin.simulate_clinical(
+        rng, people, dosages, t2d_or=spec.t2d_odds_ratio, brca2_hr=spec.brca2_hazard_ratio
+    )
+    registry = ppl.registry_rows(rng, people)
+    ppl.write_registry(out_path / "registry", registry, encoding=registry_encoding)
+    clin.write_clinical(out_path / "clinical", tables)
+    return tables, registry
+
+
 def _write_vcfs(
     out_path: Path,
     genome: Genome,
@@ -415,18 +442,10 @@ def generate_demo(
     step("planting causal variants")
     planted = _plant_all(pop, genome, rng, in_vcf)
     v = pop.variants
-    site_of = {(str(c), int(p)): i for i, (c, p) in enumerate(zip(v.contig, v.pos, strict=True))}
-    dosages = {pv.gene: v.dosage(site_of[(pv.contig, pv.pos)]) for pv in planted}
     step("simulating participants, clinical histories and specimens")
-    people = ppl.make_people(
-        rng, sexes=pop.sex, ancestries=pop.ancestry, parents=pop.parents, sample_ids=sample_ids
+    tables, registry = _write_people(
+        rng, out_path, pop, planted, sample_ids, spec, registry_encoding=registry_encoding
     )
-    tables = clin.simulate_clinical(
-        rng, people, dosages, t2d_or=spec.t2d_odds_ratio, brca2_hr=spec.brca2_hazard_ratio
-    )
-    registry = ppl.registry_rows(rng, people)
-    ppl.write_registry(out_path / "registry", registry, encoding=registry_encoding)
-    clin.write_clinical(out_path / "clinical", tables)
     step("writing the cohort VCF and truth files")
     truth = _write_vcfs(out_path, genome, v, in_vcf, sequenced, sample_ids)
     _write_truth_tables(truth, planted, v, in_vcf, pop, sample_ids, spec)
