@@ -13,12 +13,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import yaml
 
 from biobank.core.errors import ConfigError, ExternalToolError
+
+if TYPE_CHECKING:
+    from biobank.core.store import Store
 
 __all__ = ["DEMO_USERS", "DemoResult", "run_demo", "workflow_config_for"]
 
@@ -112,6 +115,130 @@ def workflow_config_for(directory: Path, *, repo_config: Path) -> Path:
     return out
 
 
+def _ensure_demo(directory: Path, *, preset: str, seed: int, step: Callable[[str], None]) -> None:
+    """Generate the demo center unless ``DIR/manifest.json`` exists."""
+    from biobank.testing import generate_demo
+
+    manifest = directory / "manifest.json"
+    if manifest.exists():
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+        step(
+            f"demo center: re-using {directory}"
+            f" (preset {meta.get('preset')}, seed {meta.get('seed')})"
+        )
+    else:
+        step(f"demo center: generating into {directory} (preset {preset}, seed {seed})")
+        generate_demo(directory, seed=seed, preset=preset)
+
+
+def _ensure_demo_users(store: Store) -> None:
+    """Create the :data:`DEMO_USERS` not yet in the store (the admin first)."""
+    from biobank.core import audit
+    from biobank.core.access import Role, add_user, get_principal
+
+    with store.transaction() as con:
+        existing = {r[0] for r in con.execute("SELECT user_name FROM app_user").fetchall()}
+        admin = None
+        for user, role in DEMO_USERS.items():
+            if user in existing:
+                continue
+            created = add_user(con, admin, user, role)
+            if created.role is Role.ADMIN:
+                admin = created
+            else:
+                assert admin is not None
+                audit.record(con, admin, "user.create", user, {"role": role})
+        if admin is None:
+            admin = get_principal(con, "demo-admin")
+
+
+def _load_registry_and_population(
+    store: Store, directory: Path, step: Callable[[str], None]
+) -> None:
+    """Import the registry CSVs and load the annotated population VCF."""
+    from biobank.core.access import get_principal
+    from biobank.genomes import load as vcf
+    from biobank.registry.imports import import_all
+
+    registrar = get_principal(store.con, "demo-registrar")
+    step("registry: importing participants, consents and specimens")
+    for res in import_all(store, registrar, directory / "registry"):
+        step(
+            f"  {res.kind}: {res.rows} rows, {res.created} new, {res.unchanged} unchanged"
+            + (" (file loaded before)" if res.already_loaded else "")
+        )
+    step("store: annotating (bcftools csq) and loading the population VCF")
+    population = annotate_population(directory)
+    step(_vcf_line(vcf.load_vcf(store, population, principal=registrar)))
+
+
+def _run_workflow(directory: Path, root: Path, cores: int) -> Path:
+    """Run the sequencing workflow in ``directory``; return its cohort VCF."""
+    from biobank.sequencing.launcher import run_workflow
+
+    config = workflow_config_for(directory, repo_config=root / "config" / "config.yaml")
+    code = run_workflow(cores=cores, configfile=config, directory=directory)
+    if code != 0:
+        raise ExternalToolError(
+            ["snakemake", "--configfile", str(config)],
+            code,
+            f"the workflow failed: see the logs in {directory / 'logs'}",
+        )
+    return directory / "results" / "vcf" / "cohort.vcf.gz"
+
+
+def _score_accuracy(directory: Path, cohort_vcf: Path) -> pl.DataFrame | None:
+    """Compare the workflow's calls with each truth VCF (one row per sample and type)."""
+    from biobank.sequencing.accuracy import compare_calls
+
+    rows: list[dict[str, Any]] = []
+    for truth in sorted((directory / "truth").glob("*.vcf.gz")):
+        sample = truth.name.removesuffix(".vcf.gz")
+        for cmp in compare_calls(
+            truth, cohort_vcf, reference=directory / "reference" / "genome.fa", sample=sample
+        ):
+            rows.append({"sample_id": sample, **cmp.as_dict()})
+    return pl.DataFrame(rows) if rows else None
+
+
+def _load_workflow_outputs(
+    store: Store, directory: Path, cohort_vcf: Path, step: Callable[[str], None]
+) -> None:
+    """Load the workflow's VCF and sample QC, and the clinical tables."""
+    from biobank.clinical.load import load_clinical
+    from biobank.core.access import get_principal
+    from biobank.genomes import load as vcf
+    from biobank.sequencing.sampleqc import load_sample_qc
+
+    registrar = get_principal(store.con, "demo-registrar")
+    step("store: loading the workflow's VCF as a new batch")
+    step(_vcf_line(vcf.load_vcf(store, cohort_vcf, principal=registrar)))
+    qc = load_sample_qc(store, directory / "results" / "qc" / "sample_qc.tsv", principal=registrar)
+    step(
+        "  sample QC: loaded before, nothing to do"
+        if qc.already_loaded
+        else f"  sample QC: {qc.n_samples} samples, {qc.n_failed} failing QC"
+    )
+    step("store: loading clinical outcomes (OMOP tables)")
+    clin = load_clinical(store, directory / "clinical", principal=registrar)
+    step(
+        "  (files loaded before: nothing to do)"
+        if clin.already_loaded
+        else f"  {clin.persons} persons, {clin.conditions} diagnoses, "
+        f"{clin.measurements} measurements, {clin.deaths} deaths"
+    )
+
+
+def _cohort_query(store_path: Path) -> pl.DataFrame:
+    """The strongest associations with type 2 diabetes, as a researcher."""
+    import biobank
+
+    with biobank.open(store_path, user="demo-researcher", purpose="HMB") as wb:
+        assoc = wb.association(biobank.Diagnosis("E11"), covariates=("age", "male"))
+    shown = [c for c in ASSOCIATION_COLUMNS if c in assoc.columns]
+    return assoc.sort("variant_p_value", nulls_last=True).select(shown).head(10)
+
+
 def run_demo(
     directory: str | Path,
     *,
@@ -150,16 +277,9 @@ def run_demo(
     BiobankError
         Whatever a step raises (bad input, access, ...).
     """
-    from biobank.clinical.load import load_clinical
-    from biobank.core import audit
-    from biobank.core.access import Role, add_user, get_principal
     from biobank.core.ids import center_key
     from biobank.core.store import Store
-    from biobank.genomes import load as vcf
-    from biobank.registry.imports import import_all
-    from biobank.sequencing.launcher import repo_workflow_dir, run_workflow
-    from biobank.sequencing.sampleqc import load_sample_qc
-    from biobank.testing import generate_demo
+    from biobank.sequencing.launcher import repo_workflow_dir
 
     directory = Path(directory)
     root = repo_root or repo_workflow_dir().parent
@@ -171,97 +291,19 @@ def run_demo(
         if on_step is not None:
             on_step(text)
 
-    manifest = directory / "manifest.json"
-    if manifest.exists():
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
-        step(
-            f"demo center: re-using {directory}"
-            f" (preset {meta.get('preset')}, seed {meta.get('seed')})"
-        )
-    else:
-        step(f"demo center: generating into {directory} (preset {preset}, seed {seed})")
-        generate_demo(directory, seed=seed, preset=preset)
-
+    _ensure_demo(directory, preset=preset, seed=seed, step=step)
     center_key(result.store, create=True)
     with Store(result.store) as store:
-        with store.transaction() as con:
-            existing = {r[0] for r in con.execute("SELECT user_name FROM app_user").fetchall()}
-            admin = None
-            for user, role in DEMO_USERS.items():
-                if user in existing:
-                    continue
-                created = add_user(con, admin, user, role)
-                if created.role is Role.ADMIN:
-                    admin = created
-                else:
-                    assert admin is not None
-                    audit.record(con, admin, "user.create", user, {"role": role})
-            if admin is None:
-                admin = get_principal(con, "demo-admin")
-        registrar = get_principal(store.con, "demo-registrar")
-
-        step("registry: importing participants, consents and specimens")
-        for res in import_all(store, registrar, directory / "registry"):
-            step(
-                f"  {res.kind}: {res.rows} rows, {res.created} new, {res.unchanged} unchanged"
-                + (" (file loaded before)" if res.already_loaded else "")
-            )
-
-        step("store: annotating (bcftools csq) and loading the population VCF")
-        population = annotate_population(directory)
-        step(_vcf_line(vcf.load_vcf(store, population, principal=registrar)))
-
+        _ensure_demo_users(store)
+        _load_registry_and_population(store, directory, step)
     step("workflow: FASTQ -> QC -> alignment -> joint calling -> annotation -> QC report")
-    config = workflow_config_for(directory, repo_config=root / "config" / "config.yaml")
-    code = run_workflow(cores=cores, configfile=config, directory=directory)
-    if code != 0:
-        raise ExternalToolError(
-            ["snakemake", "--configfile", str(config)],
-            code,
-            f"the workflow failed: see the logs in {directory / 'logs'}",
-        )
-    cohort_vcf = directory / "results" / "vcf" / "cohort.vcf.gz"
-
-    from biobank.sequencing.accuracy import compare_calls
-
+    cohort_vcf = _run_workflow(directory, root, cores)
     step("accuracy: scoring the workflow's calls against the simulated truth")
-    rows: list[dict[str, Any]] = []
-    for truth in sorted((directory / "truth").glob("*.vcf.gz")):
-        sample = truth.name.removesuffix(".vcf.gz")
-        for cmp in compare_calls(
-            truth, cohort_vcf, reference=directory / "reference" / "genome.fa", sample=sample
-        ):
-            rows.append({"sample_id": sample, **cmp.as_dict()})
-    result.accuracy = pl.DataFrame(rows) if rows else None
-
+    result.accuracy = _score_accuracy(directory, cohort_vcf)
     with Store(result.store) as store:
-        registrar = get_principal(store.con, "demo-registrar")
-        step("store: loading the workflow's VCF as a new batch")
-        step(_vcf_line(vcf.load_vcf(store, cohort_vcf, principal=registrar)))
-        qc = load_sample_qc(
-            store, directory / "results" / "qc" / "sample_qc.tsv", principal=registrar
-        )
-        step(
-            "  sample QC: loaded before, nothing to do"
-            if qc.already_loaded
-            else f"  sample QC: {qc.n_samples} samples, {qc.n_failed} failing QC"
-        )
-        step("store: loading clinical outcomes (OMOP tables)")
-        clin = load_clinical(store, directory / "clinical", principal=registrar)
-        step(
-            "  (files loaded before: nothing to do)"
-            if clin.already_loaded
-            else f"  {clin.persons} persons, {clin.conditions} diagnoses, "
-            f"{clin.measurements} measurements, {clin.deaths} deaths"
-        )
-
+        _load_workflow_outputs(store, directory, cohort_vcf, step)
     step("query: type 2 diabetes (E11) cases vs controls, logistic regression on age and sex")
-    import biobank
-
-    with biobank.open(result.store, user="demo-researcher", purpose="HMB") as wb:
-        assoc = wb.association(biobank.Diagnosis("E11"), covariates=("age", "male"))
-    shown = [c for c in ASSOCIATION_COLUMNS if c in assoc.columns]
-    result.association = assoc.sort("variant_p_value", nulls_last=True).select(shown).head(10)
+    result.association = _cohort_query(result.store)
     return result
 
 

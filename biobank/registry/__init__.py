@@ -51,7 +51,6 @@ from biobank.registry.participants import (
     list_participants,
     mask_national_id,
     parse_date,
-    participant_visibility_sql,
     read_recontact,
     register_participant,
     update_participant,
@@ -70,6 +69,7 @@ from biobank.registry.specimens import (
     with_lines,
     write_specimens,
 )
+from biobank.registry.visibility import participant_visibility_sql
 
 __all__ = [
     "CONSENT_COLUMNS",

@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import os
 import time
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,6 +154,38 @@ def _registered(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute("SELECT participant_id FROM participant").fetchall()}
 
 
+def _row_problem(csv: CsvFile, line: int, message: str, *, field: str, value: str) -> Problem:
+    """A problem of one row of ``csv``."""
+    return Problem(message, file=str(csv.path), line=line, field=field, value=value)
+
+
+def _parsed_date(value: str, fld: str, problems: list[Problem]) -> dt.date | None:
+    """Parse a date; a bad one is noted in ``problems`` and gives ``None``."""
+    try:
+        return parse_date(value, field=fld)
+    except ValidationError as exc:
+        problems.append(exc.problem)
+        return None
+
+
+def _consent_date_problems(
+    signed: dt.date | None, withdrawn: dt.date | None, birth: dt.date | None, today: dt.date
+) -> list[Problem]:
+    """Check the order of birth, signature, withdrawal and today."""
+    found: list[tuple[str, str, dt.date]] = []
+    if signed is not None:
+        if signed > today:
+            found.append(("signed_date is in the future", "signed_date", signed))
+        if birth is not None and signed < birth:
+            found.append(("signed_date is before the participant's birth", "signed_date", signed))
+    if withdrawn is not None:
+        if withdrawn > today:
+            found.append(("withdrawn_date is in the future", "withdrawn_date", withdrawn))
+        if signed is not None and withdrawn < signed:
+            found.append(("withdrawn_date is before signed_date", "withdrawn_date", withdrawn))
+    return [Problem(message, field=fld, value=str(value)) for message, fld, value in found]
+
+
 def _plan_participants(
     con: duckdb.DuckDBPyConnection, csv: CsvFile, key: bytes, plan: _Plan
 ) -> None:
@@ -167,11 +200,11 @@ def _plan_participants(
         pid = record.participant_id
         if pid in seen:
             plan.problems.append(
-                Problem(
+                _row_problem(
+                    csv,
+                    row.line,
                     f"the same person (identity number) is already on line {seen[pid]}: "
                     "register each person once",
-                    file=str(csv.path),
-                    line=row.line,
                     field="national_id",
                     value=mask_national_id(record.national_id),
                 )
@@ -183,12 +216,12 @@ def _plan_participants(
             diffs = participant_differences(stored, record, key)
             if diffs:
                 plan.problems.append(
-                    Problem(
+                    _row_problem(
+                        csv,
+                        row.line,
                         f"this person is already registered as {pid} with different "
                         f"{'; '.join(diffs)}: change a registered participant with "
                         "'biobank participant update'",
-                        file=str(csv.path),
-                        line=row.line,
                         field="national_id",
                         value=mask_national_id(record.national_id),
                     )
@@ -203,135 +236,139 @@ def _plan_participants(
     plan.files.append(("participants", csv))
 
 
-def _plan_consents(con: duckdb.DuckDBPyConnection, csv: CsvFile, key: bytes, plan: _Plan) -> None:
-    result = ImportResult("consents", str(csv.path), len(csv.rows), encoding=csv.encoding)
-    today = dt.date.today()
-    seen: dict[tuple[str, str], int] = {}
-    registered = _registered(con)
-    stored_consents = {
+@dataclass(frozen=True)
+class _ConsentRow:
+    """A consent row whose fields all passed."""
+
+    pid: str
+    version: str
+    signed: dt.date
+    codes: ConsentCodes
+    withdrawn: dt.date | None
+
+
+def _check_consent_row(
+    values: Mapping[str, str], key: bytes, known: Container[str], today: dt.date
+) -> tuple[_ConsentRow | None, list[Problem]]:
+    """Check one consent row's fields (``known``: pseudonyms registered or being registered)."""
+    problems: list[Problem] = []
+    number, pid = _id_and_pid(values.get("national_id", ""), key, problems)
+    version = values.get("consent_version", "")
+    if not version:
+        problems.append(
+            Problem("consent_version is required (e.g. v1)", field="consent_version", value="")
+        )
+    codes: ConsentCodes | None = None
+    try:
+        codes = parse_duo_codes(values.get("duo_codes", ""), values.get("disease", "") or None)
+    except ValidationError as exc:
+        problems.append(exc.problem)
+    signed = _parsed_date(values.get("signed_date", ""), "signed_date", problems)
+    withdrawn = None
+    if values.get("withdrawn_date", ""):
+        withdrawn = _parsed_date(values.get("withdrawn_date", ""), "withdrawn_date", problems)
+    birth = national_id_birth_date(number) if number is not None else None
+    problems += _consent_date_problems(signed, withdrawn, birth, today)
+    if pid is not None and pid not in known:
+        problems.append(
+            Problem(
+                "no participant with this identity number is registered: import "
+                "participants.csv first (or use 'registry import-all')",
+                field="national_id",
+                value=mask_national_id(values.get("national_id", "")),
+            )
+        )
+    if problems:
+        return None, problems
+    assert pid is not None
+    assert codes is not None
+    assert signed is not None
+    return _ConsentRow(pid, version, signed, codes, withdrawn), []
+
+
+def _stored_consents(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(pseudonym, version) -> signed date, primary code, disease, modifiers, withdrawn date."""
+    return {
         (r[0], r[1]): tuple(r[2:])
         for r in con.execute(
             "SELECT participant_id, consent_version, signed_date, primary_code, disease,"
             " modifiers, withdrawn_date FROM consent"
         ).fetchall()
     }
+
+
+def _plan_consent(
+    csv: CsvFile,
+    line: int,
+    c: _ConsentRow,
+    stored: tuple[Any, ...] | None,
+    plan: _Plan,
+    result: ImportResult,
+) -> None:
+    """Plan one checked consent against the stored version (if any)."""
+    if stored is None:
+        plan.consents.append((c.pid, c.version, c.signed, c.codes, c.withdrawn))
+        result.created += 1
+        return
+    given = (c.signed, c.codes.primary_code, c.codes.disease, ";".join(c.codes.modifiers))
+    if tuple(stored[:4]) != given:
+        names = ["signed_date", "duo_codes", "disease", "duo_codes"]
+        diffs = sorted({names[i] for i in range(4) if stored[i] != given[i]})
+        plan.problems.append(
+            _row_problem(
+                csv,
+                line,
+                f"consent version '{c.version}' of {c.pid} is registered with different "
+                f"{', '.join(diffs)}: register a new consent version instead",
+                field="consent_version",
+                value=c.version,
+            )
+        )
+    elif stored[4] == c.withdrawn:
+        result.unchanged += 1
+    elif stored[4] is None and c.withdrawn is not None:
+        plan.withdrawals.append((c.pid, c.version, c.withdrawn))
+        result.updated += 1
+    else:
+        plan.problems.append(
+            _row_problem(
+                csv,
+                line,
+                f"consent version '{c.version}' of {c.pid} was withdrawn on {stored[4]}; a "
+                "withdrawal is not undone or re-dated: register a new consent version",
+                field="withdrawn_date",
+                value=str(c.withdrawn or ""),
+            )
+        )
+
+
+def _plan_consents(con: duckdb.DuckDBPyConnection, csv: CsvFile, key: bytes, plan: _Plan) -> None:
+    result = ImportResult("consents", str(csv.path), len(csv.rows), encoding=csv.encoding)
+    today = dt.date.today()
+    seen: dict[tuple[str, str], int] = {}
+    registered = _registered(con)
+    known = registered | set(plan.pending)
+    stored_consents = _stored_consents(con)
     for row in csv.rows:
-        problems: list[Problem] = []
-        number, pid = _id_and_pid(row["national_id"], key, problems)
-        version = row["consent_version"]
-        if not version:
-            problems.append(
-                Problem("consent_version is required (e.g. v1)", field="consent_version", value="")
-            )
-        codes: ConsentCodes | None = None
-        try:
-            codes = parse_duo_codes(row["duo_codes"], row["disease"] or None)
-        except ValidationError as exc:
-            problems.append(exc.problem)
-        signed: dt.date | None = None
-        try:
-            signed = parse_date(row["signed_date"], field="signed_date")
-        except ValidationError as exc:
-            problems.append(exc.problem)
-        withdrawn: dt.date | None = None
-        if row["withdrawn_date"]:
-            try:
-                withdrawn = parse_date(row["withdrawn_date"], field="withdrawn_date")
-            except ValidationError as exc:
-                problems.append(exc.problem)
-        if signed is not None:
-            if signed > today:
-                problems.append(
-                    Problem("signed_date is in the future", field="signed_date", value=str(signed))
-                )
-            if number is not None and signed < national_id_birth_date(number):
-                problems.append(
-                    Problem(
-                        "signed_date is before the participant's birth",
-                        field="signed_date",
-                        value=str(signed),
-                    )
-                )
-        if withdrawn is not None:
-            if withdrawn > today:
-                problems.append(
-                    Problem(
-                        "withdrawn_date is in the future",
-                        field="withdrawn_date",
-                        value=str(withdrawn),
-                    )
-                )
-            if signed is not None and withdrawn < signed:
-                problems.append(
-                    Problem(
-                        "withdrawn_date is before signed_date",
-                        field="withdrawn_date",
-                        value=str(withdrawn),
-                    )
-                )
-        if pid is not None and pid not in plan.pending and pid not in registered:
-            problems.append(
-                Problem(
-                    "no participant with this identity number is registered: import "
-                    "participants.csv first (or use 'registry import-all')",
-                    field="national_id",
-                    value=mask_national_id(row["national_id"]),
-                )
-            )
+        checked, problems = _check_consent_row(row.values, key, known, today)
         plan.problems.extend(with_lines(problems, file=str(csv.path), line=row.line))
-        if problems:
+        if checked is None:
             continue
-        assert pid is not None
-        assert codes is not None
-        assert signed is not None
+        pid, version = checked.pid, checked.version
         if (pid, version) in seen:
             plan.problems.append(
-                Problem(
+                _row_problem(
+                    csv,
+                    row.line,
                     f"consent version '{version}' of this person is already on line "
                     f"{seen[(pid, version)]}",
-                    file=str(csv.path),
-                    line=row.line,
                     field="consent_version",
                     value=version,
                 )
             )
             continue
         seen[(pid, version)] = row.line
-        stored = stored_consents.get((pid, version))
-        if stored is None:
-            plan.consents.append((pid, version, signed, codes, withdrawn))
-            result.created += 1
-            continue
-        given = (signed, codes.primary_code, codes.disease, ";".join(codes.modifiers))
-        if tuple(stored[:4]) != given:
-            names = ["signed_date", "duo_codes", "disease", "duo_codes"]
-            diffs = sorted({names[i] for i in range(4) if stored[i] != given[i]})
-            plan.problems.append(
-                Problem(
-                    f"consent version '{version}' of {pid} is registered with different "
-                    f"{', '.join(diffs)}: register a new consent version instead",
-                    file=str(csv.path),
-                    line=row.line,
-                    field="consent_version",
-                    value=version,
-                )
-            )
-        elif stored[4] == withdrawn:
-            result.unchanged += 1
-        elif stored[4] is None and withdrawn is not None:
-            plan.withdrawals.append((pid, version, withdrawn))
-            result.updated += 1
-        else:
-            plan.problems.append(
-                Problem(
-                    f"consent version '{version}' of {pid} was withdrawn on {stored[4]}; a "
-                    "withdrawal is not undone or re-dated: register a new consent version",
-                    file=str(csv.path),
-                    line=row.line,
-                    field="withdrawn_date",
-                    value=str(withdrawn or ""),
-                )
-            )
+        _plan_consent(csv, row.line, checked, stored_consents.get((pid, version)), plan, result)
     plan.results.append(result)
     plan.files.append(("consents", csv))
 

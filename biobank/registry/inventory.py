@@ -9,6 +9,7 @@ VCF loader maps sequencing sample ids to participant pseudonyms.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,16 @@ from biobank.core.access import Permission, Principal, require
 from biobank.core.errors import ConflictError, ConsentError, NotFoundError, Problem, ValidationError
 from biobank.core.ids import validate_label
 from biobank.registry import events
-from biobank.registry.specimens import SAMPLE_ID, STORAGE_FIELDS, check_location, in_base
+from biobank.registry.specimens import (
+    LOCAL_TZ,
+    SAMPLE_ID,
+    STORAGE_FIELDS,
+    check_location,
+    in_base,
+    parse_collected_at,
+    participant_birth_date,
+)
+from biobank.registry.visibility import audited_rows, participant_visibility_sql
 from biobank.registry.vocab import (
     NUCLEIC_ACID_TYPES,
     SPECIMEN_STATUSES,
@@ -139,6 +149,83 @@ def move_specimen(
     return {**spec, **data}
 
 
+def _checked_collected_at(
+    store: Store, con: duckdb.DuckDBPyConnection, spec: Mapping[str, Any], collected_at: str
+) -> dt.datetime:
+    """Parse a new collection time: after birth and the parent's, before now and any aliquot's."""
+    when = parse_collected_at(collected_at)
+    birth = participant_birth_date(store, con, spec["participant_id"])
+    if birth is not None and when.date() < birth:
+        raise ValidationError(
+            f"collected_at is before the participant's birth ({birth})",
+            field="collected_at",
+            value=collected_at,
+        )
+    if when > dt.datetime.now(LOCAL_TZ).replace(tzinfo=None):
+        raise ValidationError(
+            "collected_at is in the future", field="collected_at", value=collected_at
+        )
+    if spec["parent_label"]:
+        parent = _load(con, spec["parent_label"])
+        if when < parent["collected_at"]:
+            raise ValidationError(
+                f"collected_at is before the parent's ({parent['collected_at']})",
+                field="collected_at",
+                value=collected_at,
+            )
+    first_child = con.execute(
+        "SELECT min(collected_at) FROM specimen WHERE parent_label = ?", [spec["label"]]
+    ).fetchone()
+    if first_child and first_child[0] is not None and when > first_child[0]:
+        raise ValidationError(
+            f"collected_at is after an aliquot was made from it ({first_child[0]})",
+            field="collected_at",
+            value=collected_at,
+        )
+    return when
+
+
+def _checked_site(spec: Mapping[str, Any], anatomical_site: str) -> str | None:
+    """Return the new anatomical site (``None`` for blank; a tissue must keep one)."""
+    site = anatomical_site.strip() or None
+    if site is None and SPECIMEN_TYPES[spec["specimen_type"]].tissue:
+        raise ValidationError(
+            f"anatomical_site is required for {spec['specimen_type']}",
+            field="anatomical_site",
+            value=anatomical_site,
+        )
+    return site
+
+
+def _check_quantity(
+    con: duckdb.DuckDBPyConnection, spec: Mapping[str, Any], quantity: float
+) -> None:
+    """A new quantity covers what was used and still fits in the parent."""
+    if not quantity > 0:
+        raise ValidationError("quantity must be positive", field="quantity", value=quantity)
+    in_use = float(spec["quantity"]) - remaining_quantity(con, spec)
+    if quantity < in_use - 1e-9:
+        raise ValidationError(
+            f"{spec['label']} already gave {in_use:g} {spec['unit']} to consumption and "
+            f"aliquots: the quantity cannot be less",
+            field="quantity",
+            value=quantity,
+        )
+    if spec["parent_label"]:
+        parent = _load(con, spec["parent_label"])
+        dim, _ = in_base(quantity, str(spec["unit"]))
+        if dim == UNITS[str(parent["unit"])].dimension:
+            _, old = in_base(float(spec["quantity"]), str(spec["unit"]))
+            _, new = in_base(quantity, str(spec["unit"]))
+            _, left = in_base(remaining_quantity(con, parent), str(parent["unit"]))
+            if new - old > left + 1e-9:
+                raise ValidationError(
+                    f"the aliquot would be larger than what is left of parent {parent['label']}",
+                    field="quantity",
+                    value=quantity,
+                )
+
+
 def update_specimen(
     store: Store,
     principal: Principal,
@@ -166,11 +253,6 @@ def update_specimen(
     ValidationError
         If a new value breaks a rule, or nothing is to change.
     """
-    import datetime as dt
-
-    from biobank.registry.specimens import LOCAL_TZ, parse_collected_at, participant_birth_date
-    from biobank.registry.vocab import SPECIMEN_TYPES
-
     require(principal, Permission.REGISTRY_WRITE)
     _reason(reason)
     if collected_at is None and anatomical_site is None and quantity is None:
@@ -179,70 +261,11 @@ def update_specimen(
         spec = _load(con, label)
         data: dict[str, Any] = {"label": spec["label"]}
         if collected_at is not None:
-            when = parse_collected_at(collected_at)
-            birth = participant_birth_date(store, con, spec["participant_id"])
-            if birth is not None and when.date() < birth:
-                raise ValidationError(
-                    f"collected_at is before the participant's birth ({birth})",
-                    field="collected_at",
-                    value=collected_at,
-                )
-            if when > dt.datetime.now(LOCAL_TZ).replace(tzinfo=None):
-                raise ValidationError(
-                    "collected_at is in the future", field="collected_at", value=collected_at
-                )
-            if spec["parent_label"]:
-                parent = _load(con, spec["parent_label"])
-                if when < parent["collected_at"]:
-                    raise ValidationError(
-                        f"collected_at is before the parent's ({parent['collected_at']})",
-                        field="collected_at",
-                        value=collected_at,
-                    )
-            first_child = con.execute(
-                "SELECT min(collected_at) FROM specimen WHERE parent_label = ?", [spec["label"]]
-            ).fetchone()
-            if first_child and first_child[0] is not None and when > first_child[0]:
-                raise ValidationError(
-                    f"collected_at is after an aliquot was made from it ({first_child[0]})",
-                    field="collected_at",
-                    value=collected_at,
-                )
-            data["collected_at"] = when
+            data["collected_at"] = _checked_collected_at(store, con, spec, collected_at)
         if anatomical_site is not None:
-            site = anatomical_site.strip() or None
-            if site is None and SPECIMEN_TYPES[spec["specimen_type"]].tissue:
-                raise ValidationError(
-                    f"anatomical_site is required for {spec['specimen_type']}",
-                    field="anatomical_site",
-                    value=anatomical_site,
-                )
-            data["anatomical_site"] = site
+            data["anatomical_site"] = _checked_site(spec, anatomical_site)
         if quantity is not None:
-            if not quantity > 0:
-                raise ValidationError("quantity must be positive", field="quantity", value=quantity)
-            in_use = float(spec["quantity"]) - remaining_quantity(con, spec)
-            if quantity < in_use - 1e-9:
-                raise ValidationError(
-                    f"{spec['label']} already gave {in_use:g} {spec['unit']} to consumption and "
-                    f"aliquots: the quantity cannot be less",
-                    field="quantity",
-                    value=quantity,
-                )
-            if spec["parent_label"]:
-                parent = _load(con, spec["parent_label"])
-                dim, _ = in_base(quantity, str(spec["unit"]))
-                if dim == UNITS[str(parent["unit"])].dimension:
-                    _, old = in_base(float(spec["quantity"]), str(spec["unit"]))
-                    _, new = in_base(quantity, str(spec["unit"]))
-                    _, left = in_base(remaining_quantity(con, parent), str(parent["unit"]))
-                    if new - old > left + 1e-9:
-                        raise ValidationError(
-                            f"the aliquot would be larger than what is left of parent "
-                            f"{parent['label']}",
-                            field="quantity",
-                            value=quantity,
-                        )
+            _check_quantity(con, spec, quantity)
             data["quantity"] = float(quantity)
         data["updated_at"] = events.now()
         events.emit(con, principal, "specimen", "update", data, reason=reason)
@@ -497,12 +520,6 @@ def resolve_samples(con: duckdb.DuckDBPyConnection, sample_ids: Iterable[str]) -
     return {s: str(found[s]) for s in wanted}
 
 
-def _visible_sql(principal: Principal) -> str:
-    from biobank.registry.participants import participant_visibility_sql
-
-    return participant_visibility_sql(principal)
-
-
 def get_specimen(store: Store, principal: Principal, label: str) -> dict[str, Any]:
     """Return a specimen with its storage, remaining quantity, lineage and sequencing ids.
 
@@ -515,7 +532,7 @@ def get_specimen(store: Store, principal: Principal, label: str) -> dict[str, An
     ConsentError
         For a researcher whose purpose the participant's consent does not permit.
     """
-    visible = _visible_sql(principal)
+    visible = participant_visibility_sql(principal)
     with store.transaction() as con:
         spec = _load(con, label)
         if not con.execute(
@@ -571,7 +588,7 @@ def list_specimens(
     ValidationError
         For an unknown type or status filter.
     """
-    visible = _visible_sql(principal)
+    visible = participant_visibility_sql(principal)
     where = [f"s.participant_id IN ({visible})"]
     params: list[Any] = []
     if participant_id:
@@ -596,26 +613,21 @@ def list_specimens(
         "  WHERE q.specimen_label = s.label) AS sequencing_samples"
         f" FROM specimen s WHERE {' AND '.join(where)} ORDER BY s.label"
     )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    with store.transaction() as con:
-        cur = con.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        audit.record(
-            con,
-            principal,
-            "specimen.list",
-            "specimen",
-            {
-                "participant_id": participant_id,
-                "specimen_type": specimen_type,
-                "status": status,
-                "freezer": freezer,
-                "rows": len(rows),
-            },
-        )
-    return rows
+    return audited_rows(
+        store,
+        principal,
+        sql,
+        params,
+        limit=limit,
+        action="specimen.list",
+        target="specimen",
+        filters={
+            "participant_id": participant_id,
+            "specimen_type": specimen_type,
+            "status": status,
+            "freezer": freezer,
+        },
+    )
 
 
 def label_barcode_svg(label: str, *, text: bool = True) -> str:

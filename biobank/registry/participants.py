@@ -48,6 +48,7 @@ from biobank.core.ids import (
 from biobank.registry import events
 from biobank.registry.consent import current_consent, permitted_participants_sql
 from biobank.registry.recontact import decrypt_identifiers, encrypt_identifiers, read_recontact
+from biobank.registry.visibility import audited_rows, participant_visibility_sql
 from biobank.registry.vocab import SEXES, check_term
 
 if TYPE_CHECKING:
@@ -122,6 +123,120 @@ class ParticipantRecord:
         }
 
 
+def _bad(problems: list[Problem], message: str, fld: str, value: object) -> None:
+    problems.append(Problem(message, field=fld, value=None if value is None else str(value)))
+
+
+def _check_identity(
+    values: Mapping[str, str], problems: list[Problem]
+) -> tuple[str | None, str, str]:
+    """Check the identity number, name and sex; return the number (if valid), name and sex."""
+    raw_id = values.get("national_id", "")
+    number: str | None = None
+    try:
+        number = validate_national_id(raw_id)
+    except ValidationError as exc:
+        _bad(problems, exc.problem.message, "national_id", mask_national_id(raw_id))
+    name = values.get("name", "").strip()
+    if not name:
+        _bad(problems, "name is required (kept encrypted for re-contact only)", "name", "")
+    elif len(name) > 100:
+        _bad(problems, "name is longer than 100 characters", "name", name[:20] + "…")
+    sex = values.get("sex", "").strip().lower()
+    if sex not in SEXES:
+        _bad(problems, f"sex must be one of: {', '.join(SEXES)}", "sex", values.get("sex", ""))
+    elif number is not None and national_id_sex(number) != sex:
+        _bad(
+            problems,
+            f"sex is '{sex}' but the identity number encodes {national_id_sex(number)} "
+            "(17th digit: odd = male, even = female): check both against the identity card",
+            "sex",
+            sex,
+        )
+    return number, name, sex
+
+
+def _parse_date_field(
+    values: Mapping[str, str], fld: str, problems: list[Problem]
+) -> dt.date | None:
+    """Parse the date in ``values[fld]``, or note the problem and return ``None``."""
+    try:
+        return parse_date(values.get(fld, ""), field=fld)
+    except ValidationError as exc:
+        _bad(problems, exc.problem.message, fld, values.get(fld, ""))
+        return None
+
+
+def _check_birth_date(
+    values: Mapping[str, str], number: str | None, today: dt.date, problems: list[Problem]
+) -> dt.date | None:
+    """Check the birth date against the identity number and today."""
+    birth = _parse_date_field(values, "birth_date", problems)
+    if birth is not None and number is not None and national_id_birth_date(number) != birth:
+        _bad(
+            problems,
+            "birth_date differs from the birth date in the identity number "
+            "(characters 7-14): check both against the identity card",
+            "birth_date",
+            birth.isoformat(),
+        )
+    if birth is not None and birth > today:
+        _bad(problems, "birth_date is in the future", "birth_date", birth.isoformat())
+    return birth
+
+
+def _check_phone(values: Mapping[str, str], problems: list[Problem]) -> str:
+    """Return the phone number without spaces and brackets (empty if none given)."""
+    phone = re.sub(r"[\s()]", "", values.get("phone", ""))
+    if phone and not _PHONE.match(phone):
+        _bad(
+            problems,
+            "phone must be a mainland mobile (11 digits starting 1) or a landline with "
+            "area code (e.g. 010-12345678), optionally with +86",
+            "phone",
+            "(hidden)",
+        )
+    return phone
+
+
+def _check_enrolment(
+    values: Mapping[str, str], birth: dt.date | None, today: dt.date, problems: list[Problem]
+) -> dt.date | None:
+    """Check the enrolment date: not in the future, not before the birth date."""
+    enrol = _parse_date_field(values, "enrolment_date", problems)
+    if enrol is not None:
+        if enrol > today:
+            _bad(
+                problems,
+                f"enrolment_date is in the future (today is {today})",
+                "enrolment_date",
+                enrol,
+            )
+        elif birth is not None and enrol < birth:
+            _bad(problems, "enrolment_date is before the birth date", "enrolment_date", enrol)
+    return enrol
+
+
+def _check_cohorts(values: Mapping[str, str], problems: list[Problem]) -> list[str]:
+    """Return the distinct cohort names of the ``;``-separated list, in given order."""
+    cohorts: list[str] = []
+    for token in values.get("cohorts", "").split(";"):
+        token = token.strip()
+        if not token:
+            continue
+        if not _COHORT.match(token):
+            _bad(
+                problems,
+                "a cohort name is letters, digits, '_', '.' or '-' (at most 32); "
+                "separate cohorts with ';'",
+                "cohorts",
+                token,
+            )
+        elif token not in cohorts:
+            cohorts.append(token)
+    return cohorts
+
+
 def validate_participant(
     values: Mapping[str, str], key: bytes, *, today: dt.date | None = None
 ) -> tuple[ParticipantRecord | None, list[Problem]]:
@@ -143,80 +258,14 @@ def validate_participant(
     """
     today = today or dt.date.today()
     problems: list[Problem] = []
-
-    def bad(message: str, fld: str, value: object) -> None:
-        problems.append(Problem(message, field=fld, value=None if value is None else str(value)))
-
-    raw_id = values.get("national_id", "")
-    number: str | None = None
-    try:
-        number = validate_national_id(raw_id)
-    except ValidationError as exc:
-        bad(exc.problem.message, "national_id", mask_national_id(raw_id))
-    name = values.get("name", "").strip()
-    if not name:
-        bad("name is required (kept encrypted for re-contact only)", "name", "")
-    elif len(name) > 100:
-        bad("name is longer than 100 characters", "name", name[:20] + "…")
-    sex = values.get("sex", "").strip().lower()
-    if sex not in SEXES:
-        bad(f"sex must be one of: {', '.join(SEXES)}", "sex", values.get("sex", ""))
-    elif number is not None and national_id_sex(number) != sex:
-        bad(
-            f"sex is '{sex}' but the identity number encodes {national_id_sex(number)} "
-            "(17th digit: odd = male, even = female): check both against the identity card",
-            "sex",
-            sex,
-        )
-    birth: dt.date | None = None
-    try:
-        birth = parse_date(values.get("birth_date", ""), field="birth_date")
-    except ValidationError as exc:
-        bad(exc.problem.message, "birth_date", values.get("birth_date", ""))
-    if birth is not None and number is not None and national_id_birth_date(number) != birth:
-        bad(
-            "birth_date differs from the birth date in the identity number "
-            "(characters 7-14): check both against the identity card",
-            "birth_date",
-            birth.isoformat(),
-        )
-    if birth is not None and birth > today:
-        bad("birth_date is in the future", "birth_date", birth.isoformat())
-    phone = re.sub(r"[\s()]", "", values.get("phone", ""))
-    if phone and not _PHONE.match(phone):
-        bad(
-            "phone must be a mainland mobile (11 digits starting 1) or a landline with "
-            "area code (e.g. 010-12345678), optionally with +86",
-            "phone",
-            "(hidden)",
-        )
-    enrol: dt.date | None = None
-    try:
-        enrol = parse_date(values.get("enrolment_date", ""), field="enrolment_date")
-    except ValidationError as exc:
-        bad(exc.problem.message, "enrolment_date", values.get("enrolment_date", ""))
-    if enrol is not None:
-        if enrol > today:
-            bad(f"enrolment_date is in the future (today is {today})", "enrolment_date", enrol)
-        elif birth is not None and enrol < birth:
-            bad("enrolment_date is before the birth date", "enrolment_date", enrol)
+    number, name, sex = _check_identity(values, problems)
+    birth = _check_birth_date(values, number, today, problems)
+    phone = _check_phone(values, problems)
+    enrol = _check_enrolment(values, birth, today, problems)
     site = values.get("site", "").strip()
     if not site:
-        bad("site (the enrolling hospital or centre) is required", "site", "")
-    cohorts: list[str] = []
-    for token in values.get("cohorts", "").split(";"):
-        token = token.strip()
-        if not token:
-            continue
-        if not _COHORT.match(token):
-            bad(
-                "a cohort name is letters, digits, '_', '.' or '-' (at most 32); "
-                "separate cohorts with ';'",
-                "cohorts",
-                token,
-            )
-        elif token not in cohorts:
-            cohorts.append(token)
+        _bad(problems, "site (the enrolling hospital or centre) is required", "site", "")
+    cohorts = _check_cohorts(values, problems)
     if problems:
         return None, problems
     assert number is not None
@@ -399,6 +448,58 @@ def register_participant(
     return record.participant_id
 
 
+def _emit_cohort_changes(
+    con: duckdb.DuckDBPyConnection,
+    principal: Principal,
+    participant_id: str,
+    old: Iterable[str],
+    new: Iterable[str],
+    *,
+    reason: str,
+) -> bool:
+    """Delete the cohorts left and create the cohorts joined; return whether any changed."""
+    before, after = set(old), set(new)
+    for action, cohorts in (("delete", before - after), ("create", after - before)):
+        for cohort in sorted(cohorts):
+            events.emit(
+                con,
+                principal,
+                "participant_cohort",
+                action,
+                {"participant_id": participant_id, "cohort": cohort},
+                reason=reason,
+            )
+    return before != after
+
+
+def _emit_identifier_change(
+    con: duckdb.DuckDBPyConnection,
+    principal: Principal,
+    participant_id: str,
+    record: ParticipantRecord,
+    ident: Mapping[str, str],
+    key: bytes,
+    *,
+    reason: str,
+) -> list[str]:
+    """Store the re-encrypted identifiers if name or phone changed; return those changed."""
+    changed = [n for n in ("name", "phone") if record.identifiers[n] != ident.get(n, "")]
+    if changed:
+        events.emit(
+            con,
+            principal,
+            "recontact_identifier",
+            "update",
+            {
+                "participant_id": participant_id,
+                "token": encrypt_identifiers(record.identifiers, key),
+                "updated_at": events.now(),
+            },
+            reason=reason,
+        )
+    return changed
+
+
 def update_participant(
     store: Store,
     principal: Principal,
@@ -467,42 +568,14 @@ def update_participant(
                 {"participant_id": participant_id, **changed, "updated_at": events.now()},
                 reason=reason,
             )
-        for cohort in sorted(set(stored["cohorts"]) - set(record.cohorts)):
-            events.emit(
-                con,
-                principal,
-                "participant_cohort",
-                "delete",
-                {"participant_id": participant_id, "cohort": cohort},
-                reason=reason,
-            )
-        for cohort in sorted(set(record.cohorts) - set(stored["cohorts"])):
-            events.emit(
-                con,
-                principal,
-                "participant_cohort",
-                "create",
-                {"participant_id": participant_id, "cohort": cohort},
-                reason=reason,
-            )
-        if set(record.cohorts) != set(stored["cohorts"]):
+        if _emit_cohort_changes(
+            con, principal, participant_id, stored["cohorts"], record.cohorts, reason=reason
+        ):
             changed["cohorts"] = ";".join(record.cohorts)
-        ident_changed = [n for n in ("name", "phone") if record.identifiers[n] != ident.get(n, "")]
-        if ident_changed:
-            events.emit(
-                con,
-                principal,
-                "recontact_identifier",
-                "update",
-                {
-                    "participant_id": participant_id,
-                    "token": encrypt_identifiers(record.identifiers, key),
-                    "updated_at": events.now(),
-                },
-                reason=reason,
-            )
-            for n in ident_changed:
-                changed[n] = "(changed, encrypted)"
+        for n in _emit_identifier_change(
+            con, principal, participant_id, record, ident, key, reason=reason
+        ):
+            changed[n] = "(changed, encrypted)"
         if changed:
             audit.record(
                 con,
@@ -535,30 +608,6 @@ def find_participant(store: Store, principal: Principal, national_id: str) -> st
     if not found:
         raise NotFoundError(f"no participant with identity number {mask_national_id(number)}")
     return pid
-
-
-def participant_visibility_sql(principal: Principal) -> str:
-    """Return SQL (one column ``participant_id``) of the participants ``principal`` may see.
-
-    Registry staff see everyone; researchers only those whose current consent
-    permits their purpose.
-
-    Raises
-    ------
-    AccessDenied
-        For a role with neither ``registry_read`` nor ``research_read``.
-    ConsentError
-        For a researcher without a purpose.
-    """
-    if principal.can(Permission.REGISTRY_READ):
-        return "SELECT participant_id FROM participant"
-    require(principal, Permission.RESEARCH_READ)
-    if not principal.purpose:
-        raise ConsentError(
-            "researchers read registry data for a stated purpose: give one "
-            "(e.g. --purpose HMB or DS:E11) so consents can be checked"
-        )
-    return permitted_participants_sql(principal.purpose)
 
 
 def get_participant(
@@ -675,25 +724,16 @@ def list_participants(
         " USING (participant_id)"
         f" WHERE {' AND '.join(where)} ORDER BY p.participant_id"
     )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    with store.transaction() as con:
-        cur = con.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        audit.record(
-            con,
-            principal,
-            "participant.list",
-            "participant",
-            {
-                "site": site,
-                "cohort": cohort,
-                "sex": sex,
-                "consented_for": consented_for,
-                "rows": len(rows),
-            },
-        )
+    rows = audited_rows(
+        store,
+        principal,
+        sql,
+        params,
+        limit=limit,
+        action="participant.list",
+        target="participant",
+        filters={"site": site, "cohort": cohort, "sex": sex, "consented_for": consented_for},
+    )
     out = []
     for r in rows:
         codes = _codes_text(r) if r["primary_code"] else None

@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -36,8 +36,9 @@ from biobank.core.errors import (
     Problem,
     ValidationError,
 )
-from biobank.core.ids import validate_label
+from biobank.core.ids import center_key, validate_label
 from biobank.registry import events
+from biobank.registry.recontact import decrypt_identifiers
 from biobank.registry.vocab import (
     NUCLEIC_ACID_TYPES,
     SPECIMEN_STATUSES,
@@ -189,6 +190,104 @@ def check_location(loc: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
+def _bad(problems: list[Problem], message: str, fld: str, value: object) -> None:
+    problems.append(Problem(message, field=fld, value=None if value is None else str(value)))
+
+
+def _attempt(
+    problems: list[Problem], values: Mapping[str, str], fn: Callable[[], Any], fld: str
+) -> Any:
+    """Return ``fn()``, or note its problem (with the given value of ``fld``) and return None."""
+    try:
+        return fn()
+    except ValidationError as exc:
+        _bad(problems, exc.problem.message, fld, values.get(fld, ""))
+        return None
+
+
+def _check_labels(
+    values: Mapping[str, str], problems: list[Problem]
+) -> tuple[str | None, str | None]:
+    """Return the checked label and parent label (``None`` when absent or bad)."""
+    label = _attempt(problems, values, lambda: validate_label(values.get("label", "")), "label")
+    parent = None
+    if values.get("parent_label", ""):
+        parent = _attempt(
+            problems,
+            values,
+            lambda: validate_label(values["parent_label"], field="parent_label"),
+            "parent_label",
+        )
+        if parent is not None and parent == label:
+            _bad(problems, "a specimen cannot be its own parent", "parent_label", parent)
+    return label, parent
+
+
+def _check_quantity_text(values: Mapping[str, str], problems: list[Problem]) -> float | None:
+    """Return the quantity if it is a positive finite number."""
+    qtext = values.get("quantity", "").strip()
+    try:
+        quantity = float(qtext)
+        if not (quantity > 0) or quantity == float("inf"):
+            raise ValueError(qtext)
+    except ValueError:
+        _bad(problems, "quantity must be a positive number (e.g. 4 or 0.5)", "quantity", qtext)
+        return None
+    return quantity
+
+
+def _check_status(values: Mapping[str, str], problems: list[Problem]) -> str:
+    """Return the status (default ``available``, aliases resolved)."""
+    status = (values.get("status", "") or "available").strip().lower()
+    status = STATUS_ALIASES.get(status, status)
+    if status not in SPECIMEN_STATUSES:
+        _bad(problems, f"status is not one of: {', '.join(SPECIMEN_STATUSES)}", "status", status)
+    return status
+
+
+def _check_storage(
+    values: Mapping[str, str], status: str, problems: list[Problem]
+) -> dict[str, str]:
+    """Return the storage position (well upper-cased); only an available specimen has one."""
+    loc = {f: values.get(f, "").strip() for f in STORAGE_FIELDS}
+    loc_problems = check_location(loc)
+    problems.extend(loc_problems)
+    if not loc_problems and all(loc.values()):
+        loc["position"] = loc["position"].upper()
+        if status in SPECIMEN_STATUSES and status != "available":
+            _bad(
+                problems,
+                f"a {status} specimen occupies no storage position: leave freezer, rack, "
+                "box and position empty",
+                "freezer",
+                loc["freezer"],
+            )
+    return loc
+
+
+def _check_sample_id(values: Mapping[str, str], stype: str, problems: list[Problem]) -> str | None:
+    """Return the sequencing sample id (only nucleic acids are sequenced)."""
+    sample_id = values.get("sequencing_sample_id", "").strip() or None
+    if sample_id is not None:
+        if not SAMPLE_ID.match(sample_id):
+            _bad(
+                problems,
+                "sequencing_sample_id is letters, digits, '_' and '-', starting with a letter "
+                "or digit, at most 64 characters",
+                "sequencing_sample_id",
+                sample_id,
+            )
+        elif stype in SPECIMEN_TYPES and stype not in NUCLEIC_ACID_TYPES:
+            _bad(
+                problems,
+                f"only {', '.join(sorted(NUCLEIC_ACID_TYPES))} specimens are sequenced; "
+                f"link the DNA extracted from this {stype}",
+                "sequencing_sample_id",
+                sample_id,
+            )
+    return sample_id
+
+
 def validate_specimen_fields(
     values: Mapping[str, str], participant_id: str | None
 ) -> tuple[SpecimenRecord | None, list[Problem]]:
@@ -207,82 +306,31 @@ def validate_specimen_fields(
         The record (``None`` if any problem) and every problem found.
     """
     problems: list[Problem] = []
-
-    def bad(message: str, fld: str, value: object) -> None:
-        problems.append(Problem(message, field=fld, value=None if value is None else str(value)))
-
-    def attempt(fn: Callable[[], Any], fld: str) -> Any:
-        try:
-            return fn()
-        except ValidationError as exc:
-            bad(exc.problem.message, fld, values.get(fld, ""))
-            return None
-
-    label = attempt(lambda: validate_label(values.get("label", "")), "label")
-    parent = None
-    if values.get("parent_label", ""):
-        parent = attempt(
-            lambda: validate_label(values["parent_label"], field="parent_label"), "parent_label"
-        )
-        if parent is not None and parent == label:
-            bad("a specimen cannot be its own parent", "parent_label", parent)
+    label, parent = _check_labels(values, problems)
     stype = values.get("specimen_type", "").strip().lower()
     if stype not in SPECIMEN_TYPES:
-        bad(
+        _bad(
+            problems,
             f"specimen_type is not one of: {', '.join(SPECIMEN_TYPES)}",
             "specimen_type",
             values.get("specimen_type", ""),
         )
-    collected = attempt(lambda: parse_collected_at(values.get("collected_at", "")), "collected_at")
+    collected = _attempt(
+        problems, values, lambda: parse_collected_at(values.get("collected_at", "")), "collected_at"
+    )
     site = values.get("anatomical_site", "").strip() or None
     if stype in SPECIMEN_TYPES and SPECIMEN_TYPES[stype].tissue and site is None:
-        bad(
+        _bad(
+            problems,
             f"anatomical_site is required for {stype} (e.g. breast, liver, colon)",
             "anatomical_site",
             "",
         )
-    quantity: float | None = None
-    qtext = values.get("quantity", "").strip()
-    try:
-        quantity = float(qtext)
-        if not (quantity > 0) or quantity == float("inf"):
-            raise ValueError(qtext)
-    except ValueError:
-        bad("quantity must be a positive number (e.g. 4 or 0.5)", "quantity", qtext)
-        quantity = None
-    unit = attempt(lambda: normalise_unit(values.get("unit", "")), "unit")
-    status = (values.get("status", "") or "available").strip().lower()
-    status = STATUS_ALIASES.get(status, status)
-    if status not in SPECIMEN_STATUSES:
-        bad(f"status is not one of: {', '.join(SPECIMEN_STATUSES)}", "status", status)
-    loc = {f: values.get(f, "").strip() for f in STORAGE_FIELDS}
-    loc_problems = check_location(loc)
-    problems.extend(loc_problems)
-    if not loc_problems and all(loc.values()):
-        loc["position"] = loc["position"].upper()
-        if status in SPECIMEN_STATUSES and status != "available":
-            bad(
-                f"a {status} specimen occupies no storage position: leave freezer, rack, "
-                "box and position empty",
-                "freezer",
-                loc["freezer"],
-            )
-    sample_id = values.get("sequencing_sample_id", "").strip() or None
-    if sample_id is not None:
-        if not SAMPLE_ID.match(sample_id):
-            bad(
-                "sequencing_sample_id is letters, digits, '_' and '-', starting with a letter "
-                "or digit, at most 64 characters",
-                "sequencing_sample_id",
-                sample_id,
-            )
-        elif stype in SPECIMEN_TYPES and stype not in NUCLEIC_ACID_TYPES:
-            bad(
-                f"only {', '.join(sorted(NUCLEIC_ACID_TYPES))} specimens are sequenced; "
-                f"link the DNA extracted from this {stype}",
-                "sequencing_sample_id",
-                sample_id,
-            )
+    quantity = _check_quantity_text(values, problems)
+    unit = _attempt(problems, values, lambda: normalise_unit(values.get("unit", "")), "unit")
+    status = _check_status(values, problems)
+    loc = _check_storage(values, status, problems)
+    sample_id = _check_sample_id(values, stype, problems)
     if problems or participant_id is None:
         return None, problems
     assert label is not None
@@ -314,6 +362,176 @@ def in_base(quantity: float, unit: str) -> tuple[str, float]:
     """Return ``(dimension, amount in the dimension's base unit)`` (mL, µg or count)."""
     u = UNITS[unit]
     return u.dimension, quantity * u.factor
+
+
+def _stored_specimens(
+    con: duckdb.DuckDBPyConnection, records: Sequence[tuple[int | None, SpecimenRecord]]
+) -> dict[str, dict[str, Any]]:
+    """The stored specimens with the labels or parent labels of ``records``."""
+    labels = sorted(
+        {r.label for _, r in records} | {r.parent_label for _, r in records if r.parent_label}
+    )
+    if not labels:
+        return {}
+    cur = con.execute("SELECT * FROM specimen WHERE list_contains(?, label)", [labels])
+    names = [d[0] for d in cur.description]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def _occupied_positions(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, ...], str]:
+    """(freezer, rack, box, position) -> label of every stored specimen in storage."""
+    return {
+        (r[0], r[1], r[2], r[3]): r[4]
+        for r in con.execute(
+            "SELECT freezer, rack, box, position, label FROM specimen WHERE freezer IS NOT NULL"
+        ).fetchall()
+    }
+
+
+def _aliquoted(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], float]:
+    """(parent label, dimension) -> what its stored aliquots took, in the base unit."""
+    taken: dict[tuple[str, str], float] = {}
+    for row in con.execute(
+        "SELECT c.parent_label, c.quantity, c.unit FROM specimen c WHERE c.parent_label IS NOT NULL"
+    ).fetchall():
+        dim, amount = in_base(float(row[1]), str(row[2]))
+        taken[(row[0], dim)] = taken.get((row[0], dim), 0.0) + amount
+    return taken
+
+
+@dataclass
+class _BatchCheck:
+    """The cross-record rules of :func:`check_specimens` for the records not yet stored."""
+
+    new: dict[str, tuple[int | None, SpecimenRecord]]
+    stored: Mapping[str, dict[str, Any]]
+    stored_samples: Mapping[str, str]
+    participants: set[str]
+    birth_dates: Mapping[str, dt.date]
+    now: dt.datetime
+    occupied: dict[tuple[str, ...], str]
+    children_base: dict[tuple[str, str], float]
+    problems: list[Problem]
+    seen_samples: dict[str, int | None] = field(default_factory=dict)
+
+    def bad(self, line: int | None, message: str, fld: str, value: object) -> None:
+        self.problems.append(Problem(message, line=line, field=fld, value=str(value)))
+
+    def check(self, label: str, line: int | None, rec: SpecimenRecord) -> None:
+        """Check one new record in turn (positions, samples and aliquots add up)."""
+        if rec.participant_id not in self.participants:
+            self.bad(
+                line,
+                f"participant {rec.participant_id} is not registered: import the participant "
+                "first (or in the same import-all)",
+                "national_id",
+                rec.participant_id,
+            )
+        birth = self.birth_dates.get(rec.participant_id)
+        when = rec.collected_at.isoformat()
+        if birth is not None and rec.collected_at.date() < birth:
+            self.bad(
+                line,
+                f"collected_at is before the participant's birth ({birth})",
+                "collected_at",
+                when,
+            )
+        if rec.collected_at > self.now:
+            self.bad(line, "collected_at is in the future", "collected_at", when)
+        if rec.location is not None:
+            self.check_position(label, line, rec)
+        if rec.sequencing_sample_id:
+            self.check_sample(label, line, rec.sequencing_sample_id)
+        if rec.parent_label:
+            self.check_parent(line, rec)
+
+    def check_position(self, label: str, line: int | None, rec: SpecimenRecord) -> None:
+        assert rec.location is not None
+        holder = self.occupied.get(rec.location)
+        if holder is not None and holder != label:
+            where = "/".join(rec.location)
+            held_line = self.new[holder][0] if holder in self.new else None
+            self.bad(
+                line,
+                f"position {where} is already taken by {holder}"
+                + (f" (line {held_line})" if held_line else "")
+                + ": one specimen per position",
+                "position",
+                rec.position,
+            )
+        else:
+            self.occupied[rec.location] = label
+
+    def check_sample(self, label: str, line: int | None, sid: str) -> None:
+        if sid in self.stored_samples and self.stored_samples[sid] != label:
+            self.bad(
+                line,
+                f"sequencing sample {sid} is already linked to {self.stored_samples[sid]}",
+                "sequencing_sample_id",
+                sid,
+            )
+        elif sid in self.seen_samples:
+            self.bad(
+                line,
+                f"sequencing sample {sid} is also on line {self.seen_samples[sid]}",
+                "sequencing_sample_id",
+                sid,
+            )
+        self.seen_samples[sid] = line
+
+    def check_parent(self, line: int | None, rec: SpecimenRecord) -> None:
+        assert rec.parent_label is not None
+        parent: dict[str, Any] | None
+        if rec.parent_label in self.new:
+            parent = {**self.new[rec.parent_label][1].row(), "consumed_quantity": 0.0}
+        else:
+            parent = self.stored.get(rec.parent_label)
+        if parent is None:
+            self.bad(
+                line,
+                f"parent specimen {rec.parent_label} is not registered: register the "
+                "parent first or list it in the same file",
+                "parent_label",
+                rec.parent_label,
+            )
+            return
+        if parent["participant_id"] != rec.participant_id:
+            self.bad(
+                line,
+                f"parent {rec.parent_label} belongs to another participant",
+                "parent_label",
+                rec.parent_label,
+            )
+        if rec.collected_at < parent["collected_at"]:
+            self.bad(
+                line,
+                f"collected_at is before the parent's ({parent['collected_at']})",
+                "collected_at",
+                rec.collected_at.isoformat(),
+            )
+        self.check_aliquot(line, rec, parent)
+
+    def check_aliquot(
+        self, line: int | None, rec: SpecimenRecord, parent: Mapping[str, Any]
+    ) -> None:
+        assert rec.parent_label is not None
+        dim, amount = in_base(rec.quantity, rec.unit)
+        pdim, pamount = in_base(float(parent["quantity"]), str(parent["unit"]))
+        if dim != pdim:
+            return
+        _, pused = in_base(float(parent["consumed_quantity"]), str(parent["unit"]))
+        taken = self.children_base.get((rec.parent_label, dim), 0.0)
+        if taken + amount > pamount - pused + 1e-9:
+            left = (pamount - pused - taken) / UNITS[str(parent["unit"])].factor
+            self.bad(
+                line,
+                f"the aliquot ({rec.quantity:g} {rec.unit}) is larger than what is left "
+                f"of parent {rec.parent_label} ({max(left, 0):g} {parent['unit']} of "
+                f"{float(parent['quantity']):g})",
+                "quantity",
+                rec.quantity,
+            )
+        self.children_base[(rec.parent_label, dim)] = taken + amount
 
 
 def check_specimens(
@@ -349,45 +567,40 @@ def check_specimens(
     """
     now = now or dt.datetime.now(LOCAL_TZ).replace(tzinfo=None)
     problems: list[Problem] = []
-
-    def bad(line: int | None, message: str, fld: str, value: object) -> None:
-        problems.append(Problem(message, line=line, field=fld, value=str(value)))
-
-    known = set(known_participants)
     batch: dict[str, tuple[int | None, SpecimenRecord]] = {}
     for line, rec in records:
         if rec.label in batch:
-            first = batch[rec.label][0]
-            bad(line, f"label already used on line {first}: labels are unique", "label", rec.label)
+            problems.append(
+                Problem(
+                    f"label already used on line {batch[rec.label][0]}: labels are unique",
+                    line=line,
+                    field="label",
+                    value=rec.label,
+                )
+            )
         else:
             batch[rec.label] = (line, rec)
-    stored: dict[str, dict[str, Any]] = {}
-    labels = sorted(
-        {r.label for _, r in records} | {r.parent_label for _, r in records if r.parent_label}
-    )
-    if labels:
-        cur = con.execute("SELECT * FROM specimen WHERE list_contains(?, label)", [labels])
-        names = [d[0] for d in cur.description]
-        for row in cur.fetchall():
-            stored[row[0]] = dict(zip(names, row, strict=True))
+    stored = _stored_specimens(con, records)
     stored_samples = {
         r[0]: r[1]
         for r in con.execute("SELECT sample_id, specimen_label FROM sequencing_sample").fetchall()
     }
     new: dict[str, tuple[int | None, SpecimenRecord]] = {}
     for label, (line, rec) in batch.items():
-        if label in stored:
-            diffs = _differences(stored[label], rec, stored_samples)
-            if diffs:
-                bad(
-                    line,
+        if label not in stored:
+            new[label] = (line, rec)
+            continue
+        diffs = _differences(stored[label], rec, stored_samples)
+        if diffs:
+            problems.append(
+                Problem(
                     f"specimen {label} is already registered with different {', '.join(diffs)}: "
                     "use 'specimen move/consume/ship' to change a registered specimen",
-                    "label",
-                    label,
+                    line=line,
+                    field="label",
+                    value=label,
                 )
-            continue
-        new[label] = (line, rec)
+            )
     existing_pids = {
         r[0]
         for r in con.execute(
@@ -395,116 +608,19 @@ def check_specimens(
             [sorted({r.participant_id for _, r in new.values()})],
         ).fetchall()
     }
-    occupied = {
-        (r[0], r[1], r[2], r[3]): r[4]
-        for r in con.execute(
-            "SELECT freezer, rack, box, position, label FROM specimen WHERE freezer IS NOT NULL"
-        ).fetchall()
-    }
-    children_base: dict[tuple[str, str], float] = {}
-    for row in con.execute(
-        "SELECT c.parent_label, c.quantity, c.unit FROM specimen c WHERE c.parent_label IS NOT NULL"
-    ).fetchall():
-        dim, amount = in_base(float(row[1]), str(row[2]))
-        children_base[(row[0], dim)] = children_base.get((row[0], dim), 0.0) + amount
-    seen_samples: dict[str, int | None] = {}
+    checker = _BatchCheck(
+        new=new,
+        stored=stored,
+        stored_samples=stored_samples,
+        participants=existing_pids | set(known_participants),
+        birth_dates=birth_dates,
+        now=now,
+        occupied=_occupied_positions(con),
+        children_base=_aliquoted(con),
+        problems=problems,
+    )
     for label, (line, rec) in new.items():
-        if rec.participant_id not in existing_pids and rec.participant_id not in known:
-            bad(
-                line,
-                f"participant {rec.participant_id} is not registered: import the participant "
-                "first (or in the same import-all)",
-                "national_id",
-                rec.participant_id,
-            )
-        birth = birth_dates.get(rec.participant_id)
-        if birth is not None and rec.collected_at.date() < birth:
-            bad(
-                line,
-                f"collected_at is before the participant's birth ({birth})",
-                "collected_at",
-                rec.collected_at.isoformat(),
-            )
-        if rec.collected_at > now:
-            bad(line, "collected_at is in the future", "collected_at", rec.collected_at.isoformat())
-        if rec.location is not None:
-            holder = occupied.get(rec.location)
-            if holder is not None and holder != label:
-                where = "/".join(rec.location)
-                held_line = new[holder][0] if holder in new else None
-                bad(
-                    line,
-                    f"position {where} is already taken by {holder}"
-                    + (f" (line {held_line})" if held_line else "")
-                    + ": one specimen per position",
-                    "position",
-                    rec.position,
-                )
-            else:
-                occupied[rec.location] = label
-        if rec.sequencing_sample_id:
-            sid = rec.sequencing_sample_id
-            if sid in stored_samples and stored_samples[sid] != label:
-                bad(
-                    line,
-                    f"sequencing sample {sid} is already linked to {stored_samples[sid]}",
-                    "sequencing_sample_id",
-                    sid,
-                )
-            elif sid in seen_samples:
-                bad(
-                    line,
-                    f"sequencing sample {sid} is also on line {seen_samples[sid]}",
-                    "sequencing_sample_id",
-                    sid,
-                )
-            seen_samples[sid] = line
-        if rec.parent_label:
-            parent: dict[str, Any] | None
-            if rec.parent_label in new:
-                prec = new[rec.parent_label][1]
-                parent = {**prec.row(), "consumed_quantity": 0.0}
-            else:
-                parent = stored.get(rec.parent_label)
-            if parent is None:
-                bad(
-                    line,
-                    f"parent specimen {rec.parent_label} is not registered: register the "
-                    "parent first or list it in the same file",
-                    "parent_label",
-                    rec.parent_label,
-                )
-                continue
-            if parent["participant_id"] != rec.participant_id:
-                bad(
-                    line,
-                    f"parent {rec.parent_label} belongs to another participant",
-                    "parent_label",
-                    rec.parent_label,
-                )
-            if rec.collected_at < parent["collected_at"]:
-                bad(
-                    line,
-                    f"collected_at is before the parent's ({parent['collected_at']})",
-                    "collected_at",
-                    rec.collected_at.isoformat(),
-                )
-            dim, amount = in_base(rec.quantity, rec.unit)
-            pdim, pamount = in_base(float(parent["quantity"]), str(parent["unit"]))
-            if dim == pdim:
-                _, pused = in_base(float(parent["consumed_quantity"]), str(parent["unit"]))
-                taken = children_base.get((rec.parent_label, dim), 0.0)
-                if taken + amount > pamount - pused + 1e-9:
-                    left = (pamount - pused - taken) / UNITS[str(parent["unit"])].factor
-                    bad(
-                        line,
-                        f"the aliquot ({rec.quantity:g} {rec.unit}) is larger than what is left "
-                        f"of parent {rec.parent_label} ({max(left, 0):g} {parent['unit']} of "
-                        f"{float(parent['quantity']):g})",
-                        "quantity",
-                        rec.quantity,
-                    )
-                children_base[(rec.parent_label, dim)] = taken + amount
+        checker.check(label, line, rec)
     ordered = _parents_first(new, stored, problems)
     return ordered, problems
 
@@ -608,9 +724,6 @@ def participant_birth_date(
     store: Store, con: duckdb.DuckDBPyConnection, participant_id: str
 ) -> dt.date | None:
     """Return a participant's birth date from the encrypted re-contact record (or ``None``)."""
-    from biobank.core.ids import center_key
-    from biobank.registry.recontact import decrypt_identifiers
-
     row = con.execute(
         "SELECT token FROM recontact_identifier WHERE participant_id = ?", [participant_id]
     ).fetchone()

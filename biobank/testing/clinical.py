@@ -29,6 +29,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -112,6 +113,205 @@ def _age(p: Person, on: dt.date) -> float:
     return (on - p.birth_date).days / 365.25
 
 
+def _disease_flags(
+    rng: np.random.Generator,
+    age: float,
+    bmi0: float,
+    male: bool,
+    dose: dict[str, Any],
+    t2d_or: float,
+) -> dict[str, Any]:
+    """Draw who has T2D, FH, HTN, WD, CAD and BC (in that order of draws)."""
+    lp = -2.3 + 0.04 * (age - 50) + 0.15 * (bmi0 - 23.6) + 0.3 * male + np.log(t2d_or) * dose["GCK"]
+    t2d = rng.random() < 1 / (1 + np.exp(-lp))
+    fh = dose["LDLR"] > 0 and rng.random() < 0.85
+    lp = -1.2 + 0.05 * (age - 55) + 0.1 * (bmi0 - 23.6) + 0.5 * t2d
+    htn = rng.random() < 1 / (1 + np.exp(-lp))
+    wd = dose["ATP7B"] >= 2
+    lp = -3.2 + 0.08 * (age - 55) + 0.9 * male + 0.7 * t2d + 1.8 * (dose["LDLR"] > 0)
+    cad = rng.random() < 1 / (1 + np.exp(-lp))
+    bc = False
+    if not male:
+        lp = -1.3 + 0.02 * (age - 50) + np.log(BRCA1_OR) * dose["BRCA1"]
+        bc = rng.random() < 1 / (1 + np.exp(-lp))
+    return {"T2D": t2d, "CAD": cad, "FH": fh, "WD": wd, "HTN": htn, "BC": bc}
+
+
+def _follow_up(
+    rng: np.random.Generator,
+    p: Person,
+    age: float,
+    flags: dict[str, Any],
+    obs_start: dt.date,
+    brca2_hr: float,
+    brca2: Any,
+    diseases: dict[str, dt.date],
+) -> tuple[dt.date, str] | None:
+    """Date breast cancer (recruited at diagnosis, banked at surgery); return (death, cause)."""
+    death: tuple[dt.date, str] | None = None
+    if flags["BC"]:  # recruited at diagnosis; survival from diagnosis
+        diag = p.enrolment_date - dt.timedelta(days=int(rng.integers(0, 60)))
+        diag = max(diag, obs_start)
+        diseases["BC"] = diag
+        p.surgery_date = diag + dt.timedelta(days=int(rng.integers(3, 30)))
+        rate = 0.1 * brca2_hr**brca2
+        t = rng.exponential(1 / rate)
+        when = _years(p.enrolment_date, t)
+        if when < REFERENCE_DATE:
+            death = (when, "C50.9")
+    if death is None and flags["CAD"] and rng.random() < 0.15:
+        when = _days(rng, p.enrolment_date + dt.timedelta(days=90), REFERENCE_DATE)
+        death = (when, _code(rng, "CAD")[:3] + ".9")
+    if death is None and rng.random() < 0.004 * np.exp(0.08 * (age - 60)):
+        when = _days(rng, p.enrolment_date + dt.timedelta(days=90), REFERENCE_DATE)
+        death = (when, OTHER_DEATH_CAUSES[int(rng.integers(0, len(OTHER_DEATH_CAUSES)))])
+    return death
+
+
+def _person_rows(
+    tables: Clinical,
+    p: Person,
+    pid: str,
+    obs_start: dt.date,
+    obs_end: dt.date,
+    death: tuple[dt.date, str] | None,
+) -> None:
+    """Append the person's ``person``, ``observation_period`` and ``death`` rows."""
+    tables.person.append(
+        {
+            "person_id": pid,
+            "person_source_value": p.national_id,
+            "gender_source_value": "M" if p.sex == "male" else "F",
+            "year_of_birth": str(p.birth_date.year),
+            "month_of_birth": str(p.birth_date.month),
+            "day_of_birth": str(p.birth_date.day),
+        }
+    )
+    tables.observation_period.append(
+        {
+            "observation_period_id": pid,
+            "person_id": pid,
+            "observation_period_start_date": obs_start.isoformat(),
+            "observation_period_end_date": obs_end.isoformat(),
+        }
+    )
+    if death:
+        tables.death.append(
+            {"person_id": pid, "death_date": death[0].isoformat(), "cause_source_value": death[1]}
+        )
+
+
+def _visit_values(
+    rng: np.random.Generator,
+    age_v: float,
+    has: set[str],
+    bmi0: float,
+    htn: Any,
+    dose: dict[str, Any],
+) -> dict[str, tuple[float, str, int]]:
+    """Measurements at one visit: name -> (value, unit, decimals)."""
+    return {
+        "HbA1c": (
+            rng.normal(7.6, 1.1) if "T2D" in has else rng.normal(5.4, 0.35) + 0.15 * dose["GCK"],
+            "%",
+            1,
+        ),
+        "FPG": (rng.normal(8.3, 1.8) if "T2D" in has else rng.normal(5.1, 0.5), "mmol/L", 1),
+        "LDL-C": (
+            rng.normal(2.9, 0.7) + 2.6 * (dose["LDLR"] > 0) - 0.8 * ("CAD" in has),
+            "mmol/L",
+            2,
+        ),
+        "BMI": (bmi0 + rng.normal(0, 0.6) + 1.5 * ("T2D" in has), "kg/m2", 1),
+        "SBP": (
+            110
+            + 0.5 * (age_v - 40)
+            + 6 * ("T2D" in has)
+            + 18 * ("HTN" in has or htn)
+            + rng.normal(0, 12),
+            "mmHg",
+            0,
+        ),
+    }
+
+
+def _measure_visits(
+    rng: np.random.Generator,
+    tables: Clinical,
+    p: Person,
+    pid: str,
+    obs_end: dt.date,
+    diseases: dict[str, dt.date],
+    bmi0: float,
+    htn: Any,
+    dose: dict[str, Any],
+) -> None:
+    """Measurements at enrolment and up to 4 follow-ups within observation."""
+    visits = [p.enrolment_date]
+    for _ in range(int(rng.integers(0, 5))):
+        v = _days(rng, p.enrolment_date + dt.timedelta(days=30), obs_end)
+        if v <= obs_end:
+            visits.append(v)
+    for v in sorted(set(visits)):
+        has = {d for d, when in diseases.items() if when <= v}
+        values = _visit_values(rng, _age(p, v), has, bmi0, htn, dose)
+        for name, (value, unit, digits) in values.items():
+            if name in ("HbA1c", "FPG") and rng.random() < 0.2:
+                continue  # not every test at every visit
+            tables.measurement.append(
+                {
+                    "measurement_id": str(len(tables.measurement) + 1),
+                    "person_id": pid,
+                    "measurement_source_value": name,
+                    "measurement_date": v.isoformat(),
+                    "value_as_number": f"{max(float(value), 0.1):.{digits}f}",
+                    "unit_source_value": unit,
+                }
+            )
+
+
+def _simulate_person(
+    rng: np.random.Generator,
+    tables: Clinical,
+    p: Person,
+    pid: str,
+    dose: dict[str, Any],
+    *,
+    t2d_or: float,
+    brca2_hr: float,
+) -> None:
+    """One participant's diseases, death, observation and measurements."""
+    age = _age(p, p.enrolment_date)
+    obs_start = max(
+        _years(p.birth_date, 18),
+        p.enrolment_date - dt.timedelta(days=int(rng.integers(0, 8 * 365))),
+    )
+    bmi0 = rng.normal(22.8 if p.ancestry == "Tibetan" else 23.6, 3.0)
+    diseases: dict[str, dt.date] = {}
+    flags = _disease_flags(rng, age, bmi0, p.sex == "male", dose, t2d_or)
+    death = _follow_up(rng, p, age, flags, obs_start, brca2_hr, dose["BRCA2"], diseases)
+    obs_end = death[0] if death else REFERENCE_DATE
+    p.death_date = death[0] if death else None
+    lo = max(obs_start, _years(p.birth_date, 30))
+    for name in ("T2D", "CAD", "FH", "WD", "HTN"):
+        if flags[name]:
+            diseases[name] = _days(rng, min(lo, obs_end), obs_end)
+    for name, date in sorted(diseases.items(), key=lambda kv: kv[1]):
+        tables.condition_occurrence.append(
+            {
+                "condition_occurrence_id": str(len(tables.condition_occurrence) + 1),
+                "person_id": pid,
+                "condition_source_value": _code(rng, name),
+                "condition_start_date": date.isoformat(),
+                "condition_end_date": "",
+            }
+        )
+    p.cohorts = sorted(set(diseases) & set(COHORT_DISEASES)) or ["HV"]
+    p.diseases = sorted({CODES[d][0][0][:3] for d in diseases})
+    _person_rows(tables, p, pid, obs_start, obs_end, death)
+    _measure_visits(rng, tables, p, pid, obs_end, diseases, bmi0, flags["HTN"], dose)
+
+
 def simulate_clinical(
     rng: np.random.Generator,
     people: Sequence[Person],
@@ -140,150 +340,9 @@ def simulate_clinical(
     zero = np.zeros(n, dtype=np.int64)
     g = {k: dosages.get(k, zero) for k in ("GCK", "BRCA1", "BRCA2", "LDLR", "ATP7B")}
     tables = Clinical([], [], [], [], [])
-    cond_id = meas_id = 0
     for i, p in enumerate(people):
-        pid = str(i + 1)
-        male = p.sex == "male"
-        age = _age(p, p.enrolment_date)
-        obs_start = max(
-            _years(p.birth_date, 18),
-            p.enrolment_date - dt.timedelta(days=int(rng.integers(0, 8 * 365))),
-        )
-        bmi0 = rng.normal(22.8 if p.ancestry == "Tibetan" else 23.6, 3.0)
-        diseases: dict[str, dt.date] = {}
-        lp = (
-            -2.3
-            + 0.04 * (age - 50)
-            + 0.15 * (bmi0 - 23.6)
-            + 0.3 * male
-            + np.log(t2d_or) * g["GCK"][i]
-        )
-        t2d = rng.random() < 1 / (1 + np.exp(-lp))
-        fh = g["LDLR"][i] > 0 and rng.random() < 0.85
-        lp = -1.2 + 0.05 * (age - 55) + 0.1 * (bmi0 - 23.6) + 0.5 * t2d
-        htn = rng.random() < 1 / (1 + np.exp(-lp))
-        wd = g["ATP7B"][i] >= 2
-        lp = -3.2 + 0.08 * (age - 55) + 0.9 * male + 0.7 * t2d + 1.8 * (g["LDLR"][i] > 0)
-        cad = rng.random() < 1 / (1 + np.exp(-lp))
-        bc = False
-        if not male:
-            lp = -1.3 + 0.02 * (age - 50) + np.log(BRCA1_OR) * g["BRCA1"][i]
-            bc = rng.random() < 1 / (1 + np.exp(-lp))
-        # follow-up end and deaths
-        death: tuple[dt.date, str] | None = None
-        if bc:  # recruited at diagnosis; survival from diagnosis
-            diag = p.enrolment_date - dt.timedelta(days=int(rng.integers(0, 60)))
-            diag = max(diag, obs_start)
-            diseases["BC"] = diag
-            p.surgery_date = diag + dt.timedelta(days=int(rng.integers(3, 30)))
-            rate = 0.1 * brca2_hr ** g["BRCA2"][i]
-            t = rng.exponential(1 / rate)
-            when = _years(p.enrolment_date, t)
-            if when < REFERENCE_DATE:
-                death = (when, "C50.9")
-        if death is None and cad and rng.random() < 0.15:
-            when = _days(rng, p.enrolment_date + dt.timedelta(days=90), REFERENCE_DATE)
-            death = (when, _code(rng, "CAD")[:3] + ".9")
-        if death is None and rng.random() < 0.004 * np.exp(0.08 * (age - 60)):
-            when = _days(rng, p.enrolment_date + dt.timedelta(days=90), REFERENCE_DATE)
-            death = (when, OTHER_DEATH_CAUSES[int(rng.integers(0, len(OTHER_DEATH_CAUSES)))])
-        obs_end = death[0] if death else REFERENCE_DATE
-        p.death_date = death[0] if death else None
-        lo = max(obs_start, _years(p.birth_date, 30))
-        for name, flag in (("T2D", t2d), ("CAD", cad), ("FH", fh), ("WD", wd), ("HTN", htn)):
-            if flag:
-                diseases[name] = _days(rng, min(lo, obs_end), obs_end)
-        for name, date in sorted(diseases.items(), key=lambda kv: kv[1]):
-            cond_id += 1
-            tables.condition_occurrence.append(
-                {
-                    "condition_occurrence_id": str(cond_id),
-                    "person_id": pid,
-                    "condition_source_value": _code(rng, name),
-                    "condition_start_date": date.isoformat(),
-                    "condition_end_date": "",
-                }
-            )
-        p.cohorts = sorted(set(diseases) & set(COHORT_DISEASES)) or ["HV"]
-        p.diseases = sorted({CODES[d][0][0][:3] for d in diseases})
-        tables.person.append(
-            {
-                "person_id": pid,
-                "person_source_value": p.national_id,
-                "gender_source_value": "M" if male else "F",
-                "year_of_birth": str(p.birth_date.year),
-                "month_of_birth": str(p.birth_date.month),
-                "day_of_birth": str(p.birth_date.day),
-            }
-        )
-        tables.observation_period.append(
-            {
-                "observation_period_id": pid,
-                "person_id": pid,
-                "observation_period_start_date": obs_start.isoformat(),
-                "observation_period_end_date": obs_end.isoformat(),
-            }
-        )
-        if death:
-            tables.death.append(
-                {
-                    "person_id": pid,
-                    "death_date": death[0].isoformat(),
-                    "cause_source_value": death[1],
-                }
-            )
-        # visits: enrolment plus up to 4 follow-ups within observation
-        visits = [p.enrolment_date]
-        for _ in range(int(rng.integers(0, 5))):
-            v = _days(rng, p.enrolment_date + dt.timedelta(days=30), obs_end)
-            if v <= obs_end:
-                visits.append(v)
-        for v in sorted(set(visits)):
-            has = {d for d, when in diseases.items() if when <= v}
-            age_v = _age(p, v)
-            values = {
-                "HbA1c": (
-                    rng.normal(7.6, 1.1)
-                    if "T2D" in has
-                    else rng.normal(5.4, 0.35) + 0.15 * g["GCK"][i],
-                    "%",
-                    1,
-                ),
-                "FPG": (
-                    rng.normal(8.3, 1.8) if "T2D" in has else rng.normal(5.1, 0.5),
-                    "mmol/L",
-                    1,
-                ),
-                "LDL-C": (
-                    rng.normal(2.9, 0.7) + 2.6 * (g["LDLR"][i] > 0) - 0.8 * ("CAD" in has),
-                    "mmol/L",
-                    2,
-                ),
-                "BMI": (bmi0 + rng.normal(0, 0.6) + 1.5 * ("T2D" in has), "kg/m2", 1),
-                "SBP": (
-                    110
-                    + 0.5 * (age_v - 40)
-                    + 6 * ("T2D" in has)
-                    + 18 * ("HTN" in has or htn)
-                    + rng.normal(0, 12),
-                    "mmHg",
-                    0,
-                ),
-            }
-            for name, (value, unit, digits) in values.items():
-                if name in ("HbA1c", "FPG") and rng.random() < 0.2:
-                    continue  # not every test at every visit
-                meas_id += 1
-                tables.measurement.append(
-                    {
-                        "measurement_id": str(meas_id),
-                        "person_id": pid,
-                        "measurement_source_value": name,
-                        "measurement_date": v.isoformat(),
-                        "value_as_number": f"{max(float(value), 0.1):.{digits}f}",
-                        "unit_source_value": unit,
-                    }
-                )
+        dose = {k: v[i] for k, v in g.items()}
+        _simulate_person(rng, tables, p, str(i + 1), dose, t2d_or=t2d_or, brca2_hr=brca2_hr)
     logger.info(
         "clinical: %d conditions, %d measurements, %d deaths",
         len(tables.condition_occurrence),

@@ -23,12 +23,14 @@ import numpy as np
 from biobank.core.errors import ConflictError, ValidationError
 from biobank.testing import clinical as clin
 from biobank.testing import people as ppl
-from biobank.testing.genome import GenomeSpec, build_genome, write_fasta, write_gff3
+from biobank.testing.genome import Genome, GenomeSpec, build_genome, write_fasta, write_gff3
 from biobank.testing.population import (
     DEMOGRAPHY,
     MUTATION_RATE,
     RECOMBINATION_RATE,
     PlantedVariant,
+    Population,
+    Variants,
     plant_variant,
     simulate_population,
     write_vcf,
@@ -192,6 +194,177 @@ def _prepare(out: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _check_options(preset: str, registry_encoding: str, seed: int) -> Preset:
+    """Return the preset, or raise for an unknown preset, encoding or a bad seed."""
+    if preset not in PRESETS:
+        raise ValidationError(
+            f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}", field="preset"
+        )
+    if registry_encoding.lower() not in ("utf-8", "utf8", "gb18030"):
+        raise ValidationError(
+            f"registry_encoding {registry_encoding!r} is not supported: use utf-8 or gb18030",
+            field="registry_encoding",
+        )
+    if seed <= 0:
+        raise ValidationError("the seed must be a positive integer", field="seed", value=str(seed))
+    return PRESETS[preset]
+
+
+def _write_reference(genome: Genome, ref_dir: Path) -> None:
+    """``genome.fa`` (with ``.fai``) and ``genes.gff3``."""
+    import pysam
+
+    ref_dir.mkdir()
+    write_fasta(genome, ref_dir / "genome.fa")
+    pysam.faidx(str(ref_dir / "genome.fa"))
+    write_gff3(genome, ref_dir / "genes.gff3")
+
+
+def _plant_all(
+    pop: Population, genome: Genome, rng: np.random.Generator, in_vcf: np.ndarray
+) -> list[PlantedVariant]:
+    """Plant the :data:`PLANTED` variants, each at its own site."""
+    planted: list[PlantedVariant] = []
+    taken: set[tuple[str, int]] = set()
+    for gene, consequence, af_range, *_ in PLANTED:
+        pv = plant_variant(
+            pop,
+            genome,
+            gene=gene,
+            consequence=consequence,
+            af_range=af_range,
+            rng=rng,
+            individuals=in_vcf,
+            exclude=taken,
+        )
+        taken.add((pv.contig, pv.pos))
+        planted.append(pv)
+    return planted
+
+
+def _write_people(
+    rng: np.random.Generator,
+    out_path: Path,
+    pop: Population,
+    planted: list[PlantedVariant],
+    sample_ids: list[str],
+    spec: Preset,
+    *,
+    registry_encoding: str,
+) -> tuple[clin.Clinical, dict[str, list[dict[str, str]]]]:
+    """Simulate participants and their clinical histories (driven by the planted variants);
+    write the registry and clinical CSVs; return the clinical tables and registry rows."""
+    v = pop.variants
+    site_of = {(str(c), int(p)): i for i, (c, p) in enumerate(zip(v.contig, v.pos, strict=True))}
+    dosages = {pv.gene: v.dosage(site_of[(pv.contig, pv.pos)]) for pv in planted}
+    people = ppl.make_people(
+        rng, sexes=pop.sex, ancestries=pop.ancestry, parents=pop.parents, sample_ids=sample_ids
+    )
+    tables = clin.simulate_clinical(
+        rng, people, dosages, t2d_or=spec.t2d_odds_ratio, brca2_hr=spec.brca2_hazard_ratio
+    )
+    registry = ppl.registry_rows(rng, people)
+    ppl.write_registry(out_path / "registry", registry, encoding=registry_encoding)
+    clin.write_clinical(out_path / "clinical", tables)
+    return tables, registry
+
+
+def _write_vcfs(
+    out_path: Path,
+    genome: Genome,
+    v: Variants,
+    in_vcf: np.ndarray,
+    sequenced: list[int],
+    sample_ids: list[str],
+) -> Path:
+    """The cohort VCF and one truth VCF per sequenced sample; return the truth folder."""
+    (out_path / "population").mkdir()
+    truth = out_path / "truth"
+    truth.mkdir()
+    write_vcf(
+        out_path / "population" / "cohort.vcf.gz",
+        genome,
+        v,
+        in_vcf,
+        [sample_ids[i] for i in in_vcf],
+        source="biobank.testing (msprime)",
+    )
+    for i in sequenced:
+        write_vcf(
+            truth / f"{sample_ids[i]}.vcf.gz",
+            genome,
+            v,
+            np.array([i]),
+            [sample_ids[i]],
+            only_carried=True,
+            source="biobank.testing truth",
+        )
+    return truth
+
+
+def _write_reads(
+    out: str | os.PathLike[str],
+    out_path: Path,
+    genome: Genome,
+    pop: Population,
+    sequenced: list[int],
+    sample_ids: list[str],
+    *,
+    depth: float,
+    seed: int,
+) -> list[ReadUnit]:
+    """Simulate the FASTQ files of the sequenced samples and write ``samples.tsv``."""
+    with tempfile.TemporaryDirectory(prefix="demo-reads") as tmp:
+        units = simulate_reads(
+            genome,
+            pop.variants,
+            [(i, sample_ids[i], pop.sex[i]) for i in sequenced],
+            out_dir=out_path / "fastq",
+            sheet_dir=os.path.join(str(out), "fastq"),
+            work_dir=Path(tmp),
+            depth=depth,
+            seed=seed,
+        )
+    sheet = ["sample_id\tunit\tlibrary\tplatform\tflowcell\tlane\tfq1\tfq2"]
+    sheet += [
+        f"{u.sample_id}\t{u.unit}\t{u.library}\t{u.platform}\t{u.flowcell}\t{u.lane}\t"
+        f"{u.fq1}\t{u.fq2}"
+        for u in units
+    ]
+    (out_path / "samples.tsv").write_text("\n".join(sheet) + "\n", encoding="utf-8")
+    return units
+
+
+def _checksums(out_path: Path) -> dict[str, str]:
+    """SHA-256 of every generated file but the manifest, by relative path."""
+    return {
+        str(p.relative_to(out_path)): _sha256(p)
+        for p in sorted(out_path.rglob("*"))
+        if p.is_file() and p.name != "manifest.json" and p.relative_to(out_path).parts[0] in OUTPUTS
+    }
+
+
+def _parameters(
+    spec: Preset, *, reads: bool, registry_encoding: str, sequenced_ids: list[str]
+) -> dict[str, Any]:
+    """The manifest's ``parameters``."""
+    return {
+        "contig_lengths": spec.genome.contig_lengths,
+        "genes": [g[0] for g in spec.genome.genes],
+        "n_founders": spec.n_founders,
+        "n_families": spec.n_families,
+        "depth": spec.depth if reads else 0,
+        "reference_date": ppl.REFERENCE_DATE.isoformat(),
+        "registry_encoding": registry_encoding,
+        "demography": dict(DEMOGRAPHY),
+        "mutation_rate": MUTATION_RATE,
+        "recombination_rate": RECOMBINATION_RATE,
+        "t2d_odds_ratio": spec.t2d_odds_ratio,
+        "brca2_hazard_ratio": spec.brca2_hazard_ratio,
+        "sequenced_samples": sequenced_ids,
+    }
+
+
 def generate_demo(
     out: str | os.PathLike[str],
     *,
@@ -239,20 +412,7 @@ def generate_demo(
     ConflictError
         If ``out`` is not empty and ``force`` is false.
     """
-    import pysam
-
-    if preset not in PRESETS:
-        raise ValidationError(
-            f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}", field="preset"
-        )
-    if registry_encoding.lower() not in ("utf-8", "utf8", "gb18030"):
-        raise ValidationError(
-            f"registry_encoding {registry_encoding!r} is not supported: use utf-8 or gb18030",
-            field="registry_encoding",
-        )
-    if seed <= 0:
-        raise ValidationError("the seed must be a positive integer", field="seed", value=str(seed))
-    spec = PRESETS[preset]
+    spec = _check_options(preset, registry_encoding, seed)
     out_path = Path(out)
     _prepare(out_path, force)
     started = time.perf_counter()
@@ -263,15 +423,9 @@ def generate_demo(
             on_step(text)
 
     rng = np.random.default_rng([seed, 1])
-    # 1. reference
     step("building the reference genome and genes")
     genome = build_genome(spec.genome, rng)
-    ref_dir = out_path / "reference"
-    ref_dir.mkdir()
-    write_fasta(genome, ref_dir / "genome.fa")
-    pysam.faidx(str(ref_dir / "genome.fa"))
-    write_gff3(genome, ref_dir / "genes.gff3")
-    # 2. population
+    _write_reference(genome, out_path / "reference")
     step("simulating the population with msprime")
     pop = simulate_population(
         genome,
@@ -286,107 +440,32 @@ def generate_demo(
     width = max(4, len(str(n)))
     sample_ids = [f"S{i + 1:0{width}d}" for i in range(n)]
     step("planting causal variants")
-    planted: list[PlantedVariant] = []
-    taken: set[tuple[str, int]] = set()
-    for gene, consequence, af_range, *_ in PLANTED:
-        pv = plant_variant(
-            pop,
-            genome,
-            gene=gene,
-            consequence=consequence,
-            af_range=af_range,
-            rng=rng,
-            individuals=in_vcf,
-            exclude=taken,
-        )
-        taken.add((pv.contig, pv.pos))
-        planted.append(pv)
+    planted = _plant_all(pop, genome, rng, in_vcf)
     v = pop.variants
-    site_of = {(str(c), int(p)): i for i, (c, p) in enumerate(zip(v.contig, v.pos, strict=True))}
-    dosages = {pv.gene: v.dosage(site_of[(pv.contig, pv.pos)]) for pv in planted}
-    # 3. people, clinical, registry
     step("simulating participants, clinical histories and specimens")
-    people = ppl.make_people(
-        rng, sexes=pop.sex, ancestries=pop.ancestry, parents=pop.parents, sample_ids=sample_ids
+    tables, registry = _write_people(
+        rng, out_path, pop, planted, sample_ids, spec, registry_encoding=registry_encoding
     )
-    tables = clin.simulate_clinical(
-        rng, people, dosages, t2d_or=spec.t2d_odds_ratio, brca2_hr=spec.brca2_hazard_ratio
-    )
-    registry = ppl.registry_rows(rng, people)
-    ppl.write_registry(out_path / "registry", registry, encoding=registry_encoding)
-    clin.write_clinical(out_path / "clinical", tables)
-    # 4. VCFs and truth
     step("writing the cohort VCF and truth files")
-    (out_path / "population").mkdir()
-    truth = out_path / "truth"
-    truth.mkdir()
-    write_vcf(
-        out_path / "population" / "cohort.vcf.gz",
-        genome,
-        v,
-        in_vcf,
-        [sample_ids[i] for i in in_vcf],
-        source="biobank.testing (msprime)",
-    )
-    for i in sequenced:
-        write_vcf(
-            truth / f"{sample_ids[i]}.vcf.gz",
-            genome,
-            v,
-            np.array([i]),
-            [sample_ids[i]],
-            only_carried=True,
-            source="biobank.testing truth",
-        )
+    truth = _write_vcfs(out_path, genome, v, in_vcf, sequenced, sample_ids)
     _write_truth_tables(truth, planted, v, in_vcf, pop, sample_ids, spec)
-    # 5. reads
     units: list[ReadUnit] = []
     if reads:
         step(f"simulating reads for {len(sequenced)} samples with wgsim")
-        with tempfile.TemporaryDirectory(prefix="demo-reads") as tmp:
-            units = simulate_reads(
-                genome,
-                v,
-                [(i, sample_ids[i], pop.sex[i]) for i in sequenced],
-                out_dir=out_path / "fastq",
-                sheet_dir=os.path.join(str(out), "fastq"),
-                work_dir=Path(tmp),
-                depth=spec.depth,
-                seed=seed,
-            )
-        sheet = ["sample_id\tunit\tlibrary\tplatform\tflowcell\tlane\tfq1\tfq2"]
-        sheet += [
-            f"{u.sample_id}\t{u.unit}\t{u.library}\t{u.platform}\t{u.flowcell}\t{u.lane}\t"
-            f"{u.fq1}\t{u.fq2}"
-            for u in units
-        ]
-        (out_path / "samples.tsv").write_text("\n".join(sheet) + "\n", encoding="utf-8")
-    # 6. manifest
+        units = _write_reads(
+            out, out_path, genome, pop, sequenced, sample_ids, depth=spec.depth, seed=seed
+        )
     step("writing the manifest")
-    files = {
-        str(p.relative_to(out_path)): _sha256(p)
-        for p in sorted(out_path.rglob("*"))
-        if p.is_file() and p.name != "manifest.json" and p.relative_to(out_path).parts[0] in OUTPUTS
-    }
     manifest = Manifest(
         out=out_path,
         seed=seed,
         preset=preset,
-        parameters={
-            "contig_lengths": spec.genome.contig_lengths,
-            "genes": [g[0] for g in spec.genome.genes],
-            "n_founders": spec.n_founders,
-            "n_families": spec.n_families,
-            "depth": spec.depth if reads else 0,
-            "reference_date": ppl.REFERENCE_DATE.isoformat(),
-            "registry_encoding": registry_encoding,
-            "demography": dict(DEMOGRAPHY),
-            "mutation_rate": MUTATION_RATE,
-            "recombination_rate": RECOMBINATION_RATE,
-            "t2d_odds_ratio": spec.t2d_odds_ratio,
-            "brca2_hazard_ratio": spec.brca2_hazard_ratio,
-            "sequenced_samples": [sample_ids[i] for i in sequenced],
-        },
+        parameters=_parameters(
+            spec,
+            reads=reads,
+            registry_encoding=registry_encoding,
+            sequenced_ids=[sample_ids[i] for i in sequenced],
+        ),
         counts={
             "participants": n,
             "cohort_vcf_samples": len(in_vcf),
@@ -400,7 +479,7 @@ def generate_demo(
             "measurements": len(tables.measurement),
             "deaths": len(tables.death),
         },
-        files=files,
+        files=_checksums(out_path),
     )
     (out_path / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     step(f"done in {time.perf_counter() - started:.1f} s")

@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -148,21 +149,38 @@ def _demography() -> object:
     return d
 
 
+def _sim_tree_sequence(
+    samples: int | dict[str, int],
+    demography: object,
+    length: int,
+    recombination_rate: float,
+    seed: int,
+) -> object:
+    """Simulate ancestry (seed ``seed``) and binary mutations (seed ``seed + 1``) with msprime."""
+    import msprime
+
+    ts = msprime.sim_ancestry(
+        samples=samples,
+        demography=demography,
+        sequence_length=length,
+        recombination_rate=recombination_rate,
+        random_seed=seed,
+    )
+    return msprime.sim_mutations(
+        ts, rate=MUTATION_RATE, model=msprime.BinaryMutationModel(), random_seed=seed + 1
+    )
+
+
 def _simulate_contig(
     length: int, counts: dict[str, int], seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (0-based positions, haplotype matrix) of founders on one contig."""
-    import msprime
-
-    ts = msprime.sim_ancestry(
-        samples={POPULATIONS[k]: n for k, n in counts.items() if n > 0},
-        demography=_demography(),
-        sequence_length=length,
-        recombination_rate=RECOMBINATION_RATE,
-        random_seed=seed,
-    )
-    ts = msprime.sim_mutations(
-        ts, rate=MUTATION_RATE, model=msprime.BinaryMutationModel(), random_seed=seed + 1
+    ts: Any = _sim_tree_sequence(
+        {POPULATIONS[k]: n for k, n in counts.items() if n > 0},
+        _demography(),
+        length,
+        RECOMBINATION_RATE,
+        seed,
     )
     pos = ts.tables.sites.position.astype(np.int64)
     hap = ts.genotype_matrix().astype(np.int8) if ts.num_sites else np.zeros((0, 0), np.int8)
@@ -177,6 +195,13 @@ def _recombine(
     breaks = np.sort(rng.integers(0, length, n_co))
     which = (np.searchsorted(breaks, pos, side="right") + int(rng.integers(0, 2))) % 2
     return np.where(which == 0, h0, h1)
+
+
+def _random_snv_alt(rng: np.random.Generator, base: str) -> str:
+    """A derived base: a transition with probability 2/3, else one of the two transversions."""
+    if rng.random() < 2 / 3:
+        return _TRANSITION[base]
+    return "AT"[int(rng.integers(0, 2))] if base in "CG" else "CG"[int(rng.integers(0, 2))]
 
 
 def _choose_alleles(
@@ -221,14 +246,121 @@ def _choose_alleles(
                 continue
         keep[i] = True
         ref.append(base)
-        if rng.random() < 2 / 3:
-            alt.append(_TRANSITION[base])
-        else:
-            alt.append(
-                "AT"[int(rng.integers(0, 2))] if base in "CG" else "CG"[int(rng.integers(0, 2))]
-            )
+        alt.append(_random_snv_alt(rng, base))
         blocked_until = p
     return keep, ref, alt
+
+
+def _pick_families(
+    rng: np.random.Generator,
+    labels: list[str],
+    counts: np.ndarray,
+    ancestry: list[str],
+    sex: list[str],
+    n_families: int,
+) -> list[tuple[int, int, int]]:
+    """Pick (father, mother, number of children) of the same ancestry, each founder once."""
+    n_founders = len(ancestry)
+    used: set[int] = set()
+    families: list[tuple[int, int, int]] = []
+    for _ in range(n_families):
+        lab = labels[int(rng.choice(len(labels), p=counts / counts.sum()))]
+        men = [
+            i
+            for i in range(n_founders)
+            if ancestry[i] == lab and sex[i] == "male" and i not in used
+        ]
+        women = [
+            i
+            for i in range(n_founders)
+            if ancestry[i] == lab and sex[i] == "female" and i not in used
+        ]
+        if not men or not women:
+            continue
+        f, m = int(rng.choice(men)), int(rng.choice(women))
+        used |= {f, m}
+        families.append((f, m, 1 + int(rng.random() < 0.5)))
+    return families
+
+
+def _transmit(
+    rng: np.random.Generator,
+    hap: np.ndarray,
+    pos: np.ndarray,
+    *,
+    contig: str,
+    length: int,
+    families: list[tuple[int, int, int]],
+    sex: list[str],
+    first_child: int,
+) -> None:
+    """Fill the children's haplotypes in ``hap`` from their parents' (a father gives no chrX
+    to a son)."""
+    child = first_child
+    for f, m, c in families:
+        for _ in range(c):
+            mat = _recombine(rng, pos, hap[:, 2 * m], hap[:, 2 * m + 1], length)
+            if contig == "chrX":
+                pat = hap[:, 2 * f] if sex[child] == "female" else np.full(len(pos), -1, np.int8)
+            else:
+                pat = _recombine(rng, pos, hap[:, 2 * f], hap[:, 2 * f + 1], length)
+            hap[:, 2 * child] = mat
+            hap[:, 2 * child + 1] = pat
+            child += 1
+
+
+def _contig_variants(
+    rng: np.random.Generator,
+    genome: Genome,
+    contig: str,
+    founders: tuple[np.ndarray, np.ndarray],
+    order: np.ndarray,
+    families: list[tuple[int, int, int]],
+    sex: list[str],
+    indel_fraction: float,
+) -> Variants:
+    """The polymorphic sites of one contig for founders (``founders``: positions and
+    haplotypes, columns in ``order``) and their children."""
+    pos, founders_hap = founders
+    n_total = len(sex)
+    hap = np.full((len(pos), 2 * n_total), -1, dtype=np.int8)
+    hap[:, _hap_cols(order)] = founders_hap
+    _transmit(
+        rng,
+        hap,
+        pos,
+        contig=contig,
+        length=genome.lengths[contig],
+        families=families,
+        sex=sex,
+        first_child=len(order),
+    )
+    if contig == "chrX":
+        males = np.array([i for i in range(n_total) if sex[i] == "male"], dtype=np.int64)
+        hap[:, 2 * males + 1] = -1
+    keep, ref, alt = _choose_alleles(rng, genome, contig, pos, indel_fraction)
+    hap = hap[keep]
+    poly = (hap == 1).any(axis=1) & (hap == 0).any(axis=1)
+    idx = np.flatnonzero(poly)
+    logger.info("population: %s: %d variant sites", contig, len(idx))
+    return Variants(
+        np.full(len(idx), contig, dtype=object),
+        pos[keep][idx],
+        [ref[i] for i in idx],
+        [alt[i] for i in idx],
+        hap[idx],
+    )
+
+
+def _concatenate(parts: Sequence[Variants]) -> Variants:
+    """The sites of ``parts`` one after another."""
+    return Variants(
+        np.concatenate([v.contig for v in parts]),
+        np.concatenate([v.pos for v in parts]),
+        [r for v in parts for r in v.ref],
+        [a for v in parts for a in v.alt],
+        np.concatenate([v.hap for v in parts]),
+    )
 
 
 def simulate_population(
@@ -264,86 +396,26 @@ def simulate_population(
     ancestry = [lab for lab, c in zip(labels, counts, strict=True) for _ in range(c)]
     sex = ["male" if x < 0.5 else "female" for x in rng.random(n_founders)]
     parents: list[tuple[int, int] | None] = [None] * n_founders
-    # families: pick fathers and mothers of the same ancestry
-    used: set[int] = set()
-    families: list[tuple[int, int, int]] = []
-    for _ in range(n_families):
-        lab = labels[int(rng.choice(len(labels), p=counts / counts.sum()))]
-        men = [
-            i
-            for i in range(n_founders)
-            if ancestry[i] == lab and sex[i] == "male" and i not in used
-        ]
-        women = [
-            i
-            for i in range(n_founders)
-            if ancestry[i] == lab and sex[i] == "female" and i not in used
-        ]
-        if not men or not women:
-            continue
-        f, m = int(rng.choice(men)), int(rng.choice(women))
-        used |= {f, m}
-        families.append((f, m, 1 + int(rng.random() < 0.5)))
-    n_children = sum(c for _, _, c in families)
-    n_total = n_founders + n_children
-    child_sex: list[str] = []
+    families = _pick_families(rng, labels, counts, ancestry, sex, n_families)
     for f, m, c in families:
         for _ in range(c):
             ancestry.append(ancestry[f])
-            s = "male" if rng.random() < 0.5 else "female"
-            child_sex.append(s)
-            sex.append(s)
+            sex.append("male" if rng.random() < 0.5 else "female")
             parents.append((f, m))
     by_pop = {lab: [i for i in range(n_founders) if ancestry[i] == lab] for lab in labels}
-    order = np.concatenate([np.array(by_pop[lab], dtype=np.int64) for lab in labels])
     # msprime returns samples population by population; founder i has column order[k]
+    order = np.concatenate([np.array(by_pop[lab], dtype=np.int64) for lab in labels])
     contig_parts = []
     for ci, (contig, length) in enumerate(genome.lengths.items()):
         if contig == "chrY":
             continue
-        pos, founders_hap = _simulate_contig(
+        founders = _simulate_contig(
             length, {lab: len(by_pop[lab]) for lab in labels}, seed * 100 + ci
         )
-        hap = np.full((len(pos), 2 * n_total), -1, dtype=np.int8)
-        cols = _hap_cols(order)
-        hap[:, cols] = founders_hap
-        child = n_founders
-        for f, m, c in families:
-            for _ in range(c):
-                mat = _recombine(rng, pos, hap[:, 2 * m], hap[:, 2 * m + 1], length)
-                if contig == "chrX":
-                    pat = (
-                        hap[:, 2 * f] if sex[child] == "female" else np.full(len(pos), -1, np.int8)
-                    )
-                else:
-                    pat = _recombine(rng, pos, hap[:, 2 * f], hap[:, 2 * f + 1], length)
-                hap[:, 2 * child] = mat
-                hap[:, 2 * child + 1] = pat
-                child += 1
-        if contig == "chrX":
-            males = np.array([i for i in range(n_total) if sex[i] == "male"], dtype=np.int64)
-            hap[:, 2 * males + 1] = -1
-        keep, ref, alt = _choose_alleles(rng, genome, contig, pos, indel_fraction)
-        hap = hap[keep]
-        poly = (hap == 1).any(axis=1) & (hap == 0).any(axis=1)
-        idx = np.flatnonzero(poly)
         contig_parts.append(
-            Variants(
-                np.full(len(idx), contig, dtype=object),
-                pos[keep][idx],
-                [ref[i] for i in idx],
-                [alt[i] for i in idx],
-                hap[idx],
-            )
+            _contig_variants(rng, genome, contig, founders, order, families, sex, indel_fraction)
         )
-        logger.info("population: %s: %d variant sites", contig, len(idx))
-    variants = Variants(
-        np.concatenate([v.contig for v in contig_parts]),
-        np.concatenate([v.pos for v in contig_parts]),
-        [r for v in contig_parts for r in v.ref],
-        [a for v in contig_parts for a in v.alt],
-        np.concatenate([v.hap for v in contig_parts]),
-    )
+    variants = _concatenate(contig_parts)
     return Population(ancestry=ancestry, sex=sex, parents=parents, variants=variants)
 
 
@@ -369,6 +441,111 @@ def _codon_change(cds: str, i: int, new: str) -> tuple[str, str]:
     old_codon = cds[c0 : c0 + 3]
     new_codon = old_codon[: i % 3] + new + old_codon[i % 3 + 1 :]
     return CODON_TABLE[old_codon], CODON_TABLE[new_codon]
+
+
+def _plant_site(
+    v: Variants,
+    g: Gene,
+    af_range: tuple[float, float],
+    individuals: np.ndarray,
+    exclude: set[tuple[str, int]] | None,
+) -> int:
+    """The autosomal SNV with a frequency in ``af_range`` nearest the gene (its contig first)."""
+    ac, an = v.allele_counts(individuals)
+    af = ac / np.maximum(an, 1)
+    snv = np.array([len(r) == 1 and len(a) == 1 for r, a in zip(v.ref, v.alt, strict=True)])
+    for c, p in exclude or ():
+        snv &= ~((v.contig == c) & (v.pos == p))
+    cand = np.flatnonzero(
+        (af >= af_range[0])
+        & (af <= af_range[1])
+        & snv
+        & (v.contig != "chrX")
+        & (v.contig == g.contig)
+    )
+    if cand.size == 0:
+        cand = np.flatnonzero(
+            (af >= af_range[0]) & (af <= af_range[1]) & snv & (v.contig != "chrX")
+        )
+    if cand.size == 0:
+        raise ConfigError(
+            f"no simulated site with allele frequency in {af_range} to plant in {g.name}"
+        )
+    return int(cand[np.argmin(np.abs(v.pos[cand] - g.start))])
+
+
+def _place_codon_change(
+    rng: np.random.Generator,
+    consequence: str,
+    g: Gene,
+    seq: np.ndarray,
+    cds_pos: np.ndarray,
+    cds: str,
+    taken: set[int],
+) -> tuple[int, str, str] | None:
+    """(position, ref, alt) of an SNV giving a missense change or a stop codon."""
+    for i in rng.permutation(np.arange(30, len(cds) - 30)):
+        i = int(i)
+        for new in rng.permutation(list("ACGT")):
+            new = str(new)
+            if new == cds[i]:
+                continue
+            a0, a1 = _codon_change(cds, i, new)
+            ok = (
+                (a0 != a1 and "*" not in (a0, a1))
+                if consequence == "missense_variant"
+                else (a1 == "*" and a0 != "*")
+            )
+            gp = int(cds_pos[i])
+            if ok and gp not in taken and gp - 1 not in taken and gp + 1 not in taken:
+                base = new if g.strand == "+" else reverse_complement(new)
+                return (gp, chr(seq[gp]), base)
+    return None
+
+
+def _place_frameshift(
+    rng: np.random.Generator, g: Gene, seq: np.ndarray, cds_pos: np.ndarray, taken: set[int]
+) -> tuple[int, str, str] | None:
+    """(position, ref, alt) of a 1 bp coding deletion."""
+    for i in rng.permutation(np.arange(30, len(cds_pos) - 30)):
+        gp = int(cds_pos[int(i)])
+        if g.strand == "+" and int(cds_pos[int(i) + 1]) != gp + 1:
+            continue
+        if g.strand == "-" and int(cds_pos[int(i) - 1]) != gp + 1:
+            continue
+        if seq[gp] != seq[gp + 1] and not ({gp, gp + 1, gp + 2} & taken):
+            return (gp, chr(seq[gp]) + chr(seq[gp + 1]), chr(seq[gp]))
+    return None
+
+
+def _place_splice_donor(rng: np.random.Generator, g: Gene, seq: np.ndarray) -> tuple[int, str, str]:
+    """(position, ref, alt) breaking the GT of a random intron's donor site."""
+    introns = g.introns()
+    a, b = introns[int(rng.integers(0, len(introns)))]
+    if g.strand == "+":
+        gp = a  # the G of GT
+        return (gp, chr(seq[gp]), "A")
+    gp = b - 1  # the C of AC (GT on the minus strand)
+    return (gp, chr(seq[gp]), "T")
+
+
+def _move_site(
+    v: Variants, genome: Genome, site: int, contig: str, gp: int, ref: str, alt: str
+) -> tuple[Variants, int]:
+    """Move ``site`` to ``contig:gp`` with new alleles, drop the sites it overlaps, re-sort;
+    return the new variants and the site's new index."""
+    same = np.flatnonzero(v.contig == contig)
+    ref_len = np.array([len(v.ref[j]) for j in same])
+    overlaps = (v.pos[same] < gp + len(ref)) & (v.pos[same] + ref_len > gp)
+    clash = [int(j) for j in same[overlaps] if j != site]
+    v.contig[site] = contig
+    v.pos[site] = gp
+    v.ref[site] = ref
+    v.alt[site] = alt
+    keep = np.ones(len(v), dtype=bool)
+    keep[clash] = False
+    order = _sort_order(v, genome, keep)
+    return v.subset(order), int(np.flatnonzero(order == site)[0])
 
 
 def plant_variant(
@@ -397,27 +574,7 @@ def plant_variant(
     """
     v = pop.variants
     g: Gene = next(x for x in genome.genes if x.name == gene)
-    ac, an = v.allele_counts(individuals)
-    af = ac / np.maximum(an, 1)
-    snv = np.array([len(r) == 1 and len(a) == 1 for r, a in zip(v.ref, v.alt, strict=True)])
-    for c, p in exclude or ():
-        snv &= ~((v.contig == c) & (v.pos == p))
-    cand = np.flatnonzero(
-        (af >= af_range[0])
-        & (af <= af_range[1])
-        & snv
-        & (v.contig != "chrX")
-        & (v.contig == g.contig)
-    )
-    if cand.size == 0:
-        cand = np.flatnonzero(
-            (af >= af_range[0]) & (af <= af_range[1]) & snv & (v.contig != "chrX")
-        )
-    if cand.size == 0:
-        raise ConfigError(
-            f"no simulated site with allele frequency in {af_range} to plant in {gene}"
-        )
-    site = int(cand[np.argmin(np.abs(v.pos[cand] - g.start))])
+    site = _plant_site(v, g, af_range, individuals, exclude)
     seq = genome.sequences[g.contig]
     cds_pos = g.cds_positions()
     cds = "".join(chr(seq[p]) for p in cds_pos)
@@ -426,61 +583,15 @@ def plant_variant(
     taken = set(v.pos[v.contig == g.contig].tolist())
     choice: tuple[int, str, str] | None = None
     if consequence in ("missense_variant", "stop_gained"):
-        for i in rng.permutation(np.arange(30, len(cds) - 30)):
-            i = int(i)
-            for new in rng.permutation(list("ACGT")):
-                new = str(new)
-                if new == cds[i]:
-                    continue
-                a0, a1 = _codon_change(cds, i, new)
-                ok = (
-                    (a0 != a1 and "*" not in (a0, a1))
-                    if consequence == "missense_variant"
-                    else (a1 == "*" and a0 != "*")
-                )
-                gp = int(cds_pos[i])
-                if ok and gp not in taken and gp - 1 not in taken and gp + 1 not in taken:
-                    base = new if g.strand == "+" else reverse_complement(new)
-                    choice = (gp, chr(seq[gp]), base)
-                    break
-            if choice:
-                break
+        choice = _place_codon_change(rng, consequence, g, seq, cds_pos, cds, taken)
     elif consequence == "frameshift_variant":
-        for i in rng.permutation(np.arange(30, len(cds) - 30)):
-            gp = int(cds_pos[int(i)])
-            if g.strand == "+" and int(cds_pos[int(i) + 1]) != gp + 1:
-                continue
-            if g.strand == "-" and int(cds_pos[int(i) - 1]) != gp + 1:
-                continue
-            if seq[gp] != seq[gp + 1] and not ({gp, gp + 1, gp + 2} & taken):
-                choice = (gp, chr(seq[gp]) + chr(seq[gp + 1]), chr(seq[gp]))
-                break
+        choice = _place_frameshift(rng, g, seq, cds_pos, taken)
     elif consequence == "splice_donor_variant":
-        introns = g.introns()
-        a, b = introns[int(rng.integers(0, len(introns)))]
-        if g.strand == "+":
-            gp = a  # the G of GT
-            choice = (gp, chr(seq[gp]), "A")
-        else:
-            gp = b - 1  # the C of AC (GT on the minus strand)
-            choice = (gp, chr(seq[gp]), "T")
+        choice = _place_splice_donor(rng, g, seq)
     if choice is None:
         raise ConfigError(f"could not place a {consequence} in {gene}")
     gp, ref, alt = choice
-    # remove any site overlapping the new one, then move the chosen site
-    same = np.flatnonzero(v.contig == g.contig)
-    ref_len = np.array([len(v.ref[j]) for j in same])
-    overlaps = (v.pos[same] < gp + len(ref)) & (v.pos[same] + ref_len > gp)
-    clash = [int(j) for j in same[overlaps] if j != site]
-    v.contig[site] = g.contig
-    v.pos[site] = gp
-    v.ref[site] = ref
-    v.alt[site] = alt
-    keep = np.ones(len(v), dtype=bool)
-    keep[clash] = False
-    order = _sort_order(v, genome, keep)
-    new_site = int(np.flatnonzero(order == site)[0])
-    pop.variants = v.subset(order)
+    pop.variants, new_site = _move_site(v, genome, site, g.contig, gp, ref, alt)
     return PlantedVariant(new_site, g.contig, gp, ref, alt, gene, consequence)
 
 
@@ -585,6 +696,81 @@ def _bgzip_and_index(plain: Path) -> None:
 
 
 # ---------------------------------------------------------------- benchmarks
+def _benchmark_tree_sequence(n_samples: int, n_variants: int, seed: int) -> tuple[Any, int]:
+    """One growing population on a contig sized for about ``n_variants`` sites; (ts, length)."""
+    import msprime
+
+    theta = 4 * 10_000 * MUTATION_RATE
+    a_n = float(np.log(2 * n_samples) + 0.58)
+    length = int(1.4 * n_variants / (theta * a_n * 1.3)) + 10_000
+    demography = msprime.Demography.isolated_model([10_000], growth_rate=[0.0])
+    demography.populations[0].initial_size = 30_000
+    demography.populations[0].growth_rate = 0.004
+    demography.add_population_parameters_change(time=300, growth_rate=0, population=0)
+    logger.info("simulating %d samples on %d bp", n_samples, length)
+    ts = _sim_tree_sequence(n_samples, demography, length, BENCHMARK_RECOMBINATION_RATE, seed)
+    return ts, length
+
+
+def _write_fasta_contig(fasta: str | os.PathLike[str], contig: str, seq: np.ndarray) -> None:
+    """Write one contig (60 bases a line) and its ``.fai``."""
+    import pysam
+
+    with open(fasta, "wb") as fh:
+        raw = seq.tobytes()
+        fh.write(f">{contig}\n".encode())
+        fh.write(b"\n".join(raw[i : i + 60] for i in range(0, len(raw), 60)) + b"\n")
+    pysam.faidx(str(fasta))
+
+
+def _benchmark_header(contig: str, length: int, names: Sequence[str]) -> bytes:
+    return (
+        "##fileformat=VCFv4.2\n"
+        '##FILTER=<ID=PASS,Description="All filters passed">\n'
+        "##source=biobank.testing.simulate_cohort_vcf (msprime)\n"
+        f"##contig=<ID={contig},length={length}>\n"
+        '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count">\n'
+        '##INFO=<ID=AN,Number=1,Type=Integer,Description="Allele number">\n'
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(names) + "\n"
+    ).encode()
+
+
+def _write_benchmark_sites(
+    fh: BinaryIO,
+    ts: Any,
+    wanted: set[int],
+    genome_seq: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    contig: str,
+    n_samples: int,
+    n_variants: int,
+) -> None:
+    """Write the first ``n_variants`` polymorphic sites among ``wanted`` (unphased GT)."""
+    lut = np.frombuffer(b"0/0\t0/1\t1/1\t", np.uint8).reshape(3, 4)
+    written = 0
+    for var in ts.variants():
+        if var.site.id not in wanted:
+            continue
+        p = int(var.site.position)
+        g = var.genotypes.reshape(-1, 2).sum(axis=1)
+        if not 0 < int(g.sum()) < 2 * n_samples:
+            continue  # polymorphic sites only
+        written += 1
+        if written > n_variants:
+            break
+        ref = chr(genome_seq[p])
+        alt = _random_snv_alt(rng, ref)
+        cells = lut[g].copy()
+        cells[-1, 3] = ord("\n")
+        fh.write(
+            f"{contig}\t{p + 1}\t.\t{ref}\t{alt}\t.\tPASS\tAC={int(g.sum())};"
+            f"AN={2 * n_samples}\tGT\t".encode()
+        )
+        fh.write(cells.tobytes())
+
+
 def simulate_cohort_vcf(
     path: str | os.PathLike[str],
     *,
@@ -637,9 +823,6 @@ def simulate_cohort_vcf(
     --------
     >>> simulate_cohort_vcf("bench.vcf.gz", n_samples=3000, n_variants=45_000)  # doctest: +SKIP
     """
-    import msprime
-    import pysam
-
     out = Path(path)
     if not out.name.endswith(".vcf.gz"):
         raise ValidationError("the output name must end in .vcf.gz", field="path", value=str(out))
@@ -647,24 +830,7 @@ def simulate_cohort_vcf(
         if value < 1:
             raise ValidationError(f"{name} must be at least 1", field=name, value=str(value))
     rng = np.random.default_rng([seed, 7])
-    theta = 4 * 10_000 * MUTATION_RATE
-    a_n = float(np.log(2 * n_samples) + 0.58)
-    length = int(1.4 * n_variants / (theta * a_n * 1.3)) + 10_000
-    demography = msprime.Demography.isolated_model([10_000], growth_rate=[0.0])
-    demography.populations[0].initial_size = 30_000
-    demography.populations[0].growth_rate = 0.004
-    demography.add_population_parameters_change(time=300, growth_rate=0, population=0)
-    logger.info("simulating %d samples on %d bp", n_samples, length)
-    ts = msprime.sim_ancestry(
-        samples=n_samples,
-        demography=demography,
-        sequence_length=length,
-        recombination_rate=BENCHMARK_RECOMBINATION_RATE,
-        random_seed=seed,
-    )
-    ts = msprime.sim_mutations(
-        ts, rate=MUTATION_RATE, model=msprime.BinaryMutationModel(), random_seed=seed + 1
-    )
+    ts, length = _benchmark_tree_sequence(n_samples, n_variants, seed)
     positions = ts.tables.sites.position.astype(np.int64)
     # a few spare sites: back mutations can leave a site monomorphic; stop at n_variants
     spare = min(len(positions), n_variants + n_variants // 50 + 10)
@@ -673,60 +839,23 @@ def simulate_cohort_vcf(
         rng.choice(4, size=length, p=[0.3, 0.2, 0.2, 0.3])
     ]
     if fasta is not None:
-        with open(fasta, "wb") as fh:
-            raw = genome_seq.tobytes()
-            fh.write(f">{contig}\n".encode())
-            fh.write(b"\n".join(raw[i : i + 60] for i in range(0, len(raw), 60)) + b"\n")
-        pysam.faidx(str(fasta))
+        _write_fasta_contig(fasta, contig, genome_seq)
     names = [f"{sample_prefix}{i:0{sample_digits}d}" for i in range(1, n_samples + 1)]
-    lut = np.frombuffer(b"0/0\t0/1\t1/1\t", np.uint8).reshape(3, 4)
     tmpdir = tempfile.mkdtemp(prefix="simvcf", dir=out.parent)
     try:
         plain = Path(tmpdir) / out.name.removesuffix(".gz")
-        wanted = set(keep_sites.tolist())
         with open(plain, "wb") as fh:
-            fh.write(
-                (
-                    "##fileformat=VCFv4.2\n"
-                    '##FILTER=<ID=PASS,Description="All filters passed">\n'
-                    "##source=biobank.testing.simulate_cohort_vcf (msprime)\n"
-                    f"##contig=<ID={contig},length={length}>\n"
-                    '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count">\n'
-                    '##INFO=<ID=AN,Number=1,Type=Integer,Description="Allele number">\n'
-                    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
-                    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
-                    + "\t".join(names)
-                    + "\n"
-                ).encode()
+            fh.write(_benchmark_header(contig, length, names))
+            _write_benchmark_sites(
+                fh,
+                ts,
+                set(keep_sites.tolist()),
+                genome_seq,
+                rng,
+                contig=contig,
+                n_samples=n_samples,
+                n_variants=n_variants,
             )
-            written = 0
-            for var in ts.variants():
-                if var.site.id not in wanted:
-                    continue
-                p = int(var.site.position)
-                g = var.genotypes.reshape(-1, 2).sum(axis=1)
-                if not 0 < int(g.sum()) < 2 * n_samples:
-                    continue  # polymorphic sites only
-                written += 1
-                if written > n_variants:
-                    break
-                ref = chr(genome_seq[p])
-                alt = (
-                    _TRANSITION[ref]
-                    if rng.random() < 2 / 3
-                    else (
-                        "AT"[int(rng.integers(0, 2))]
-                        if ref in "CG"
-                        else "CG"[int(rng.integers(0, 2))]
-                    )
-                )
-                cells = lut[g].copy()
-                cells[-1, 3] = ord("\n")
-                fh.write(
-                    f"{contig}\t{p + 1}\t.\t{ref}\t{alt}\t.\tPASS\tAC={int(g.sum())};"
-                    f"AN={2 * n_samples}\tGT\t".encode()
-                )
-                fh.write(cells.tobytes())
         _bgzip_and_index(plain)
         shutil.move(str(plain) + ".gz", out)
         shutil.move(str(plain) + ".gz.tbi", str(out) + ".tbi")
