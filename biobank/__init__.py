@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from biobank.core.store import Store
-    from biobank.genomes.reader import VariantFilter
+    from biobank.genomes.filters import VariantFilter
     from biobank.research.sandbox import SandboxLimits
     from biobank.research.workbench import SurvivalResult, Workbench
 
@@ -78,7 +78,7 @@ _LAZY = {
     "ValidationError": "biobank.core.errors",
     "Store": "biobank.core.store",
     "SandboxLimits": "biobank.research.sandbox",
-    "VariantFilter": "biobank.genomes.reader",
+    "VariantFilter": "biobank.genomes.filters",
     "SurvivalResult": "biobank.research.workbench",
     "Workbench": "biobank.research.workbench",
 }
