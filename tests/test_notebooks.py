@@ -98,6 +98,32 @@ def test_notebooks__the_demo_helpers_match_the_demo_accounts() -> None:
     ]
 
 
+@pytest.mark.parametrize("start", ["notebooks", ".", "demo", "notebooks/sub"])
+def test_find_demo__finds_demo_beside_the_notebooks(start: str, tmp_path: Path) -> None:
+    from biobank.research.demo_paths import find_demo
+
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "biobank.duckdb").write_bytes(b"")
+    (tmp_path / "notebooks" / "sub").mkdir(parents=True)
+    found = find_demo(tmp_path / start)
+    assert found.directory == (tmp_path / "demo").resolve()
+    assert found.store == (tmp_path / "demo" / "biobank.duckdb").resolve()
+    assert found.researcher == "demo-researcher"
+
+
+def test_find_demo__without_a_demo_says_to_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from biobank.core.errors import ConfigError
+    from biobank.research.demo_paths import find_demo
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "demo").mkdir()  # a demo folder without a store does not count
+    monkeypatch.chdir(tmp_path / "notebooks")
+    with pytest.raises(ConfigError, match=r"no demo store demo/biobank.duckdb .*'\./run demo'"):
+        find_demo()
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_notebooks__first_cell_says_it_opens_what_run_demo_made(name: str) -> None:
     import nbformat
