@@ -132,9 +132,14 @@ def _ensure_demo(directory: Path, *, preset: str, seed: int, step: Callable[[str
 
 
 def _ensure_demo_users(store: Store) -> None:
-    """Create the :data:`DEMO_USERS` not yet in the store (the admin first)."""
+    """Create the :data:`DEMO_USERS` not yet in the store (the admin first).
+
+    The operating-system login running the demo is mapped to every demo user,
+    so that one person can try each role's commands with ``--user`` (a demo
+    convenience: at a center, an admin maps each login to its one user).
+    """
     from biobank.core import audit
-    from biobank.core.access import Role, add_user, get_principal
+    from biobank.core.access import Role, add_user, get_principal, map_login, mapped_users, os_login
 
     with store.transaction() as con:
         existing = {r[0] for r in con.execute("SELECT user_name FROM app_user").fetchall()}
@@ -150,6 +155,10 @@ def _ensure_demo_users(store: Store) -> None:
                 audit.record(con, admin, "user.create", user, {"role": role})
         if admin is None:
             admin = get_principal(con, "demo-admin")
+        login = os_login()
+        for user in DEMO_USERS:
+            if user not in mapped_users(con, login):
+                map_login(con, admin, login, user)
 
 
 def _load_registry_and_population(

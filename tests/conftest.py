@@ -47,7 +47,7 @@ def build_clinical_store(
     ``S0i`` and ``tests/data/clinical/genotypes.vcf`` is loaded.
     """
     from biobank.clinical.load import load_clinical
-    from biobank.core.access import Principal, Role, add_user
+    from biobank.core.access import Principal, Role, add_user, map_login, os_login
     from biobank.core.ids import center_key
     from biobank.core.store import Store
     from biobank.registry.consent import add_consent
@@ -60,6 +60,8 @@ def build_clinical_store(
             add_user(con, admin, "reg", Role.REGISTRAR)
             add_user(con, admin, "rita", Role.RESEARCHER)
             add_user(con, admin, "aud", Role.AUDITOR)
+            for user in ("ada", "reg", "rita", "aud"):  # the command line acts as a mapped user
+                map_login(con, admin, os_login(), user)
         registrar = Principal(user="reg", role=Role.REGISTRAR)
         ids = []
         with open(CLINICAL / "participants.csv", encoding="utf-8") as fh:
@@ -139,7 +141,7 @@ def build_demo_store(root: Path, *, preset: str = "tiny", seed: int = 42) -> Pat
     (key file ``root/demo.duckdb.key``) with users admin, registrar and researcher.
     """
     from biobank.clinical.load import load_clinical
-    from biobank.core.access import Principal, Role, add_user
+    from biobank.core.access import Principal, Role, add_user, map_login, os_login
     from biobank.core.ids import center_key
     from biobank.core.store import Store
     from biobank.genomes.load import load_vcf
@@ -155,6 +157,8 @@ def build_demo_store(root: Path, *, preset: str = "tiny", seed: int = 42) -> Pat
             admin = add_user(con, None, "admin", Role.ADMIN)
             add_user(con, admin, "registrar", Role.REGISTRAR)
             add_user(con, admin, "researcher", Role.RESEARCHER)
+            for user in ("admin", "registrar", "researcher"):
+                map_login(con, admin, os_login(), user)
         registrar = Principal("registrar", Role.REGISTRAR)
         import_all(store, registrar, demo / "registry")
         load_vcf(store, demo / "population" / "cohort.vcf.gz", principal=registrar)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from stdnum.cn import ric
 
-from biobank.core.access import Principal, Role, add_user
+from biobank.core.access import Principal, Role, add_user, map_login, os_login
 from biobank.core.store import Store
 
 __all__ = [
@@ -87,6 +87,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
         admin = add_user(con, None, "ada", Role.ADMIN)
         add_user(con, admin, "reg", Role.REGISTRAR)
         add_user(con, admin, "rita", Role.RESEARCHER)
+        for user in ("ada", "reg", "rita"):  # the command line acts as a mapped user
+            map_login(con, admin, os_login(), user)
     register_samples(s, [f"S000{i}" for i in range(1, 7)])
     yield s
     s.close()

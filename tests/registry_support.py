@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from biobank.core.access import Principal, Role, add_user
+from biobank.core.access import Principal, Role, add_user, map_login, os_login
 from biobank.core.ids import center_key
 from biobank.core.store import Store
 
@@ -45,6 +45,8 @@ def _new_store(path: Path) -> Store:
         admin = add_user(con, None, USERS["admin"].user, Role.ADMIN)
         for name in ("registrar", "researcher", "auditor"):
             add_user(con, admin, USERS[name].user, USERS[name].role)
+        for principal in USERS.values():  # the command line acts as a mapped user
+            map_login(con, admin, os_login(), principal.user)
     return s
 
 

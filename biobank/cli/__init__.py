@@ -1,7 +1,11 @@
 """The ``biobank`` command: a thin layer over the library.
 
 Each command parses its options, calls one library function and prints. The
-root options (``--store``, ``--user``, ``-v``) are read here; options that several
+root options (``--store``, ``--user``, ``-v``) are read here. Nobody's identity
+is taken on trust: a command acts as the biobank user that an admin mapped to
+the operating-system login running it (peer authentication,
+:func:`biobank.core.access.peer_principal`); ``--user`` only chooses among the
+users that login is mapped to; options that several
 commands share are declared once in :mod:`biobank.cli._common`. Every
 :class:`~biobank.core.errors.BiobankError` becomes a one-line message on standard
 error and exit code 1 in :func:`main`. The command modules mirror the package's
@@ -28,7 +32,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +88,7 @@ def _root(
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = State(store=store, user=user or os.environ.get("USER") or "root", verbose=verbose)
+    ctx.obj = State(store=store, user=user, verbose=verbose)
 
 
 for _name in COMMAND_MODULES:

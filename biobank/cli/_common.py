@@ -64,7 +64,12 @@ StoreOption = Annotated[
 #: ``--user`` (env ``BIOBANK_USER``): who acts.
 UserOption = Annotated[
     str | None,
-    typer.Option("--user", envvar="BIOBANK_USER", help="Act as this user (default: $USER)."),
+    typer.Option(
+        "--user",
+        envvar="BIOBANK_USER",
+        help="Act as this biobank user: one of those an admin mapped to your operating-system"
+        " login ('biobank user map'); needed only when it is mapped to several.",
+    ),
 ]
 #: ``--format``/``-f``: table, csv or json (see :func:`emit`).
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -128,19 +133,24 @@ def open_store(
 def open_workbench(ctx: typer.Context, purpose: str) -> Workbench:
     """Open the store for research as ``--user`` with ``purpose`` (:func:`biobank.open`)."""
     import biobank
+    from biobank.core.access import peer_principal
+    from biobank.core.store import Store
 
     s = state(ctx)
-    assert s.user is not None
-    return biobank.open(s.store, user=s.user, purpose=purpose)
+    with Store(s.store, read_only=True, create=False) as store:
+        user = peer_principal(store.con, user=s.user).user
+    return biobank.open(s.store, user=user, purpose=purpose)
 
 
 def acting_principal(ctx: typer.Context, store: Store, *, purpose: str | None = None) -> Principal:
-    """Return the principal for ``--user`` (looked up in the store's users)."""
-    from biobank.core.access import get_principal
+    """Return who this command acts as: the user mapped to the operating-system login.
 
-    user = state(ctx).user
-    assert user is not None
-    return get_principal(store.con, user, purpose=purpose)
+    ``--user`` chooses among the users the login is mapped to; it cannot name
+    anyone else (:func:`biobank.core.access.peer_principal`).
+    """
+    from biobank.core.access import peer_principal
+
+    return peer_principal(store.con, user=state(ctx).user, purpose=purpose)
 
 
 # -- output --------------------------------------------------------------------

@@ -32,11 +32,16 @@ def init(
         Path | None, typer.Argument(help="The store file to create (default: --store).")
     ] = None,
     admin: Annotated[
-        str | None, typer.Option(help="Name of the first admin user (default: --user).")
+        str | None,
+        typer.Option(
+            help="Name of the first admin user (default: --user, else your operating-system"
+            " login); your login is mapped to it."
+        ),
     ] = None,
 ) -> None:
     """Create (or migrate) the store; with a new store, add the first admin."""
-    from biobank.core.access import Role, add_user
+    from biobank.core import audit
+    from biobank.core.access import Role, add_user, map_login, os_login
     from biobank.core.ids import center_key
 
     if path is not None:
@@ -46,9 +51,10 @@ def init(
         with store.transaction() as con:
             n = con.execute("SELECT count(*) FROM app_user").fetchone()
             if n is not None and n[0] == 0:
-                name = admin or state(ctx).user
-                assert name is not None
-                add_user(con, None, name, Role.ADMIN)
+                name = admin or state(ctx).user or os_login()
+                first = add_user(con, None, name, Role.ADMIN)
+                map_login(con, first, os_login(), name)
+                audit.record(con, first, "user.create", name, {"role": "admin", "first": True})
                 typer.echo(f"created store {store.path} with admin user '{name}'")
             else:
                 typer.echo(f"store {store.path} is at schema version {store.schema_version()}")
@@ -70,6 +76,55 @@ def user_add(
             add_user(con, actor, name, role)
             audit.record(con, actor, "user.create", name, {"role": role})
     typer.echo(f"added user '{name}' with role '{role}'")
+
+
+@user_app.command("map")
+def user_map(
+    ctx: typer.Context,
+    login: Annotated[str, typer.Argument(help="An operating-system login on this server.")],
+    name: Annotated[str, typer.Argument(help="The biobank user it may act as.")],
+) -> None:
+    """Let an operating-system login act as a biobank user on the command line."""
+    from biobank.core import audit
+    from biobank.core.access import map_login
+
+    with open_store(ctx) as store:
+        actor = acting_principal(ctx, store)
+        with store.transaction() as con:
+            map_login(con, actor, login, name)
+            audit.record(con, actor, "user.map_login", name, {"os_login": login})
+    typer.echo(f"login '{login}' may now act as '{name}'")
+
+
+@user_app.command("unmap")
+def user_unmap(
+    ctx: typer.Context,
+    login: Annotated[str, typer.Argument(help="An operating-system login.")],
+    name: Annotated[str, typer.Argument(help="The biobank user.")],
+) -> None:
+    """Stop an operating-system login from acting as a biobank user."""
+    from biobank.core import audit
+    from biobank.core.access import unmap_login
+
+    with open_store(ctx) as store:
+        actor = acting_principal(ctx, store)
+        with store.transaction() as con:
+            unmap_login(con, actor, login, name)
+            audit.record(con, actor, "user.unmap_login", name, {"os_login": login})
+    typer.echo(f"login '{login}' may no longer act as '{name}'")
+
+
+@user_app.command("logins")
+def user_logins(ctx: typer.Context, fmt: FormatOption = OutputFormat.TABLE) -> None:
+    """List which operating-system logins may act as which users."""
+    from biobank.core.access import Permission, require
+
+    with open_store(ctx) as store:
+        require(acting_principal(ctx, store), Permission.MANAGE_USERS)
+        df = store.con.execute(
+            "SELECT os_login, user_name, created_at, created_by FROM os_login_map ORDER BY 1, 2"
+        ).pl()
+    emit(df, fmt)
 
 
 @user_app.command("list")

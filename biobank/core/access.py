@@ -17,6 +17,8 @@ No role may read the re-contact identifiers through a research query.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pwd
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,7 +33,12 @@ __all__ = [
     "Role",
     "add_user",
     "get_principal",
+    "map_login",
+    "mapped_users",
+    "os_login",
+    "peer_principal",
     "require",
+    "unmap_login",
 ]
 
 
@@ -174,3 +181,132 @@ def add_user(
         [user, role.value, dt.datetime.now(dt.UTC).replace(tzinfo=None), created_by],
     )
     return Principal(user=user, role=role)
+
+
+# --------------------------------------------------------------------------- peer authentication
+def os_login() -> str:
+    """Return the operating-system login this process acts for (never ``$USER``).
+
+    ``$USER`` and ``$LOGNAME`` are set by whoever starts the process, so they
+    prove nothing. The login is the name of the process's effective uid, except
+    under ``sudo -u <service account>``: then it is the person who ran sudo
+    (``SUDO_USER``, which sudo sets itself). That is how staff run commands on a
+    server where only the service account can open the store file (see
+    ``docs/operations.md``); whoever could fake ``SUDO_USER`` already runs as
+    the account that owns the store.
+    """
+    uid = os.geteuid()
+    sudo_user, sudo_uid = os.environ.get("SUDO_USER"), os.environ.get("SUDO_UID")
+    if sudo_user and sudo_uid and sudo_uid.isdigit() and int(sudo_uid) != uid:
+        return sudo_user
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without a passwd entry (containers)
+        return f"uid:{uid}"
+
+
+def map_login(con: duckdb.DuckDBPyConnection, actor: Principal, login: str, user: str) -> None:
+    """Let the operating-system ``login`` act as the biobank ``user`` (admins only).
+
+    Raises
+    ------
+    AccessDenied
+        If ``actor`` is not an admin.
+    NotFoundError
+        If there is no active user ``user``.
+    ValidationError
+        If the login is empty or already mapped to that user.
+    """
+    require(actor, Permission.MANAGE_USERS)
+    if not login.strip():
+        raise ValidationError("give an operating-system login", field="os_login")
+    get_principal(con, user)
+    if con.execute(
+        "SELECT 1 FROM os_login_map WHERE os_login = ? AND user_name = ?", [login, user]
+    ).fetchone():
+        raise ValidationError(
+            f"login '{login}' is already mapped to user '{user}'", field="os_login", value=login
+        )
+    con.execute(
+        "INSERT INTO os_login_map VALUES (?, ?, ?, ?)",
+        [login, user, dt.datetime.now(dt.UTC).replace(tzinfo=None), actor.user],
+    )
+
+
+def unmap_login(con: duckdb.DuckDBPyConnection, actor: Principal, login: str, user: str) -> None:
+    """Remove a mapping made by :func:`map_login` (admins only).
+
+    Raises
+    ------
+    AccessDenied
+        If ``actor`` is not an admin.
+    NotFoundError
+        If ``login`` is not mapped to ``user``.
+    """
+    require(actor, Permission.MANAGE_USERS)
+    row = con.execute(
+        "DELETE FROM os_login_map WHERE os_login = ? AND user_name = ? RETURNING 1", [login, user]
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"login '{login}' is not mapped to user '{user}'")
+
+
+def mapped_users(con: duckdb.DuckDBPyConnection, login: str) -> list[str]:
+    """Return the active biobank users the operating-system ``login`` may act as."""
+    rows = con.execute(
+        "SELECT m.user_name FROM os_login_map m JOIN app_user u USING (user_name)"
+        " WHERE m.os_login = ? AND u.active ORDER BY 1",
+        [login],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def peer_principal(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    user: str | None = None,
+    purpose: str | None = None,
+    login: str | None = None,
+) -> Principal:
+    """Return who the command line acts as, from the operating-system login (peer authentication).
+
+    Parameters
+    ----------
+    con
+        The store.
+    user
+        The biobank user to act as, when the login is mapped to several
+        (``--user``); it must be one of them.
+    purpose
+        The research purpose of the principal.
+    login
+        The operating-system login (default: :func:`os_login`; tests only).
+
+    Raises
+    ------
+    AccessDenied
+        If the login is mapped to no user, or not to ``user``.
+    ValidationError
+        If the login is mapped to several users and ``user`` does not choose one.
+    """
+    login = os_login() if login is None else login
+    allowed = mapped_users(con, login)
+    hint = f"an admin maps it with 'biobank user map {login} USER'"
+    if user is not None:
+        if user not in allowed:
+            raise AccessDenied(
+                f"operating-system login '{login}' may not act as biobank user '{user}'"
+                f" ({'it may act as ' + ', '.join(allowed) if allowed else 'it is not mapped'});"
+                f" {hint}"
+            )
+        return get_principal(con, user, purpose=purpose)
+    if not allowed:
+        raise AccessDenied(
+            f"operating-system login '{login}' is not mapped to a biobank user; {hint}"
+        )
+    if len(allowed) > 1:
+        raise ValidationError(
+            f"login '{login}' may act as {', '.join(allowed)}: choose one with --user",
+            field="user",
+        )
+    return get_principal(con, allowed[0], purpose=purpose)
