@@ -4,7 +4,11 @@ Hospital exports arrive as UTF-8 (with or without a byte order mark) or as
 GB18030 (the superset of GBK/GB2312 that Chinese Windows tools write). The
 bytes are decoded strictly as UTF-8 and as GB18030; a file that is neither is
 refused with the byte offset of the first bad byte, never decoded with
-replacement characters. When both succeed (short GB18030 text can be valid
+replacement characters. A decoding that succeeds but yields private-use or
+unassigned characters is refused too: Big5 bytes (Taiwan and Hong Kong
+systems) are mostly valid GB18030 but read as private-use characters, and would
+otherwise be stored as mojibake in names and in the research-visible ``site``.
+When both succeed (short GB18030 text can be valid
 UTF-8: GB "英" reads as UTF-8 "Ӣ"), UTF-8 is kept unless its reading holds
 characters a Chinese registry does not (Cyrillic, Greek, emoji ...) and the
 GB18030 reading holds fewer. Rows are parsed by :mod:`csv` (so quoted fields may
@@ -19,6 +23,7 @@ import csv
 import hashlib
 import io
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,11 +99,22 @@ def decode_bytes(data: bytes, *, source: str | Path) -> tuple[str, str]:
             ) from exc
     offsets: dict[str, int] = {}
     decoded: dict[str, str] = {}
+    odd: dict[str, str] = {}
     for encoding in ENCODINGS:
         try:
-            decoded[encoding] = data.decode(encoding)
+            text = data.decode(encoding)
         except UnicodeDecodeError as exc:
             offsets[encoding] = exc.start
+            continue
+        bad = _first_unassigned(text)
+        if bad is None:
+            decoded[encoding] = text
+        else:  # e.g. Big5 read as GB18030: valid bytes, private-use characters
+            index, ch = bad
+            offsets[encoding] = len(text[:index].encode(encoding))
+            odd[encoding] = (
+                f"U+{ord(ch):04X} ({unicodedata.category(ch)}, no character a person's name holds)"
+            )
     if len(decoded) == 2:
         # Short GB18030 text can also be valid UTF-8 (GB "英" d3a2 reads as UTF-8 "Ӣ").
         # Keep UTF-8 unless its reading has characters a Chinese registry never holds
@@ -119,12 +135,37 @@ def decode_bytes(data: bytes, *, source: str | Path) -> tuple[str, str]:
     guess = _guess_encoding(data)
     hint = f" (it looks like {guess})" if guess else ""
     first = min(offsets.values())
+
+    def why(encoding: str) -> str:
+        if encoding in odd:
+            return (
+                f"decodes to the private-use or unassigned character {odd[encoding]}"
+                f" at byte offset {offsets[encoding]}"
+            )
+        return f"bad byte at offset {offsets[encoding]}"
+
     raise ValidationError(
-        f"the file is neither UTF-8 (bad byte at offset {offsets['utf-8']}) nor GB18030 "
-        f"(bad byte at offset {offsets['gb18030']}){hint}: first bad byte 0x{data[first]:02x} "
-        f"at offset {first}; re-export it as UTF-8 or GB18030",
+        f"the file is neither UTF-8 ({why('utf-8')}) nor GB18030 ({why('gb18030')}){hint}:"
+        f" tried {', '.join(e.upper() for e in ENCODINGS)}; first bad byte 0x{data[first]:02x}"
+        f" at offset {first}; re-export it as UTF-8 or GB18030"
+        " (a Big5 file, from Taiwan or Hong Kong systems, must be converted first)",
         file=source,
     )
+
+
+def _first_unassigned(text: str) -> tuple[int, str] | None:
+    """Return the first private-use, surrogate or unassigned character and its index.
+
+    Such characters come from a wrong decoding (Big5 bytes read as GB18030 give
+    private-use characters), never from a name. CJK extension planes are
+    allowed whatever this Python's Unicode tables say, for rare names.
+    """
+    for i, ch in enumerate(text):
+        if ord(ch) < 0x3400 or 0x20000 <= ord(ch) <= 0x323AF:
+            continue
+        if unicodedata.category(ch) in ("Co", "Cn", "Cs"):
+            return i, ch
+    return None
 
 
 def _plausible(ch: str) -> bool:

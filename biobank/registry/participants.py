@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -142,6 +143,14 @@ def _check_identity(
         _bad(problems, "name is required (kept encrypted for re-contact only)", "name", "")
     elif len(name) > 100:
         _bad(problems, "name is longer than 100 characters", "name", name[:20] + "…")
+    elif any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):
+        _bad(
+            problems,
+            "name holds a line break or control character (a quoted newline in the CSV?):"
+            " write the name on one line",
+            "name",
+            name.replace("\n", "\\n").replace("\r", "\\r")[:40],
+        )
     sex = values.get("sex", "").strip().lower()
     if sex not in SEXES:
         _bad(problems, f"sex must be one of: {', '.join(SEXES)}", "sex", values.get("sex", ""))

@@ -157,3 +157,29 @@ def test_decode_bytes__short_gb18030_that_is_also_valid_utf8(name: str) -> None:
 def test_decode_bytes__utf8_kept_when_both_decode(name: str) -> None:
     data = f"name\n{name}\n".encode()
     assert decode_bytes(data, source="x.csv") == (f"name\n{name}\n", "utf-8")
+
+
+@pytest.mark.parametrize(
+    "names", ["陳大文,張偉,黃美玲", "臺北榮民總醫院,林志明", "王小明\n李華\n趙敏"]
+)
+def test_decode_bytes__big5_is_refused_not_read_as_gb18030(names: str) -> None:
+    data = ("name,site\n" + "\n".join(f"{n},臺北" for n in names.split(","))).encode("big5")
+    with pytest.raises(ValidationError, match=r"nor GB18030 \(decodes to the private-use") as err:
+        decode_bytes(data, source="big5.csv")
+    message = str(err.value)
+    assert "tried UTF-8, GB18030" in message
+    assert "big5.csv" in message
+    assert "Big5" in message
+
+
+def test_decode_bytes__rare_name_characters_in_cjk_extensions_are_kept() -> None:
+    text = "name\n𠮷野家\n㐀\n"  # extension B and extension A
+    for encoding in ("utf-8", "gb18030"):
+        assert decode_bytes(text.encode(encoding), source="x.csv")[0] == text
+
+
+def test_decode_bytes__private_use_characters_in_utf8_are_refused() -> None:
+    with pytest.raises(
+        ValidationError, match=r"UTF-8 \(decodes to the private-use or unassigned character U\+E000"
+    ):
+        decode_bytes("name\n王\ue000\n".encode(), source="x.csv")

@@ -435,7 +435,7 @@ def test_import_specimens__children_before_parents_in_file_are_accepted(
     assert get_specimen(loaded, users["registrar"], child)["lineage"] == f"{parent} > {child}"
 
 
-def test_import__quoted_newline_keeps_line_numbers(
+def test_import__quoted_newline_keeps_line_numbers_and_is_refused_in_a_name(
     store: Store, users: Users, tmp_path: Path
 ) -> None:
     path = write_csv(
@@ -448,7 +448,10 @@ def test_import__quoted_newline_keeps_line_numbers(
     )
     with pytest.raises(ImportRejected) as info:
         import_participants(store, users["registrar"], path)
-    assert [(p.line, p.field) for p in info.value.problems] == [(4, "site")]
+    # the name on line 2 spans two lines (refused: a name is one line); the next row
+    # starts on line 4 of the file
+    assert [(p.line, p.field) for p in info.value.problems] == [(2, "name"), (4, "site")]
+    assert "line break" in info.value.problems[0].message
 
 
 def test_import__gb18030_file_keeps_chinese_names(
@@ -935,3 +938,15 @@ def test_import_all__missing_file_named(store: Store, users: Users, tmp_path: Pa
     with pytest.raises(ValidationError, match=r"lacks consents\.csv, specimens\.csv"):
         import_all(store, users["registrar"], folder)
     assert store.con.execute("SELECT count(*) FROM participant").fetchone() == (0,)
+
+
+def test_import__big5_file_is_refused_and_writes_nothing(
+    store: Store, users: Users, tmp_path: Path
+) -> None:
+    text = f"{PARTICIPANT_HEADER}\n{WANG},陳秀英,female,1965-03-12,,2023-04-01,臺北榮總,\n"
+    path = tmp_path / "big5.csv"
+    path.write_bytes(text.encode("big5"))
+    before = snapshot(store)
+    with pytest.raises(ValidationError, match=r"big5\.csv.*private-use.*tried UTF-8, GB18030"):
+        import_participants(store, users["registrar"], path)
+    assert snapshot(store) == before
