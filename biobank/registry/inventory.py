@@ -23,10 +23,12 @@ from biobank.core.ids import validate_label
 from biobank.registry import events
 from biobank.registry.specimens import (
     LOCAL_TZ,
+    LOCATION_SQL,
     SAMPLE_ID,
     STORAGE_FIELDS,
     check_location,
     in_base,
+    normalise_location,
     parse_collected_at,
     participant_birth_date,
 )
@@ -108,7 +110,8 @@ def move_specimen(
     if problems or not all(loc.values()):
         p = problems[0] if problems else Problem("give freezer, rack, box and position")
         raise ValidationError(p.message, field=p.field, value=p.value)
-    position = position.upper()
+    loc = normalise_location(loc)
+    freezer, rack, box, position = (loc[f] for f in STORAGE_FIELDS)
     with store.transaction() as con:
         spec = _load(con, label)
         if spec["status"] != "available":
@@ -116,8 +119,8 @@ def move_specimen(
                 f"specimen {spec['label']} is {spec['status']}: only available specimens are stored"
             )
         holder = con.execute(
-            "SELECT label FROM specimen"
-            " WHERE freezer = ? AND rack = ? AND box = ? AND position = ?",
+            "SELECT label FROM specimen WHERE freezer IS NOT NULL AND "
+            + " AND ".join(f"{expr} = ?" for expr in LOCATION_SQL),
             [freezer, rack, box, position],
         ).fetchone()
         if holder is not None:

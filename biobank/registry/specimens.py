@@ -52,11 +52,13 @@ if TYPE_CHECKING:
     from biobank.core.store import Store
 
 __all__ = [
+    "LOCATION_SQL",
     "SpecimenRecord",
     "add_specimen",
     "check_location",
     "check_specimens",
     "in_base",
+    "normalise_location",
     "parse_collected_at",
     "participant_birth_date",
     "validate_specimen_fields",
@@ -148,6 +150,36 @@ def parse_collected_at(value: str, *, field: str = "collected_at") -> dt.datetim
     if when.tzinfo is not None:
         when = when.astimezone(LOCAL_TZ).replace(tzinfo=None)
     return when
+
+
+def normalise_location(loc: Mapping[str, str]) -> dict[str, str]:
+    """Return a storage position in the one form it is stored and compared in.
+
+    Freezer, rack and box are upper-cased; a well loses leading zeros in its
+    number (``a01`` -> ``A1``) and a numbered position too (``007`` -> ``7``),
+    so that ``f01,r01,b01,a1`` and ``F01,R01,B01,A01`` name the same place.
+
+    >>> normalise_location({"freezer": "f01", "rack": "r01", "box": "b01", "position": "a01"})
+    {'freezer': 'F01', 'rack': 'R01', 'box': 'B01', 'position': 'A1'}
+    """
+    out = {f: str(loc.get(f, "") or "").strip().upper() for f in STORAGE_FIELDS}
+    well = re.fullmatch(r"([A-Z]{1,2})0*([0-9]{1,3})", out["position"])
+    if well:
+        out["position"] = f"{well.group(1)}{int(well.group(2))}"
+    elif out["position"].isdigit():
+        out["position"] = str(int(out["position"]))
+    return out
+
+
+#: SQL for the normalised form of a stored position's columns (see :func:`normalise_location`)
+LOCATION_SQL = (
+    "upper(freezer)",
+    "upper(rack)",
+    "upper(box)",
+    "CASE WHEN regexp_matches(upper(position), '^[0-9]+$')"
+    " THEN CAST(CAST(position AS BIGINT) AS VARCHAR)"
+    " ELSE regexp_replace(upper(position), '^([A-Z]{1,2})0*([0-9])', '\\1\\2') END",
+)
 
 
 def check_location(loc: Mapping[str, str]) -> list[Problem]:
@@ -253,7 +285,7 @@ def _check_storage(
     loc_problems = check_location(loc)
     problems.extend(loc_problems)
     if not loc_problems and all(loc.values()):
-        loc["position"] = loc["position"].upper()
+        loc = normalise_location(loc)
         if status in SPECIMEN_STATUSES and status != "available":
             _bad(
                 problems,
@@ -383,7 +415,7 @@ def _occupied_positions(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, ...],
     return {
         (r[0], r[1], r[2], r[3]): r[4]
         for r in con.execute(
-            "SELECT freezer, rack, box, position, label FROM specimen WHERE freezer IS NOT NULL"
+            f"SELECT {', '.join(LOCATION_SQL)}, label FROM specimen WHERE freezer IS NOT NULL"
         ).fetchall()
     }
 

@@ -950,3 +950,58 @@ def test_import__big5_file_is_refused_and_writes_nothing(
     with pytest.raises(ValidationError, match=r"big5\.csv.*private-use.*tried UTF-8, GB18030"):
         import_participants(store, users["registrar"], path)
     assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    ("freezer", "rack", "box", "position"),
+    [("f01", "r1", "b01", "a1"), ("F01", "R1", "B01", "A01"), ("F01", "r1", "B01", "a001")],
+)
+def test_move_specimen__a_position_is_the_same_place_whatever_its_case_and_zeros(
+    loaded: Store, users: Users, freezer: str, rack: str, box: str, position: str
+) -> None:
+    """BB0000001N holds F01/R1/B01/A1: every spelling of that place is taken."""
+    reg = users["registrar"]
+    before = snapshot(loaded)
+    with pytest.raises(ConflictError, match="F01/R1/B01/A1 is already taken by BB0000001N"):
+        move_specimen(
+            loaded,
+            reg,
+            "BB0000006D",
+            freezer=freezer,
+            rack=rack,
+            box=box,
+            position=position,
+            reason="r",
+        )
+    assert snapshot(loaded) == before
+
+
+def test_move_specimen__stores_the_normalised_position(loaded: Store, users: Users) -> None:
+    reg = users["registrar"]
+    move_specimen(
+        loaded, reg, "BB0000001N", freezer="f09", rack="r2", box="b3", position="c07", reason="r"
+    )
+    spec = get_specimen(loaded, reg, "BB0000001N")
+    assert (spec["freezer"], spec["rack"], spec["box"], spec["position"]) == (
+        "F09",
+        "R2",
+        "B3",
+        "C7",
+    )
+
+
+def test_import__a_position_taken_under_another_spelling_is_refused(
+    loaded: Store, users: Users, tmp_path: Path
+) -> None:
+    from biobank.registry.imports import import_specimens
+
+    label = make_label("BB", 90)
+    path = write_csv(
+        tmp_path / "s.csv",
+        SPECIMEN_HEADER,
+        [_spec(label, WANG, freezer="f01", rack="r1", box="b01", position="a01")],
+    )
+    with pytest.raises(ImportRejected) as info:
+        import_specimens(loaded, users["registrar"], path)
+    assert [p.field for p in info.value.problems] == ["position"]
+    assert "BB0000001N" in info.value.problems[0].message
