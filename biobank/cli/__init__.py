@@ -41,7 +41,7 @@ import typer
 
 from biobank.__about__ import __version__
 from biobank.cli._common import StoreOption, UserOption
-from biobank.core.errors import BiobankError
+from biobank.core.errors import AccessDenied, BiobankError
 
 __all__ = ["State", "app", "main"]
 
@@ -58,6 +58,9 @@ app = typer.Typer(
 COMMAND_MODULES = ["admin", "demo", "registry", "genomes", "clinical", "research", "sequencing"]
 
 
+logger = logging.getLogger(__name__)
+
+
 @dataclass
 class State:
     """Options shared by every command (the typer context object)."""
@@ -65,6 +68,10 @@ class State:
     store: Path
     user: str | None
     verbose: int
+
+
+#: the root options of the command being run (for auditing a refusal after it ends)
+_last_state: State | None = None
 
 
 def _version(value: bool) -> None:
@@ -88,7 +95,8 @@ def _root(
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = State(store=store, user=user, verbose=verbose)
+    global _last_state
+    ctx.obj = _last_state = State(store=store, user=user, verbose=verbose)
 
 
 for _name in COMMAND_MODULES:
@@ -109,12 +117,57 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         app(args=argv, prog_name="biobank")
+    except AccessDenied as exc:
+        typer.echo(f"error: {exc}", err=True)
+        _audit_refusal(exc, sys.argv[1:] if argv is None else argv)
+        return 1
     except BiobankError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 1
     except SystemExit as exc:  # click's own exit (help, usage errors, typer.Exit)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def _audit_refusal(exc: AccessDenied, argv: list[str]) -> None:
+    """Record a refused command in the store's audit log (best effort: a store may be busy)."""
+    from biobank.core import audit
+    from biobank.core.access import mapped_users, os_login
+    from biobank.core.store import Store
+
+    if _last_state is None or not _last_state.store.exists():
+        return
+    login = os_login()
+    words, skip = [], False
+    for arg in argv:  # the command and its arguments, without the root options' values
+        if skip:
+            skip = False
+        elif arg in ("--store", "--user"):
+            skip = True
+        elif not arg.startswith("-"):
+            words.append(arg)
+    command = " ".join(words)[:200]
+    try:
+        with Store(_last_state.store, create=False) as store:
+            users = mapped_users(store.con, login)
+            user = _last_state.user if _last_state.user in users else None
+            role = "none"
+            if user is not None:
+                row = store.con.execute(
+                    "SELECT role FROM app_user WHERE user_name = ?", [user]
+                ).fetchone()
+                role = str(row[0]) if row else "none"
+            with store.transaction() as con:
+                audit.record_refusal(
+                    con,
+                    user=user or f"os:{login}",
+                    role=role,
+                    action="access.refused",
+                    target=command,
+                    detail={"os_login": login, "reason": str(exc)[:300], "via": "cli"},
+                )
+    except BiobankError as err:  # the refusal stands; say why it is not in the log
+        logger.warning("could not audit the refused command: %s", err)
 
 
 def _entry() -> None:

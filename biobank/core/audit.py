@@ -49,6 +49,7 @@ __all__ = [
     "head_file_path",
     "publish_head",
     "record",
+    "record_refusal",
     "verify",
 ]
 
@@ -147,6 +148,51 @@ def record(
     int
         The new entry id.
     """
+    return _append_entry(con, principal.user, principal.role.value, action, target, detail)
+
+
+def record_refusal(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    user: str,
+    role: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+) -> int:
+    """Append an entry for a refused attempt, whose actor may be no biobank user.
+
+    Parameters
+    ----------
+    con
+        Connection (autocommitted: the refused action wrote nothing).
+    user
+        Who tried: a biobank user, or ``os:<login>`` for an unmapped login.
+    role
+        Their role, or ``none``.
+    action
+        ``access.refused`` or a more specific dotted verb.
+    target
+        What was tried (the command, the route).
+    detail
+        The reason and the client (address, login).
+
+    Returns
+    -------
+    int
+        The new entry id.
+    """
+    return _append_entry(con, user, role, action, target, detail)
+
+
+def _append_entry(
+    con: duckdb.DuckDBPyConnection,
+    user: str,
+    role: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None,
+) -> int:
     last = con.execute(
         "SELECT entry_id, entry_hash FROM audit_log ORDER BY entry_id DESC LIMIT 1"
     ).fetchone()
@@ -154,23 +200,14 @@ def record(
     prev = GENESIS if last is None else str(last[1])
     logged_at = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
     detail_json = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, default=str)
-    h = _entry_hash(
-        prev,
-        entry_id,
-        logged_at,
-        principal.user,
-        principal.role.value,
-        action,
-        target,
-        detail_json,
-    )
+    h = _entry_hash(prev, entry_id, logged_at, user, role, action, target, detail_json)
     con.execute(
         "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             entry_id,
             logged_at,
-            principal.user,
-            principal.role.value,
+            user,
+            role,
             action,
             target,
             detail_json,

@@ -129,10 +129,18 @@ def test_cli__user_env_and_user_option_cannot_name_an_unmapped_user(
     assert proc.returncode == 1
     assert f"login '{me}' may not act as biobank user 'reg1'" in proc.stderr
     with Store(path, read_only=True) as s:
-        refused = s.con.execute(
+        read = s.con.execute(
             "SELECT count(*) FROM audit_log WHERE action = 'participant.list'"
         ).fetchone()
-    assert refused == (0,)  # nothing was read
+        refused = s.con.execute(
+            "SELECT user_name, role, target, CAST(detail AS VARCHAR) FROM audit_log"
+            " WHERE action = 'access.refused'"
+        ).fetchall()
+    assert read == (0,)  # nothing was read
+    # the refusal itself is in the log, with the login that tried
+    ((who, role, target, detail),) = refused
+    assert (who, role, target) == (f"os:{me}", "none", "participant list")
+    assert f'"os_login": "{me}"' in detail
     ok = _biobank(path, "--user", "aud1", "audit", "verify")
     assert ok.returncode == 0, ok.stderr
     assert "audit log intact" in ok.stdout
