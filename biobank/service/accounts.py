@@ -55,9 +55,14 @@ logger = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 10
 
-_HASHER = PasswordHasher()
-#: Verified against when the user does not exist, so both paths take the same time.
-_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
+#: The password hasher (argon2id, the library's defaults); tests replace it by a cheaper one.
+HASHER = PasswordHasher()
+#: Hash verified against when the user does not exist (same time as a known user), per hasher.
+_DUMMY: dict[int, str] = {}
+
+
+def _dummy_hash() -> str:
+    return _DUMMY.setdefault(id(HASHER), HASHER.hash(secrets.token_hex(16)))
 
 
 def _now() -> dt.datetime:
@@ -138,7 +143,7 @@ def set_password(
     _check_password(password)
     con.execute(
         "INSERT OR REPLACE INTO web_account VALUES (?, ?, 0, NULL, ?, ?)",
-        [user, _HASHER.hash(password), must_change, _now()],
+        [user, HASHER.hash(password), must_change, _now()],
     )
     con.execute(
         "UPDATE web_session SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
@@ -211,7 +216,7 @@ def authenticate(
         ).fetchone()
         if principal is None or row is None:
             with contextlib.suppress(VerificationError):  # same time as a known user
-                _HASHER.verify(_DUMMY_HASH, password)
+                HASHER.verify(_dummy_hash(), password)
             logger.warning("failed login for unknown or inactive user %r from %s", user, client)
             return None
         stored_hash, failures, locked_until = row
@@ -219,7 +224,7 @@ def authenticate(
             audit.record(con, principal, "web.login.refused", user, {"client": client})
             return None
         try:
-            _HASHER.verify(stored_hash, password)
+            HASHER.verify(stored_hash, password)
         except (VerificationError, InvalidHashError):
             failures = int(failures) + 1
             lock = failures >= policy.max_failures
@@ -240,10 +245,10 @@ def authenticate(
                 )
                 logger.warning("account %s locked after %d failed logins", user, failures)
             return None
-        if _HASHER.check_needs_rehash(stored_hash):
+        if HASHER.check_needs_rehash(stored_hash):
             con.execute(
                 "UPDATE web_account SET password_hash = ? WHERE user_name = ?",
-                [_HASHER.hash(password), user],
+                [HASHER.hash(password), user],
             )
         con.execute(
             "UPDATE web_account SET failed_logins = 0, locked_until = NULL WHERE user_name = ?",
@@ -319,7 +324,7 @@ def change_password(
         try:
             if row is None:
                 raise VerificationError("no web account")
-            _HASHER.verify(row[0], current)
+            HASHER.verify(row[0], current)
         except (VerificationError, InvalidHashError) as exc:
             raise AccessDenied("the current password is wrong") from exc
         set_password(con, principal.user, new)

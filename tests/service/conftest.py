@@ -15,6 +15,18 @@ from biobank.service import create_app
 from biobank.service.accounts import LoginPolicy, RateLimiter, create_account
 
 
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 with small cost: the tests check behaviour, not the cost."""
+    from argon2 import PasswordHasher
+
+    from biobank.service import accounts
+
+    monkeypatch.setattr(
+        accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
 @pytest.fixture
 def store_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A new store (mode 0600) with its key and one web account per role."""

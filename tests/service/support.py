@@ -62,7 +62,7 @@ def csrf(client: TestClient, path: str = "/login") -> str:
     return m.group(1)
 
 
-def login(client: TestClient, user: str, password: str = PASSWORD) -> object:
+def login(client: TestClient, user: str, password: str = PASSWORD) -> httpx.Response:
     """Log in through the form; return the response (not followed)."""
     token = csrf(client)
     return client.post(
@@ -76,5 +76,34 @@ def logged_in(app: object, role: Role) -> TestClient:
     """A client logged in as the fixture's user of ``role``."""
     c = TestClient(app, follow_redirects=False)  # type: ignore[arg-type]
     r = login(c, ACCOUNTS[role])
-    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    assert r.status_code == 303, r.text
     return c
+
+
+def form(client: TestClient, path: str, data: dict[str, str], *, page: str) -> httpx.Response:
+    """POST ``data`` to ``path`` with the CSRF token of the form on ``page``."""
+    return client.post(path, data={"csrftoken": csrf(client, page), **data})
+
+
+def register(client: TestClient, **values: str) -> httpx.Response:
+    """Register a participant through the form (Wang's details unless overridden)."""
+    data = {
+        "national_id": WANG,
+        "name": "王芳",
+        "sex": "female",
+        "birth_date": "1965-03-12",
+        "phone": "13800138000",
+        "enrolment_date": "2024-01-02",
+        "site": "S0001",
+        "cohorts": "T2D",
+    } | values
+    return form(client, "/participants", data, page="/participants/new")
+
+
+def audit_rows(app: object, sql_where: str = "TRUE") -> list[tuple[object, ...]]:
+    """Audit entries ``(entry_id, user_name, action, target, detail)`` of the app's store."""
+    con = app.state.service.store.con  # type: ignore[attr-defined]
+    return con.execute(  # type: ignore[no-any-return]
+        "SELECT entry_id, user_name, action, target, CAST(detail AS VARCHAR) FROM audit_log"
+        f" WHERE {sql_where} ORDER BY entry_id"
+    ).fetchall()
