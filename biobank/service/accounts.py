@@ -62,7 +62,9 @@ _DUMMY: dict[int, str] = {}
 
 
 def _dummy_hash() -> str:
-    return _DUMMY.setdefault(id(HASHER), HASHER.hash(secrets.token_hex(16)))
+    if id(HASHER) not in _DUMMY:
+        _DUMMY[id(HASHER)] = HASHER.hash(secrets.token_hex(16))
+    return _DUMMY[id(HASHER)]
 
 
 def _now() -> dt.datetime:

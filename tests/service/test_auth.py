@@ -79,7 +79,10 @@ def test_an_admin_unlocks_by_reactivating(app: object) -> None:
     for _ in range(3):
         login(client, "reg1", "wrong password")
     admin = logged_in(app, Role.ADMIN)
-    assert form(admin, "/admin/users/reg1/active", {"active": "1"}, page="/admin/users").status_code == 303
+    assert (
+        form(admin, "/admin/users/reg1/active", {"active": "1"}, page="/admin/users").status_code
+        == 303
+    )
     assert login(TestClient(app), "reg1").status_code == 303
 
 
