@@ -334,13 +334,19 @@ def change_password(
 
 
 def reset_password(
-    store: Store, actor: Principal, user: str, password: str, *, client: str
+    store: Store,
+    actor: Principal,
+    user: str,
+    password: str,
+    *,
+    client: str,
+    must_change: bool = True,
 ) -> None:
-    """Set another user's password (``manage_users``); they must change it at the next login."""
+    """Set a user's password (``manage_users``); by default they must change it at next login."""
     require(actor, Permission.MANAGE_USERS)
     with store.transaction() as con:
         _existing(con, user)
-        set_password(con, user, password, must_change=True)
+        set_password(con, user, password, must_change=must_change)
         audit.record(con, actor, "web.password.reset", user, {"client": client})
 
 

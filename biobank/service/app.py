@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import stat
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -73,6 +74,7 @@ __all__ = [
     "Service",
     "check_private",
     "create_app",
+    "load_secret",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,7 +126,7 @@ def check_private(path: Path) -> None:
     ConfigError
         Naming the file, its mode and the ``chmod`` that fixes it.
     """
-    for f in (path, Path(str(path) + ".key")):
+    for f in (path, Path(str(path) + ".key"), Path(str(path) + ".web-secret")):
         if not f.exists():
             continue
         mode = stat.S_IMODE(f.stat().st_mode)
@@ -133,6 +135,23 @@ def check_private(path: Path) -> None:
                 f"{f} has mode {mode:04o}: only the service account may read it; "
                 f"run 'chmod 600 {f}'"
             )
+
+
+def load_secret(store_path: str | Path) -> str:
+    """Return the signing secret: env ``BIOBANK_SECRET_KEY``, else ``<store>.web-secret``.
+
+    The file is created (mode 0600, 64 hex digits) when missing, so sessions survive a
+    restart of the service.
+    """
+    env = os.environ.get("BIOBANK_SECRET_KEY")
+    if env:
+        return env
+    path = Path(str(store_path) + ".web-secret")
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text(encoding="ascii").strip()
 
 
 @dataclass
