@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from biobank.core.access import Role
 from service.support import (
     ACCOUNTS,
     PASSWORD,
@@ -14,6 +13,8 @@ from service.support import (
     logged_in,
     login,
 )
+
+from biobank.core.access import Role
 
 NEW_PASSWORD = "a new long passphrase"
 

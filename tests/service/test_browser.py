@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from service.support import PASSWORD, WANG
 
 pytestmark = pytest.mark.browser

@@ -1,13 +1,10 @@
-"""Registry pages over HTTP: register, search, consents, accession; CSRF; escaping; audit; errors."""
+"""Pages over HTTP: register, search, consents, accession; CSRF; escaping; audit; errors."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from biobank.core.access import Role
-from biobank.service.i18n import library_message, load_translations, make_gettext
 from service.support import (
     WANG,
     TestClient,
@@ -17,6 +14,9 @@ from service.support import (
     logged_in,
     register,
 )
+
+from biobank.core.access import Role
+from biobank.service.i18n import library_message, load_translations, make_gettext
 
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
@@ -171,7 +171,8 @@ def test_names_and_sites_are_escaped(app: object, evil: str) -> None:
     for path in (f"/participants/{pid}", "/participants"):
         text = client.get(path).text
         assert evil not in text
-        assert "onerror=alert(1)>" not in text and "<script>alert" not in text
+        assert "onerror=alert(1)>" not in text
+        assert "<script>alert" not in text
 
 
 def test_audit_filters_are_escaped(app: object) -> None:
@@ -180,7 +181,7 @@ def test_audit_filters_are_escaped(app: object) -> None:
     assert XSS[1] not in text
 
 
-# -- audit ------------------------------------------------------------------------------------------
+# -- audit --------------------------------------------------------------------------------
 def test_audit_records_the_acting_user_and_the_client_address(app: object) -> None:
     client = logged_in(app, Role.REGISTRAR)
     pid = _pid(register(client))
@@ -212,7 +213,7 @@ def test_auditors_browse_and_verify_the_log(app: object) -> None:
     assert "审计链完整" in verified.text
 
 
-# -- languages and errors ---------------------------------------------------------------------------
+# -- languages and errors -----------------------------------------------------------------
 def test_chinese_by_default_english_by_switch(app: object) -> None:
     client = TestClient(app)
     assert "用户名" in client.get("/login").text

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from service.support import ACCOUNTS, WANG, TestClient, csrf, logged_in
 
 from biobank.core.access import PERMISSIONS, Permission, Role
 from biobank.registry import add_consent, add_specimen, register_participant
 from biobank.service.app import AUTHENTICATED, PUBLIC
 from biobank.service.routes import ROUTES, RouteSpec
-from service.support import ACCOUNTS, WANG, TestClient, csrf, logged_in
 
 LABEL = "BB0000001N"
 SITE = "SITE-9X"  # shown only on participant pages: a marker of data
