@@ -32,9 +32,7 @@ def serve(
     from biobank.service.app import load_secret
 
     store = Path(state(ctx).store)
-    app = create_app(
-        store, secret_key=load_secret(store), https_only=secure_cookies, root_path=root_path
-    )
+    app = create_app(store, secret_key=load_secret(store), https_only=secure_cookies)
     uvicorn.run(
         app,
         host=host,
@@ -42,6 +40,7 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
+        root_path=root_path,
     )
 
 

@@ -188,6 +188,16 @@ class Ctx:
         return self.request.client.host if self.request.client else "unknown"
 
     @property
+    def root(self) -> str:
+        """The path prefix under a reverse proxy (``--root-path``), or ``""``."""
+        return str(self.request.scope.get("root_path", ""))
+
+    @property
+    def route_path(self) -> str:
+        """The request's path without the prefix: what the route table names."""
+        return route_path(self.request)
+
+    @property
     def user(self) -> Principal:
         """The logged-in principal (routes other than PUBLIC always have one)."""
         if self.principal is None:  # pragma: no cover - the guard redirects first
@@ -202,7 +212,7 @@ class Ctx:
         may hold an identity number), then raised again.
         """
         principal = self.user
-        target = f"{self.request.method} {self.request.url.path}"
+        target = f"{self.request.method} {self.route_path}"
         with self.service.locked() as store:
             try:
                 with store.transaction() as con:
@@ -224,7 +234,9 @@ class Ctx:
         return self.service.templates.TemplateResponse(
             self.request,
             template,
-            {"ctx": self, "_": self.gettext, "LOCALES": LOCALES, "Permission": Permission} | values,
+            {"ctx": self, "_": self.gettext, "root": self.root, "LOCALES": LOCALES}
+            | {"Permission": Permission}
+            | values,
             status_code=http_status,
         )
 
@@ -232,6 +244,13 @@ class Ctx:
         """The CSRF token for this page's forms (asgi-csrf)."""
         getter = self.request.scope.get("csrftoken")
         return str(getter()) if getter else ""
+
+
+def route_path(request: Request) -> str:
+    """The path of ``request`` without the reverse proxy's prefix (``root_path``)."""
+    root = str(request.scope.get("root_path", ""))
+    path = request.url.path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def request_locale(request: Request) -> str:
@@ -254,7 +273,7 @@ def _error_response(request: Request, status: int, detail: str) -> Response:
     service: Service = request.app.state.service
     _ = make_gettext(service.translations[request_locale(request)])
     title = _(TITLES.get(status, TITLES[500]))
-    if _is_api(request.url.path):
+    if _is_api(route_path(request)):
         return JSONResponse(
             {"error": {"status": status, "title": title, "detail": detail}}, status_code=status
         )
@@ -321,11 +340,11 @@ def make_guard(access: Permission | Access) -> Callable[[Request], None]:
         if access is PUBLIC:
             return
         if principal is None:
-            if _is_api(request.url.path) or request.method != "GET":
+            if _is_api(route_path(request)) or request.method != "GET":
                 raise HTTPError(401)
-            target = quote(request.url.path, safe="/")
+            target = quote(route_path(request), safe="/")
             raise _Redirect(f"/login?next={target}")
-        if must_change and request.url.path not in {"/account/password", "/logout"}:
+        if must_change and route_path(request) not in {"/account/password", "/logout"}:
             raise _Redirect("/account/password")
         if isinstance(access, Permission) and not principal.can(access):
             with service.locked() as store, store.transaction() as con:
@@ -333,7 +352,7 @@ def make_guard(access: Permission | Access) -> Callable[[Request], None]:
                     con,
                     principal,
                     "web.denied",
-                    f"{request.method} {request.url.path}",
+                    f"{request.method} {route_path(request)}",
                     {"client": request.client.host if request.client else "unknown"},
                 )
             raise HTTPError(403)
@@ -356,7 +375,9 @@ class _Everywhere:
 
 def _csrf_failed(service_ref: dict[str, Service]) -> Callable[..., Any]:
     async def send_failed(scope: dict[str, Any], send: Callable[..., Any], message_id: Any) -> None:
+        root = str(scope.get("root_path", ""))
         path = str(scope.get("path", ""))
+        path = path[len(root) :] if root and path.startswith(root) else path
         service = service_ref["service"]
         cookie_header = dict(scope.get("headers") or []).get(b"cookie", b"").decode("latin-1")
         lang = None
@@ -378,7 +399,7 @@ def _csrf_failed(service_ref: dict[str, Service]) -> Callable[..., Any]:
             ctype = b"application/json"
         else:
             template = service.templates.get_template("error_plain.html")
-            body = template.render(title=title, detail=detail, _=_).encode("utf-8")
+            body = template.render(title=title, detail=detail, _=_, root=root).encode("utf-8")
             ctype = b"text/html; charset=utf-8"
         await send(
             {"type": "http.response.start", "status": 403, "headers": [[b"content-type", ctype]]}
@@ -397,7 +418,6 @@ def create_app(
     policy: accounts.LoginPolicy | None = None,
     limiter: accounts.RateLimiter | None = None,
     check_permissions: bool = True,
-    root_path: str = "",
 ) -> FastAPI:
     """Build the staff web application over the store at ``store_path``.
 
@@ -416,8 +436,9 @@ def create_app(
         Lockout, session lifetime and per-client rate limit of failed logins.
     check_permissions
         Refuse a store or key file readable by other users (:func:`check_private`).
-    root_path
-        The path prefix under a reverse proxy (e.g. ``/biobank``).
+
+    Behind a reverse proxy the server sets the path prefix (``uvicorn
+    --root-path``); links and redirects follow ``scope["root_path"]``.
 
     Raises
     ------
@@ -465,7 +486,6 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        root_path=root_path,
         lifespan=lifespan,
     )
     app.state.service = service
@@ -484,7 +504,8 @@ def create_app(
 
     async def redirect(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _Redirect)
-        return RedirectResponse(exc.location, status_code=303)
+        root = str(request.scope.get("root_path", ""))
+        return RedirectResponse(root + exc.location, status_code=303)
 
     app.add_exception_handler(_Redirect, redirect)
     app.add_middleware(

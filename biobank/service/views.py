@@ -53,9 +53,9 @@ def safe_next(value: str | None) -> str:
     return "/"
 
 
-def redirect(url: str) -> RedirectResponse:
-    """303 See Other, the answer to a successful form."""
-    return RedirectResponse(url, status_code=303)
+def redirect(request: Request, url: str) -> RedirectResponse:
+    """303 See Other to ``url`` (a route path), the answer to a successful form."""
+    return RedirectResponse(str(request.scope.get("root_path", "")) + url, status_code=303)
 
 
 def problems_of(exc: ValidationError, ctx: Ctx) -> dict[str, str]:
@@ -91,7 +91,7 @@ def login(request: Request, username: F = "", password: F = "", next: F = "/") -
         token = accounts.start_session(store, principal, client=ctx.client, policy=service.policy)
     request.session.clear()
     request.session["token"] = token
-    return redirect(safe_next(next))
+    return redirect(request, safe_next(next))
 
 
 def logout(request: Request) -> Response:
@@ -101,13 +101,13 @@ def logout(request: Request) -> Response:
         with ctx.service.locked() as store:
             accounts.end_session(store, ctx.user, token, client=ctx.client)
     request.session.clear()
-    return redirect("/login")
+    return redirect(request, "/login")
 
 
 def switch_language(request: Request, code: str, next: str = "/") -> Response:
     if code not in LOCALES:
         raise HTTPError(404)
-    response = redirect(safe_next(next))
+    response = redirect(request, safe_next(next))
     response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax", httponly=True)
     return response
 
@@ -168,13 +168,13 @@ def user_create(request: Request, username: F = "", role: F = "", password: F = 
         )
     except ValidationError as exc:
         return _users(request, error=library_message(exc.problem.message, ctx.gettext))
-    return redirect("/admin/users")
+    return redirect(request, "/admin/users")
 
 
 def user_role(request: Request, name: str, role: F = "") -> Response:
     ctx = ctx_of(request)
     ctx.act(lambda store: accounts.set_role(store, ctx.user, name, role, client=ctx.client))
-    return redirect("/admin/users")
+    return redirect(request, "/admin/users")
 
 
 def user_password(request: Request, name: str, password: F = "") -> Response:
@@ -187,14 +187,14 @@ def user_password(request: Request, name: str, password: F = "") -> Response:
         )
     except ValidationError as exc:
         return _users(request, error=library_message(exc.problem.message, ctx.gettext))
-    return redirect("/admin/users")
+    return redirect(request, "/admin/users")
 
 
 def user_active(request: Request, name: str, active: F = "") -> Response:
     ctx = ctx_of(request)
     on = active == "1"
     ctx.act(lambda store: accounts.set_active(store, ctx.user, name, on, client=ctx.client))
-    return redirect("/admin/users")
+    return redirect(request, "/admin/users")
 
 
 # -- dashboard, participants -----------------------------------------------------------------
@@ -223,7 +223,7 @@ def participant_search(request: Request, q: F = "") -> Response:
             ctx.act(lambda store: get_participant(store, ctx.user, query))
         except NotFoundError:
             return _participants(request, error=_("No participant found."), http_status=404)
-        return redirect(f"/participants/{query}")
+        return redirect(request, f"/participants/{query}")
     try:
         pid = ctx.act(lambda store: find_participant(store, ctx.user, q))
     except NotFoundError:
@@ -232,7 +232,7 @@ def participant_search(request: Request, q: F = "") -> Response:
         return _participants(
             request, error=library_message(exc.problem.message, _), http_status=422
         )
-    return redirect(f"/participants/{pid}")
+    return redirect(request, f"/participants/{pid}")
 
 
 def participant_form(request: Request) -> Response:
@@ -280,7 +280,7 @@ def participant_register(
         return ctx.render(
             "participant_new.html", http_status=422, values=values, problems=problems_of(exc, ctx)
         )
-    return redirect(f"/participants/{pid}")
+    return redirect(request, f"/participants/{pid}")
 
 
 def _participant_view(ctx: Ctx, pid: str) -> dict[str, Any]:
@@ -327,7 +327,7 @@ def consent_add(
         return ctx.render(
             "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
         )
-    return redirect(f"/participants/{pid}")
+    return redirect(request, f"/participants/{pid}")
 
 
 def consent_withdraw(
@@ -344,7 +344,7 @@ def consent_withdraw(
         return ctx.render(
             "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
         )
-    return redirect(f"/participants/{pid}")
+    return redirect(request, f"/participants/{pid}")
 
 
 def national_id_check(request: Request, national_id: F = "") -> Response:
@@ -457,7 +457,7 @@ def specimen_accession(
             types=SPECIMEN_TYPES,
             units=UNITS,
         )
-    return redirect(f"/specimens/{rec.label}")
+    return redirect(request, f"/specimens/{rec.label}")
 
 
 def specimen_page(request: Request, label: str) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from service.support import (
@@ -245,3 +246,37 @@ def test_one_html_error_page(app: object) -> None:
         assert response.status_code == status
         assert response.headers["content-type"].startswith("text/html")
         assert 'class="error-title"' in response.text
+
+
+def test_behind_a_proxy_every_link_and_redirect_keeps_the_root_path(store_path: object) -> None:
+    import httpx
+    from service.support import PASSWORD, SECRET
+
+    from biobank.service import create_app
+
+    app = create_app(store_path, secret_key=SECRET)  # type: ignore[arg-type]
+    try:
+        client = TestClient(app)
+        client._client = httpx.AsyncClient(  # as uvicorn --root-path /biobank passes requests
+            transport=httpx.ASGITransport(app=app, root_path="/biobank"),  # type: ignore[arg-type]
+            base_url="http://testserver",
+        )
+        page = client.get("/biobank/dashboard")
+        assert page.headers["location"] == "/biobank/login?next=/dashboard"
+        form_page = client.get("/biobank/login")
+        assert 'action="/biobank/login"' in form_page.text
+        token = re.search(r'name="csrftoken" value="([^"]+)"', form_page.text)
+        assert token
+        data = {"csrftoken": token.group(1), "username": "reg1", "password": PASSWORD}
+        done = client.post("/biobank/login", data=data | {"next": "/dashboard"})
+        assert done.headers["location"] == "/biobank/dashboard"
+        text = client.get("/biobank/dashboard").text
+        assert 'href="/biobank/participants"' in text
+        assert 'href="/participants' not in text
+        assert set(client.get("/biobank/api/specimens/X").json()["error"]) == {
+            "status",
+            "title",
+            "detail",
+        }
+    finally:
+        app.state.service.store.close()
