@@ -1,0 +1,91 @@
+"""End to end in a real browser: Playwright drives Debian's chromium against uvicorn.
+
+Log in, register a participant (the resident ID checked as it is typed), search
+it, switch the language; screenshots go to ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from service.support import PASSWORD, WANG
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def server(app: object) -> Iterator[str]:
+    """The app under uvicorn on a free port of 127.0.0.1, in a background thread."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_login_register_search_and_switch_language(server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(f"{server}/dashboard")
+        expect(page).to_have_url(f"{server}/login?next=/dashboard")
+        page.screenshot(path=SHOTS / "login.zh_CN.png")
+        page.fill("input[name=username]", "reg1")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(f"{server}/dashboard")
+        page.screenshot(path=SHOTS / "dashboard.zh_CN.png")
+
+        page.goto(f"{server}/participants/new")
+        page.fill("#f-national_id", WANG[:-1] + "9")  # a typo in the check character
+        expect(page.locator("#national_id-check")).to_contain_text("校验码为“9”")
+        page.screenshot(path=SHOTS / "register-check.zh_CN.png")
+        page.fill("#f-national_id", WANG)
+        expect(page.locator("#national_id-check")).to_have_text("身份证号码有效。")
+        page.fill("#f-name", "王芳")
+        page.select_option("#f-sex", "female")
+        page.fill("#f-birth_date", "1965-03-12")
+        page.fill("#f-enrolment_date", "2024-01-02")
+        page.fill("#f-site", "S0001")
+        page.click("form.stack button[type=submit]")
+        expect(page.locator("h1")).to_contain_text("参与者 P-")
+        pid = page.locator("h1").inner_text().split()[-1]
+        page.screenshot(path=SHOTS / "participant.zh_CN.png")
+
+        page.goto(f"{server}/participants")
+        page.fill("#search-q", WANG)
+        page.click("form.stack button[type=submit]")
+        expect(page).to_have_url(f"{server}/participants/{pid}")
+        assert WANG not in page.content()
+
+        page.click("#lang-en")
+        expect(page.locator("h1")).to_have_text(f"Participant {pid}")
+        page.screenshot(path=SHOTS / "participant.en.png")
+        page.goto(f"{server}/dashboard")
+        expect(page.locator("h1")).to_have_text("Dashboard")
+        page.screenshot(path=SHOTS / "dashboard.en.png")
+        browser.close()
