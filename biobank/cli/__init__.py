@@ -55,7 +55,16 @@ app = typer.Typer(
 
 #: Modules under ``biobank.cli`` whose ``register(app)`` adds commands (in this
 #: order, which is the order of ``biobank --help``).
-COMMAND_MODULES = ["admin", "demo", "registry", "genomes", "clinical", "research", "sequencing"]
+COMMAND_MODULES = [
+    "admin",
+    "demo",
+    "registry",
+    "genomes",
+    "clinical",
+    "research",
+    "sequencing",
+    "service",
+]
 
 
 logger = logging.getLogger(__name__)

@@ -22,13 +22,17 @@ def _app() -> typer.Typer:
 
 
 def test_web_password_sets_a_password_the_service_accepts(store_path: Path) -> None:
+    from biobank.core.access import get_principal, map_login, os_login
+    from biobank.core.store import Store
+
+    with Store(store_path) as store, store.transaction() as con:  # the command line's peer
+        map_login(con, get_principal(con, "admin1"), os_login(), "admin1")
     result = CliRunner().invoke(
         _app(),
         ["--store", str(store_path), "--user", "admin1", "web-password", "reg1"],
         input="from the cli 123\nfrom the cli 123\n",
     )
     assert result.exit_code == 0, result.output
-    from biobank.core.store import Store
     from biobank.service.accounts import LoginPolicy, authenticate
 
     with Store(store_path) as store:
