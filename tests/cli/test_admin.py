@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from biobank.core.access import os_login
+
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -32,6 +34,8 @@ def test_user_add__only_admins(run: Run, tmp_path: Path, actor: str, allowed: bo
         run("--user", "alice", "user", "add", "aud", "--role", "auditor", cwd=tmp_path).returncode
         == 0
     )
+    for name in ("rita", "aud"):  # this login may act as each (peer authentication)
+        assert run("--user", "alice", "user", "map", os_login(), name, cwd=tmp_path).returncode == 0
     proc = run("--user", actor, "user", "add", "newbie", "--role", "researcher", cwd=tmp_path)
     assert (proc.returncode == 0) is allowed, proc.stderr
     if not allowed:
@@ -47,9 +51,11 @@ def test_audit_verify__after_writes(run: Run, tmp_path: Path) -> None:
             ).returncode
             == 0
         )
+    assert run("--user", "alice", "user", "map", os_login(), "a1", cwd=tmp_path).returncode == 0
     proc = run("--user", "a1", "audit", "verify", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "intact: 3 entries" in proc.stdout
+    # the first admin's creation, three users added, one login mapped
+    assert "intact: 5 entries" in proc.stdout
 
 
 @pytest.mark.usefixtures("clean_env")

@@ -32,7 +32,7 @@ from registry_support import (
     write_csv,
 )
 
-from biobank.core.access import Principal
+from biobank.core.access import Principal, os_login
 from biobank.core.errors import (
     ConflictError,
     ConsentError,
@@ -821,6 +821,9 @@ def test_cli__registry_round_trip(tmp_path: Path) -> None:
         _cli("user", "add", "res1", "--role", "researcher", cwd=tmp_path, user="boss").returncode
         == 0
     )
+    for user in ("reg1", "res1"):  # this login may act as each of them (peer authentication)
+        mapped = _cli("user", "map", os_login(), user, cwd=tmp_path, user="boss")
+        assert mapped.returncode == 0, mapped.stderr
     proc = _cli("registry", "import-all", str(DATA), "--format", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert [r["created"] for r in json.loads(proc.stdout)] == [4, 5, 9]
