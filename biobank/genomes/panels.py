@@ -280,10 +280,8 @@ def _fit_pca(
     scan: _Scan,
     *,
     n_components: int,
-    ld_window: int,
-    ld_step: int,
-    ld_threshold: float,
-    ld_iterations: int,
+    ld: dict[str, Any],
+    iterations: int,
 ) -> tuple[np.ndarray, Any, np.ndarray]:
     """LD-prune the candidate SNPs per contig and fit ``allel.pca``.
 
@@ -299,10 +297,8 @@ def _fit_pca(
     for contig in dict.fromkeys(contigs.tolist()):
         idx = np.flatnonzero(contigs == contig)
         sel = np.ones(len(idx), dtype=bool)
-        for _ in range(ld_iterations):
-            loc = allel.locate_unlinked(
-                gn[idx[sel]], size=ld_window, step=ld_step, threshold=ld_threshold
-            )
+        for _ in range(iterations):
+            loc = allel.locate_unlinked(gn[idx[sel]], **ld)
             inner = np.flatnonzero(sel)
             sel[inner[~loc]] = False
         keep[idx[sel]] = True
@@ -351,10 +347,9 @@ def load_panel(
         Who loads; needs the ``load_data`` permission (registrar or admin).
     description
         Free text (source, release, build).
-    n_components
-        Principal components kept.
-    min_frequency
-        SNPs for the PCA need an ALT frequency in ``[min_frequency, 1 - min_frequency]``.
+    n_components, min_frequency
+        Principal components kept; SNPs for the PCA need an ALT frequency in
+        ``[min_frequency, 1 - min_frequency]``.
     ld_window, ld_step, ld_threshold, ld_iterations
         LD pruning with :func:`allel.locate_unlinked` (as :func:`biobank.genomes.reader.pca`).
     replace
@@ -388,87 +383,43 @@ def load_panel(
     scan_groups, group_names, order = _groups_for(paths[0], pops)
     scan, order2 = _scan(paths, samples, scan_groups, min_frequency)
     assert order2 == order
-    rows, model, coords = _fit_pca(
-        scan,
-        n_components=n_components,
-        ld_window=ld_window,
-        ld_step=ld_step,
-        ld_threshold=ld_threshold,
-        ld_iterations=ld_iterations,
-    )
+    ld = {"size": ld_window, "step": ld_step, "threshold": ld_threshold}
+    rows, model, coords = _fit_pca(scan, n_components=n_components, ld=ld, iterations=ld_iterations)
     ordered = pl.DataFrame({"sample_id": order}).join(pops, on="sample_id", how="left")
     checksum = hashlib.sha256(
         "".join([*(file_checksum(p) for p in paths), str(pops.hash_rows().sum())]).encode()
     ).hexdigest()
     evr = [float(x) for x in model.explained_variance_ratio_]
+    source, sizes = ";".join(map(str, paths)), (len(order), len(scan.ref), len(rows))
+    who = principal.user
     with store.transaction() as con:
         if exists:
             _delete(con, int(exists[0]))
         load_id = store.record_provenance(
             con,
             kind="panel",
-            source=";".join(map(str, paths)),
+            source=source,
             checksum=checksum,
-            parameters={
-                "name": name,
-                "n_components": n_components,
-                "min_frequency": min_frequency,
-                "ld": [ld_window, ld_step, ld_threshold, ld_iterations],
-            },
+            parameters={"name": name, "n_components": n_components, "min_frequency": min_frequency}
+            | {"ld": [ld_window, ld_step, ld_threshold, ld_iterations]},
             user=principal.user,
         )
-        row = con.execute("SELECT nextval('panel_seq')").fetchone()
-        assert row is not None
-        panel_id = int(row[0])
-        con.execute(
-            "INSERT INTO panel VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                panel_id,
-                name,
-                description,
-                ";".join(map(str, paths)),
-                checksum,
-                load_id,
-                len(order),
-                len(scan.ref),
-                len(rows),
-                n_components,
-                evr,
-                principal.user,
-                dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            ],
-        )
-        _insert_panel_rows(con, panel_id, scan, group_names, ordered, coords, rows, model)
-        audit.record(
+        panel_id = _insert_panel_rows(
             con,
-            principal,
-            "panel.load",
-            name,
-            {
-                "panel_id": panel_id,
-                "samples": len(order),
-                "variants": len(scan.ref),
-                "pca_snps": len(rows),
-            },
+            [name, description, source, checksum, load_id, *sizes, n_components, evr, who],
+            scan,
+            group_names,
+            ordered,
+            coords,
+            rows,
+            model,
         )
+        detail = {"panel_id": panel_id, "samples": len(order), "variants": len(scan.ref)}
+        audit.record(con, principal, "panel.load", name, {**detail, "pca_snps": len(rows)})
     counts = ordered.group_by("population").len().sort("population")
-    logger.info(
-        "panel %s: %d samples, %d variants, PCA on %d SNPs",
-        name,
-        len(order),
-        len(scan.ref),
-        len(rows),
-    )
-    return PanelReport(
-        panel_id=panel_id,
-        name=name,
-        n_samples=len(order),
-        n_variants=len(scan.ref),
-        n_pca_snps=len(rows),
-        n_components=n_components,
-        populations=dict(zip(counts["population"], counts["len"], strict=True)),
-        explained_variance_ratio=evr,
-    )
+    logger.info("panel %s: %d samples, %d variants, %d PCA SNPs", name, *sizes)
+    by_pop = dict(zip(counts["population"], counts["len"], strict=True))
+    return PanelReport(panel_id, name, *sizes, n_components, by_pop, evr)
 
 
 def _groups_for(
@@ -506,15 +457,23 @@ def _groups_for(
 
 def _insert_panel_rows(
     con: duckdb.DuckDBPyConnection,
-    panel_id: int,
+    header: list[Any],
     scan: _Scan,
     group_names: list[tuple[str, str]],
     ordered: pl.DataFrame,
     coords: np.ndarray,
     rows: np.ndarray,
     model: Any,
-) -> None:
-    """Write panel_sample, panel_frequency and panel_pca_snp."""
+) -> int:
+    """Write the panel row (``header``: its columns after ``panel_id``, without
+    ``loaded_at``), panel_sample, panel_frequency and panel_pca_snp; return the panel id."""
+    row = con.execute("SELECT nextval('panel_seq')").fetchone()
+    assert row is not None
+    panel_id = int(row[0])
+    con.execute(
+        "INSERT INTO panel VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [panel_id, *header, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+    )
     n_groups = len(group_names)
     n = len(scan.ref)
     ac = np.asarray(scan.ac, dtype=np.int64).reshape(n, n_groups)
@@ -567,6 +526,7 @@ def _insert_panel_rows(
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _panel_rows")
         finally:
             con.unregister("_panel_rows")
+    return panel_id
 
 
 def _delete(con: duckdb.DuckDBPyConnection, panel_id: int) -> None:
