@@ -411,7 +411,8 @@ def test_1kg__held_out_superpopulation_is_inferred_for_95_percent(kg: KG) -> Non
     j = result.join(truth, on="participant_id")
     assert j.height == kg.held_out.height
     accuracy = (j["ancestry"] == j["superpopulation"]).mean()
-    # measured: 555 of 558 (99.5 %) with the default rule; 1 unassigned
+    # measured on this split (583 panel / 543 held out): 531 of 543 (97.8 %), 2 unassigned,
+    # the 10 others admixed AMR/AFR/EUR; another split (seed 1): 555 of 558 (99.5 %)
     assert accuracy is not None
     assert accuracy >= 0.95, accuracy
     assert found > 2000
