@@ -17,6 +17,7 @@ __all__ = [
     "DAMAGING_CONSEQUENCES",
     "VARIANT_COLUMNS",
     "VariantFilter",
+    "canonical_contig_sql",
     "rename_variant_columns",
 ]
 
@@ -45,6 +46,18 @@ VARIANT_COLUMNS = {
     "qual": "variant_qual",
 }
 
+
+def canonical_contig_sql(expr: str) -> str:
+    """SQL of a contig name in canonical form: ``chr1``, ``1`` -> ``1``; ``chrM``, ``MT`` -> ``M``.
+
+    Reference panels (:mod:`biobank.genomes.panels`) store canonical contigs and
+    match the store's variants through this expression, so a panel named
+    ``1``..``22``, ``X`` (1000 Genomes, GRCh37) matches a cohort named ``chr1`` ...
+    """
+    bare = f"regexp_replace({expr}, '^(?i)chr', '')"
+    return f"(CASE WHEN upper({bare}) IN ('M', 'MT') THEN 'M' ELSE {bare} END)"
+
+
 _REGION = re.compile(r"^(?P<contig>[^:\s]+)(:(?P<start>[\d,]+)(-(?P<end>[\d,]+))?)?$")
 
 
@@ -68,6 +81,12 @@ class VariantFilter:
     min_frequency, max_frequency
         Bounds on the ALT allele frequency *in the queried sample set*
         (inclusive); e.g. ``max_frequency=0.01`` for rare variants.
+    panel_max_frequency
+        ``(panel, population, max_frequency)``: only variants whose ALT frequency
+        in that population of a loaded reference panel
+        (:mod:`biobank.genomes.panels`) is at most ``max_frequency``; variants the
+        panel does not have count as rare (frequency 0). E.g.
+        ``("1kg", "CHB", 0.01)``.
     """
 
     genes: Sequence[str] | None = None
@@ -77,6 +96,7 @@ class VariantFilter:
     pass_only: bool = False
     min_frequency: float | None = None
     max_frequency: float | None = None
+    panel_max_frequency: tuple[str, str, float] | None = None
 
     def where(self, alias: str = "v") -> tuple[str, list[Any]]:
         """Return a SQL condition on table ``variant`` (as ``alias``) and its parameters.
@@ -123,6 +143,16 @@ class VariantFilter:
             params.append(list(self.variant_ids))
         if self.pass_only:
             conds.append(f"coalesce({alias}.filter, 'PASS') = 'PASS'")
+        if self.panel_max_frequency is not None:
+            panel, population, max_af = self.panel_max_frequency
+            conds.append(
+                "NOT EXISTS (SELECT 1 FROM panel_frequency pf JOIN panel pp USING (panel_id)"
+                " WHERE pp.name = ? AND pf.population = ? AND pf.frequency > ?"
+                f" AND pf.contig = {canonical_contig_sql(alias + '.contig')}"
+                f" AND pf.position = {alias}.position AND pf.ref = {alias}.ref"
+                f" AND pf.alt = {alias}.alt)"
+            )
+            params.extend([panel, population, float(max_af)])
         return (" AND ".join(conds) or "TRUE"), params
 
     @property

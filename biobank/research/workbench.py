@@ -814,6 +814,52 @@ class Workbench:
         self._audit("research.sql", query[:500], {"rows": df.height, "tables": sorted(names)})
         return df
 
+    # -- reference panels (biobank.genomes.panels) ----------------------------
+    def panel_ancestry(
+        self,
+        cohort: CohortLike = None,
+        *,
+        panel: str,
+        level: str = "superpopulation",
+        n_pcs: int | None = None,
+        k: int = 10,
+        min_confidence: float = 0.6,
+    ) -> pl.DataFrame:
+        """Project a cohort onto a reference panel's PCs and infer each participant's ancestry.
+
+        :func:`biobank.genomes.panels.project_onto_panel` then
+        :func:`~biobank.genomes.panels.infer_ancestry` (k nearest panel samples
+        vote; the rule and the "unassigned" thresholds are documented there).
+        Audited (``genotype.read``, target ``panel_projection``).
+
+        Returns
+        -------
+        polars.DataFrame
+            ``participant_id, PC1..PCk, ancestry`` (null = unassigned),
+            ``confidence`` (share of the neighbours' votes), ``distance`` (to the
+            centroid of the group in PC space).
+        """
+        from biobank.genomes import ancestry as panels
+
+        projected, _ = panels.project_onto_panel(
+            self.store.con,
+            self._ids(cohort),
+            panel=panel,
+            principal=self.principal,
+            purpose=self.purpose,
+        )
+        out = panels.infer_ancestry(
+            self.store.con,
+            projected,
+            panel=panel,
+            level=level,
+            n_pcs=n_pcs,
+            k=k,
+            min_confidence=min_confidence,
+        )
+        pcs = [c for c in out.columns if c.startswith("PC")]
+        return out.select("participant_id", *pcs, "ancestry", "confidence", "distance")
+
 
 def open_workbench(
     path: str | Path,
