@@ -20,6 +20,8 @@ happen only inside commands:
     ``registry``, ``participant``, ``consent``, ``specimen``.
 ``genomes``
     ``load-vcf``, ``verify``.
+``panels``
+    ``panel load``, ``panel list`` (reference panels).
 ``clinical``
     ``load-clinical``, ``cohort``.
 ``research``
@@ -64,6 +66,7 @@ COMMAND_MODULES = [
     "research",
     "sequencing",
     "service",
+    "panels",
 ]
 
 

@@ -23,14 +23,16 @@ from biobank.core.ids import validate_label
 from biobank.registry import events
 from biobank.registry.specimens import (
     LOCAL_TZ,
-    LOCATION_SQL,
     SAMPLE_ID,
-    STORAGE_FIELDS,
-    check_location,
     in_base,
-    normalise_location,
     parse_collected_at,
     participant_birth_date,
+)
+from biobank.registry.storage import (
+    LOCATION_SQL,
+    STORAGE_FIELDS,
+    check_location,
+    normalise_location,
 )
 from biobank.registry.visibility import audited_rows, participant_visibility_sql
 from biobank.registry.vocab import (

@@ -39,6 +39,12 @@ from biobank.core.errors import (
 from biobank.core.ids import center_key, validate_label
 from biobank.registry import events
 from biobank.registry.recontact import decrypt_identifiers
+from biobank.registry.storage import (
+    STORAGE_FIELDS,
+    check_location,
+    normalise_location,
+    occupied_positions,
+)
 from biobank.registry.vocab import (
     NUCLEIC_ACID_TYPES,
     SPECIMEN_STATUSES,
@@ -52,13 +58,11 @@ if TYPE_CHECKING:
     from biobank.core.store import Store
 
 __all__ = [
-    "LOCATION_SQL",
     "SpecimenRecord",
     "add_specimen",
     "check_location",
     "check_specimens",
     "in_base",
-    "normalise_location",
     "parse_collected_at",
     "participant_birth_date",
     "validate_specimen_fields",
@@ -71,9 +75,6 @@ logger = logging.getLogger(__name__)
 #: Local time zone of collection times given with an offset.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 SAMPLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_POSITION = re.compile(r"^([A-Z]{1,2}[0-9]{1,3}|[0-9]{1,4})$")
-_LOCATION_PART = re.compile(r"^[\w.-]{1,32}$")
-STORAGE_FIELDS = ("freezer", "rack", "box", "position")
 
 
 @dataclass(frozen=True)
@@ -150,76 +151,6 @@ def parse_collected_at(value: str, *, field: str = "collected_at") -> dt.datetim
     if when.tzinfo is not None:
         when = when.astimezone(LOCAL_TZ).replace(tzinfo=None)
     return when
-
-
-def normalise_location(loc: Mapping[str, str]) -> dict[str, str]:
-    """Return a storage position in the one form it is stored and compared in.
-
-    Freezer, rack and box are upper-cased; a well loses leading zeros in its
-    number (``a01`` -> ``A1``) and a numbered position too (``007`` -> ``7``),
-    so that ``f01,r01,b01,a1`` and ``F01,R01,B01,A01`` name the same place.
-
-    >>> normalise_location({"freezer": "f01", "rack": "r01", "box": "b01", "position": "a01"})
-    {'freezer': 'F01', 'rack': 'R01', 'box': 'B01', 'position': 'A1'}
-    """
-    out = {f: str(loc.get(f, "") or "").strip().upper() for f in STORAGE_FIELDS}
-    well = re.fullmatch(r"([A-Z]{1,2})0*([0-9]{1,3})", out["position"])
-    if well:
-        out["position"] = f"{well.group(1)}{int(well.group(2))}"
-    elif out["position"].isdigit():
-        out["position"] = str(int(out["position"]))
-    return out
-
-
-#: SQL for the normalised form of a stored position's columns (see :func:`normalise_location`)
-LOCATION_SQL = (
-    "upper(freezer)",
-    "upper(rack)",
-    "upper(box)",
-    "CASE WHEN regexp_matches(upper(position), '^[0-9]+$')"
-    " THEN CAST(CAST(position AS BIGINT) AS VARCHAR)"
-    " ELSE regexp_replace(upper(position), '^([A-Z]{1,2})0*([0-9])', '\\1\\2') END",
-)
-
-
-def check_location(loc: Mapping[str, str]) -> list[Problem]:
-    """Check a storage position: all of freezer, rack, box, position or none, well-formed.
-
-    Returns
-    -------
-    list of Problem
-        Empty when the position is fine (or absent).
-    """
-    problems: list[Problem] = []
-    if any(loc.values()) and not all(loc.values()):
-        missing = [f for f in STORAGE_FIELDS if not loc.get(f)]
-        problems.append(
-            Problem(
-                "a storage position needs freezer, rack, box and position; "
-                f"missing {', '.join(missing)}",
-                field=missing[0],
-                value="",
-            )
-        )
-    elif all(loc.values()):
-        if not _POSITION.match(loc["position"].upper()):
-            problems.append(
-                Problem(
-                    "position is a well like A1 or H12, or a number 1-9999",
-                    field="position",
-                    value=loc["position"],
-                )
-            )
-        for f in ("freezer", "rack", "box"):
-            if not _LOCATION_PART.match(loc[f]):
-                problems.append(
-                    Problem(
-                        f"{f} is letters, digits, '_', '.' or '-' (at most 32)",
-                        field=f,
-                        value=loc[f],
-                    )
-                )
-    return problems
 
 
 def _bad(problems: list[Problem], message: str, fld: str, value: object) -> None:
@@ -408,16 +339,6 @@ def _stored_specimens(
     cur = con.execute("SELECT * FROM specimen WHERE list_contains(?, label)", [labels])
     names = [d[0] for d in cur.description]
     return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
-
-
-def _occupied_positions(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, ...], str]:
-    """(freezer, rack, box, position) -> label of every stored specimen in storage."""
-    return {
-        (r[0], r[1], r[2], r[3]): r[4]
-        for r in con.execute(
-            f"SELECT {', '.join(LOCATION_SQL)}, label FROM specimen WHERE freezer IS NOT NULL"
-        ).fetchall()
-    }
 
 
 def _aliquoted(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], float]:
@@ -647,7 +568,7 @@ def check_specimens(
         participants=existing_pids | set(known_participants),
         birth_dates=birth_dates,
         now=now,
-        occupied=_occupied_positions(con),
+        occupied=occupied_positions(con),
         children_base=_aliquoted(con),
         problems=problems,
     )

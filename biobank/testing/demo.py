@@ -24,14 +24,13 @@ from biobank.core.errors import ConflictError, ValidationError
 from biobank.testing import clinical as clin
 from biobank.testing import people as ppl
 from biobank.testing.genome import Genome, GenomeSpec, build_genome, write_fasta, write_gff3
+from biobank.testing.planting import PlantedVariant, plant_variant
 from biobank.testing.population import (
     DEMOGRAPHY,
     MUTATION_RATE,
     RECOMBINATION_RATE,
-    PlantedVariant,
     Population,
     Variants,
-    plant_variant,
     simulate_population,
     write_vcf,
 )

@@ -61,6 +61,8 @@ COMMANDS = {
     "user logins": "admin",
     "user list": "admin",
     "serve": "service",
+    "panel load": "panels",
+    "panel list": "panels",
     "web-password": "service",
     "audit log": "admin",
     "audit verify": "admin",
