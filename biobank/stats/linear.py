@@ -197,6 +197,12 @@ def _block_linear(
     ).hstack(fit.rename({c: f"variant_{c}" for c in fit.columns}))
 
 
+def _empty_block(n: int) -> DenseBlock:
+    """A block of no variants over ``n`` samples."""
+    empty = np.zeros((0, n), dtype=np.uint8)
+    return DenseBlock(keys=np.zeros(0, dtype=np.int64), dosage=empty, flags=empty)
+
+
 def linear_association(
     con: duckdb.DuckDBPyConnection,
     samples: SampleSet,
@@ -289,8 +295,8 @@ def linear_association(
         "variant_gene",
         "variant_consequence",
     )
-    if not parts:
-        return info.head(0)
+    if not parts:  # no variant: the columns all the same
+        parts = [_block_linear(_empty_block(len(y)), y, x, xchr_model=xchr_model)]
     res = pl.concat(parts).with_columns(pl.col("variant_key").cast(pl.Int32))
     out = info.join(res, on="variant_key", how="inner").sort("variant_key")
     return suppress_variant_rows(
