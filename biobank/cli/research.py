@@ -22,17 +22,18 @@ from biobank.cli._common import (
 
 __all__ = ["ASSOC_COLUMNS", "FREQ_COLUMNS", "LINEAR_COLUMNS", "register"]
 
-#: Columns of ``query assoc`` that the table shows, most important first.
+#: Columns of ``query assoc`` that the table shows, most important first (the
+#: p-values of the tests run; a test not run has an all-null column, not shown).
 ASSOC_COLUMNS = (
     "variant",
     "variant_gene",
-    "variant_case_alt_count",
-    "variant_control_alt_count",
-    "variant_fisher_p_value",
-    "variant_beta",
     "variant_p_value",
     "variant_lrt_p_value",
     "variant_score_p_value",
+    "variant_fisher_p_value",
+    "variant_beta",
+    "variant_case_alt_count",
+    "variant_control_alt_count",
     "variant_firth",
     "variant_id",
     "variant_consequence",

@@ -11,6 +11,11 @@ Firth fits follow plink2's own iteration, step-halving and stopping rules
 penalised log-likelihood change below 1e-4), so their estimates are plink2's
 to ~1e-4; a fit that reaches 25 iterations is reported, as plink2 does (with
 its ERRCODE ``UNFINISHED``).
+
+Beside the Wald test of the fit, the likelihood-ratio test (the fit's
+log-likelihood against the covariates-only model's on the same samples) and
+the score (Rao) test (from the covariates-only model alone), as hail's
+``logistic_regression_rows`` offers them (:func:`_null_tests`).
 """
 
 from __future__ import annotations

@@ -198,3 +198,34 @@ def test_compare_calls__table_fits_80_columns_and_tsv_has_all(
     got = list(csv.DictReader(io.StringIO(tsv.stdout), delimiter="\t"))
     assert list(got[0]) == list(rows[0].as_dict())
     assert (got[0]["f1"], got[1]["gt_match"]) == ("0.888889", "1")
+
+
+def test_query_assoc__passes_tests_and_shows_the_main_columns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import biobank.cli.research
+
+    seen: dict[str, object] = {}
+
+    class Workbench:
+        def __enter__(self) -> Workbench:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def association(self, *args: object, **options: object) -> pl.DataFrame:
+            seen.update(options)
+            return _association().with_columns(variant_score_p_value=pl.Series([2.5e-7, 0.3, None]))
+
+    monkeypatch.setattr(biobank.cli.research, "open_workbench", lambda ctx, purpose: Workbench())
+    args = ["--store", str(tmp_path / "s.duckdb"), "--user", "rita", "query", "assoc"]
+    args += ["--purpose", "HMB", "--cases", "t2d", "--test", "score", "--test", "lrt"]
+    out = CliRunner().invoke(app, args, env={"COLUMNS": str(WIDTH)})
+    assert out.exit_code == 0, out.output
+    assert seen["tests"] == ("score", "lrt")
+    lines = _lines_fit(out.stdout, ["variant", "gene", "p", "score p", "Fisher p", "beta"])
+    names = re.split(r"\s{2,}", lines[0].strip())
+    assert names[:5] == ["variant", "gene", "p", "score p", "Fisher p"]  # p-values first
+    cells = dict(zip(names, re.split(r"\s{2,}", lines[2].strip()), strict=True))
+    assert (cells["score p"], cells["p"]) == ("2.50e-07", "1.50e-09")

@@ -4,6 +4,7 @@ clinical tables), against statsmodels' OLS on the tiny demo center; and the work
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -114,3 +115,23 @@ def test_association__lrt_and_score_through_the_workbench(demo_store: Path) -> N
     assert res["variant_fisher_p_value"].null_count() == res.height
     assert res["variant_score_p_value"].drop_nulls().min() < 1e-4
     assert res["variant_lrt_p_value"].drop_nulls().len() > 0
+
+
+def test_cli__query_linear_tsv_has_every_column_and_table_fits(
+    demo_store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from biobank.cli import main
+
+    for name in ("BIOBANK_STORE", "BIOBANK_USER", "BIOBANK_PURPOSE"):
+        monkeypatch.delenv(name, raising=False)
+    base = ["--store", str(demo_store), "--user", "researcher", "query"]
+    linear = [*base, "linear", "--purpose", "HMB", "--measurement", "LDL-C", "--region", "chr1"]
+    assert main([*linear, "-f", "tsv"]) == 0
+    rows = pl.read_csv(io.StringIO(capsys.readouterr().out), separator="\t")
+    assert {"variant_beta", "variant_t", "variant_p_value", "variant_n_obs"} <= set(rows.columns)
+    assert rows.height > 100
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(linear) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[0].split()[:3] == ["variant", "gene", "ALT"]
