@@ -63,7 +63,11 @@ def test_init__path_argument_creates_that_store(
     path.parent.mkdir()
     assert main(["--user", "alice", "init", str(path)]) == 0
     assert capsys.readouterr().out == f"created store {path} with admin user 'alice'\n"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["new.duckdb", "new.duckdb.key"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "new.duckdb",
+        "new.duckdb.audit-head",  # the audit log's head outside the store
+        "new.duckdb.key",
+    ]
     assert not (tmp_path / "biobank.duckdb").exists()
     # again: the store is kept (and migrated), not replaced
     assert main(["--user", "bob", "init", str(path)]) == 0

@@ -158,12 +158,13 @@ def test_association__rejects_an_unknown_test(sim: Cohort) -> None:
 @pytest.mark.slow
 def test_association__lrt_and_score_match_statsmodels_on_1000_genomes(kg: Cohort) -> None:
     cases, controls, cov = cases_controls(kg.pheno, kg.covariates)
-    region = VariantFilter(region="22:16000000-20000000")
+    region = VariantFilter(region="22")
     res = association(
         kg.store.con, cases, controls, covariates=cov, variant_filter=region, tests=ALL_TESTS
     )
     regular = res.filter(~pl.col("variant_firth") & pl.col("variant_beta").is_not_null())
     firth = res.filter(pl.col("variant_firth") & pl.col("variant_score_chi2").is_not_null())
-    assert regular.height > 100
-    rows = pl.concat([regular.sample(25, seed=1), firth.head(10)])
+    assert regular.height > 300
+    assert firth.height > 300
+    rows = pl.concat([regular.sample(25, seed=1), firth.sample(10, seed=1)])
     _check_against_statsmodels(kg, rows, kg.covariates, region)

@@ -118,7 +118,7 @@ def test_linear_association__matches_plink2_glm_linear_on_1000_genomes(
         covariates=kg.pheno.select("participant_id", "sexcov"),
         variant_filter=VariantFilter(region="22"),
     )
-    assert _check_plink(glm, res) > 5000
+    assert _check_plink(glm, res) > 1000
 
 
 def test_linear_regression__constant_and_collinear_rows_are_null() -> None:
