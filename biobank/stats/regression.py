@@ -664,6 +664,16 @@ def _null_tests(g: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarr
 LOGISTIC_TESTS = ("wald", "lrt", "score")
 
 
+def _check_tests(tests: Sequence[str]) -> None:
+    """Raise ValidationError unless ``tests`` names some of :data:`LOGISTIC_TESTS`."""
+    unknown = sorted(set(tests) - set(LOGISTIC_TESTS))
+    if unknown or not tests:
+        raise ValidationError(
+            f"tests must be among {', '.join(LOGISTIC_TESTS)}, not {unknown or 'nothing'}",
+            field="tests",
+        )
+
+
 def logistic_regression(
     g: np.ndarray,
     y: np.ndarray,
@@ -727,12 +737,7 @@ def logistic_regression(
     """
     from scipy.stats import chi2, norm
 
-    unknown = sorted(set(tests) - set(LOGISTIC_TESTS))
-    if unknown or not tests:
-        raise ValidationError(
-            f"tests must be among {', '.join(LOGISTIC_TESTS)}, not {unknown or 'nothing'}",
-            field="tests",
-        )
+    _check_tests(tests)
     fitting = "wald" in tests or "lrt" in tests
     y = np.asarray(y, dtype=np.float64)
     n = len(y)
