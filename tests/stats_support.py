@@ -23,6 +23,7 @@ __all__ = [
     "keyed",
     "plink",
     "plink_all",
+    "plink_linear",
     "read_plink",
     "split_alts",
 ]
@@ -101,6 +102,23 @@ def plink_all(vcf: Path, pheno: Path, covars: list[str], out: Path) -> dict[str,
         out,
     )
     return read_plink(out, ("freq", "vmiss", "hardy", "glm"))
+
+
+def plink_linear(vcf: Path, pheno: Path, trait: str, covars: list[str], out: Path) -> pl.DataFrame:
+    """``plink2 --glm`` of a quantitative ``trait`` (its ``.glm.linear``), with a ``key``."""
+    plink(
+        [
+            *("--vcf", str(vcf), "--set-all-var-ids", "@:#:$r:$a"),
+            *("--new-id-max-allele-len", "1000"),
+            *("--pheno", str(pheno), "--pheno-name", trait),
+            *("--covar", str(pheno), "--covar-name", ",".join(covars)),
+            *("--glm", "hide-covar"),
+        ],
+        out,
+    )
+    return pl.read_csv(
+        f"{out}.{trait}.glm.linear", null_values="NA", separator="\t", infer_schema_length=0
+    ).with_columns(key=pl.format("{}:{}", pl.col("#CHROM").str.strip_prefix("chr"), pl.col("POS")))
 
 
 def read_plink(out: Path, names: Sequence[str]) -> dict[str, pl.DataFrame]:

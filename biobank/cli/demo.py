@@ -8,7 +8,29 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["demo", "demo_data", "register"]
+from biobank.cli._common import render_table
+from biobank.cli.sequencing import ACCURACY_COLUMNS, CALL_LABELS
+
+__all__ = [
+    "ACCURACY_COLUMNS",
+    "ASSOCIATION_COLUMNS",
+    "CALL_LABELS",
+    "demo",
+    "demo_data",
+    "register",
+]
+
+#: Columns of the demo's association table, most important first.
+ASSOCIATION_COLUMNS = (
+    "variant",
+    "variant_gene",
+    "variant_case_alt_count",
+    "variant_control_alt_count",
+    "variant_fisher_p_value",
+    "variant_beta",
+    "variant_p_value",
+    "variant_consequence",
+)
 
 
 def demo_data(
@@ -54,20 +76,17 @@ def demo(
     cores: Annotated[int, typer.Option("--cores", "-c", help="Cores for the workflow.")] = 2,
 ) -> None:
     """Run the main job on the demo center: registry -> workflow -> store -> cohort query."""
-    import polars as pl
-
     from biobank.pipeline import run_demo
 
     result = run_demo(
         directory, preset=preset, seed=seed, cores=cores, on_step=lambda s: typer.echo(s)
     )
-    with pl.Config(tbl_rows=20, tbl_cols=14, fmt_str_lengths=40, tbl_width_chars=160):
-        if result.accuracy is not None:
-            typer.echo("\nWorkflow calls against the simulated truth:")
-            typer.echo(str(result.accuracy))
-        if result.association is not None:
-            typer.echo("\nType 2 diabetes (E11) cases vs controls, strongest associations:")
-            typer.echo(str(result.association))
+    if result.accuracy is not None:
+        typer.echo("\nWorkflow calls against the simulated truth:")
+        typer.echo(render_table(result.accuracy, columns=ACCURACY_COLUMNS, labels=CALL_LABELS))
+    if result.association is not None:
+        typer.echo("\nType 2 diabetes (E11) cases vs controls, strongest associations:")
+        typer.echo(render_table(result.association, columns=ASSOCIATION_COLUMNS))
     typer.echo(f"\nstore: {result.store}  (open it with biobank.open(...) in notebooks/)")
 
 

@@ -3,7 +3,7 @@
 Research commands act as ``--user`` (a researcher) for ``--purpose`` (env
 ``BIOBANK_PURPOSE``) through :func:`biobank.open`, so consent, role checks,
 auditing and small-count suppression are the library's; each prints a table
-(``--format table|csv|json``).
+(``--format table``: the main columns, formatted; ``tsv|csv|json``: all).
 """
 
 from __future__ import annotations
@@ -20,7 +20,48 @@ from biobank.cli._common import (
     open_workbench,
 )
 
-__all__ = ["register"]
+__all__ = ["ASSOC_COLUMNS", "FREQ_COLUMNS", "LINEAR_COLUMNS", "register"]
+
+#: Columns of ``query assoc`` that the table shows, most important first (the
+#: p-values of the tests run; a test not run has an all-null column, not shown).
+ASSOC_COLUMNS = (
+    "variant",
+    "variant_gene",
+    "variant_p_value",
+    "variant_lrt_p_value",
+    "variant_score_p_value",
+    "variant_fisher_p_value",
+    "variant_beta",
+    "variant_case_alt_count",
+    "variant_control_alt_count",
+    "variant_firth",
+    "variant_id",
+    "variant_consequence",
+)
+#: Columns of ``query linear`` that the table shows.
+LINEAR_COLUMNS = (
+    "variant",
+    "variant_gene",
+    "variant_alt_count",
+    "variant_n_obs",
+    "variant_beta",
+    "variant_standard_error",
+    "variant_p_value",
+    "variant_id",
+    "variant_consequence",
+)
+#: Columns of ``query freq`` that the table shows.
+FREQ_COLUMNS = (
+    "variant",
+    "variant_gene",
+    "variant_n_samples",
+    "variant_alt_allele_count",
+    "variant_alt_allele_frequency",
+    "variant_call_rate",
+    "variant_hwe_p_value",
+    "variant_id",
+    "variant_consequence",
+)
 
 query_app = typer.Typer(
     help="Research queries over consented participants (researchers).", no_args_is_help=True
@@ -66,7 +107,8 @@ def query_freq(
 ) -> None:
     """Allele and genotype counts, frequency, call rate and HWE p per variant."""
     with open_workbench(ctx, purpose) as wb:
-        emit(wb.frequencies(cohort, region=region, genes=gene, variant_ids=variant), fmt)
+        df = wb.frequencies(cohort, region=region, genes=gene, variant_ids=variant)
+    emit(df, fmt, columns=FREQ_COLUMNS)
 
 
 @query_app.command("assoc")
@@ -87,9 +129,17 @@ def query_assoc(
     burden: Annotated[
         bool, typer.Option("--burden", help="Gene burden test of rare damaging variants.")
     ] = False,
+    test: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--test",
+            help="fisher, logistic (Wald), lrt (likelihood ratio), score (Rao); repeatable "
+            "(default: fisher and logistic).",
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
-    """Case/control association (Fisher and logistic regression) or gene burden."""
+    """Case/control association (Fisher; logistic regression: Wald, LRT, score) or burden."""
     covs = tuple(covariate) if covariate is not None else ("age", "male")
     with open_workbench(ctx, purpose) as wb:
         if burden:
@@ -103,8 +153,45 @@ def query_assoc(
                 variant_ids=variant,
                 covariates=covs,
                 n_pcs=pcs,
+                tests=tuple(test) if test else ("fisher", "logistic"),
             )
-    emit(df, fmt)
+    emit(df, fmt, columns=None if burden else ASSOC_COLUMNS)
+
+
+@query_app.command("linear")
+def query_linear(
+    ctx: typer.Context,
+    purpose: ResearchPurposeOption,
+    measurement: Annotated[
+        str, typer.Option(help="Clinical measurement as the trait, e.g. HbA1c or LDL-C.")
+    ],
+    cohort: CohortOption = None,
+    rule: Annotated[
+        str, typer.Option(help="latest (value of the latest date) or mean (of all values).")
+    ] = "latest",
+    region: RegionOption = None,
+    gene: GeneOption = None,
+    variant: VariantOption = None,
+    covariate: Annotated[
+        list[str] | None, typer.Option("--covariate", help="age and/or male (default both).")
+    ] = None,
+    pcs: Annotated[int, typer.Option(help="Principal components as covariates.")] = 0,
+    fmt: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Linear regression of a measurement on ALT dosage per variant (as plink2 --glm)."""
+    covs = tuple(covariate) if covariate is not None else ("age", "male")
+    with open_workbench(ctx, purpose) as wb:
+        df = wb.linear(
+            measurement,
+            cohort,
+            rule=rule,
+            region=region,
+            genes=gene,
+            variant_ids=variant,
+            covariates=covs,
+            n_pcs=pcs,
+        )
+    emit(df, fmt, columns=LINEAR_COLUMNS)
 
 
 @query_app.command("survival")

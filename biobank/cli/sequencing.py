@@ -14,7 +14,35 @@ import typer
 
 from biobank.cli._common import FormatOption, OutputFormat, acting_principal, emit, open_store
 
-__all__ = ["register", "registry_sample_sheet"]
+__all__ = ["ACCURACY_COLUMNS", "CALL_LABELS", "register", "registry_sample_sheet"]
+
+#: Columns of the call accuracy table a person reads first (the rest: ``compare-calls -f tsv``).
+ACCURACY_COLUMNS = (
+    "sample_id",
+    "variant_type",
+    "tp",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "f1",
+    "gt_concordance",
+    "truth_total",
+    "query_total",
+)
+#: Headers of the call accuracy columns.
+CALL_LABELS = {
+    "sample_id": "sample",
+    "variant_type": "type",
+    "tp": "TP",
+    "fp": "FP",
+    "fn": "FN",
+    "f1": "F1",
+    "truth_total": "truth",
+    "query_total": "query",
+    "gt_match": "GT match",
+    "gt_mismatch": "GT mismatch",
+}
 
 workflow_app = typer.Typer(
     help="Run or check the Snakemake sequencing workflow (workflow/Snakefile).",
@@ -46,6 +74,7 @@ def compare_calls(
 
     Both files are normalised with bcftools norm -m -any -f REFERENCE and
     matched by contig, position, REF and ALT (see biobank.sequencing.accuracy).
+    The table shows the main columns; -f tsv/csv/json adds GT match counts.
     """
     from biobank.sequencing.accuracy import compare_calls as compare
 
@@ -57,7 +86,7 @@ def compare_calls(
         sample=sample,
         pass_only=not all_filters,
     )
-    emit([r.as_dict() for r in rows], fmt)
+    emit([r.as_dict() for r in rows], fmt, columns=ACCURACY_COLUMNS, labels=CALL_LABELS)
 
 
 @workflow_app.command("check")

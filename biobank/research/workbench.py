@@ -541,6 +541,7 @@ class Workbench:
         covariates: Sequence[str] = ("age", "male"),
         n_pcs: int = 0,
         xchr_model: int = 2,
+        tests: Sequence[str] = ("fisher", "logistic"),
         filter: VariantFilter | None = None,  # deprecated: variant_filter's old name
     ) -> pl.DataFrame:
         """Case/control association per variant: Fisher's exact test and logistic regression.
@@ -549,22 +550,14 @@ class Workbench:
         ``male`` and the first ``n_pcs`` principal components (``pc1`` ...), see
         :meth:`covariates`. Runs :func:`biobank.stats.assoc.association` with small
         counts suppressed; ``xchr_model`` codes males' chrX calls 0/2 (2, as
-        plink2) or 0/1 (1) in the regression.
+        plink2) or 0/1 (1) in the regression; ``tests`` among ``fisher``,
+        ``logistic`` (Wald), ``lrt`` (likelihood ratio) and ``score`` (Rao).
         """
         from biobank import stats
 
         case_ids, ctrl_ids = self._cases_controls(cases, controls)
-        cov = None
         wanted = [*covariates, *[f"pc{i}" for i in range(1, n_pcs + 1)]]
-        if wanted:
-            table = self._covariates(case_ids + ctrl_ids, n_pcs=n_pcs)
-            unknown = [c for c in wanted if c not in table.columns]
-            if unknown:
-                raise ValidationError(
-                    f"unknown covariate(s) {', '.join(unknown)}: use age, male, pc1..pcN",
-                    field="covariates",
-                )
-            cov = table.select("participant_id", *wanted)
+        cov = self._covariate_table(case_ids + ctrl_ids, wanted, n_pcs=n_pcs)
         result = stats.association(
             self.store.con,
             case_ids,
@@ -579,11 +572,160 @@ class Workbench:
             purpose=self.purpose,
             min_count=self.min_count,
             xchr_model=xchr_model,
+            tests=tests,
         )
         self._audit(
             "research.association",
             str(self._describe(cases))[:200],
             {"cases": len(case_ids), "controls": len(ctrl_ids), "covariates": wanted},
+        )
+        return result
+
+    def _covariate_table(
+        self, ids: Sequence[str], wanted: Sequence[str], *, n_pcs: int
+    ) -> pl.DataFrame | None:
+        """``participant_id`` and the ``wanted`` columns of :meth:`covariates` (None if none)."""
+        if not wanted:
+            return None
+        table = self._covariates(ids, n_pcs=n_pcs)
+        unknown = [c for c in wanted if c not in table.columns]
+        if unknown:
+            raise ValidationError(
+                f"unknown covariate(s) {', '.join(unknown)}: use age, male, pc1..pcN",
+                field="covariates",
+            )
+        return table.select("participant_id", *wanted)
+
+    def measurement_values(
+        self, measurement: str, cohort: CohortLike = None, *, rule: str = "latest"
+    ) -> pl.DataFrame:
+        """One value of a clinical measurement per participant of a cohort (a trait).
+
+        Parameters
+        ----------
+        measurement
+            The measurement's name as in the clinical tables (``HbA1c``,
+            ``LDL-C`` ...; case-insensitive, as :class:`~biobank.clinical.cohorts.Lab`).
+        cohort
+            Whose values (default: everyone permitted).
+        rule
+            ``"latest"``: the value of the latest date (the mean of that
+            date's values when there are several), as ``Lab(..., which="latest")``;
+            ``"mean"``: the mean of all the participant's values.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``participant_id`` and a column named ``measurement``; participants
+            without a value are absent.
+
+        Raises
+        ------
+        ValidationError
+            If ``rule`` is unknown, no permitted participant has the measurement
+            (the message lists those that exist), or its values come in more than
+            one unit.
+        """
+        if rule not in ("latest", "mean"):
+            raise ValidationError(
+                f"rule must be 'latest' or 'mean', not {rule!r}", field="rule", value=rule
+            )
+        cur = self.store.cursor()
+        try:
+            cur.register(
+                "_wb_ids",
+                pl.DataFrame(
+                    {"participant_id": self._ids(cohort)}, schema={"participant_id": pl.String}
+                ),
+            )
+            rows = cur.execute(
+                "SELECT m.participant_id, m.measured_on, m.value, m.unit"
+                " FROM clinical_measurement m JOIN _wb_ids USING (participant_id)"
+                " WHERE lower(m.name) = lower(?)",
+                [measurement],
+            ).pl()
+            if rows.is_empty():
+                names = cur.execute(
+                    "SELECT DISTINCT m.name FROM clinical_measurement m"
+                    " JOIN _wb_ids USING (participant_id) ORDER BY 1"
+                ).fetchall()
+                raise ValidationError(
+                    f"no permitted participant has a measurement {measurement!r}: measurements "
+                    f"are {', '.join(n for (n,) in names) or 'none'}",
+                    field="measurement",
+                    value=measurement,
+                )
+        finally:
+            cur.close()
+        units = rows["unit"].drop_nulls().unique().sort().to_list()
+        if len(units) > 1:
+            raise ValidationError(
+                f"{measurement} is recorded in several units ({', '.join(units)}): "
+                "convert them to one first",
+                field="measurement",
+                value=measurement,
+            )
+        if rule == "latest":
+            rows = rows.filter(
+                pl.col("measured_on") == pl.col("measured_on").max().over("participant_id")
+            )
+        return (
+            rows.group_by("participant_id")
+            .agg(pl.col("value").mean().alias(measurement))
+            .sort("participant_id")
+        )
+
+    def linear(
+        self,
+        measurement: str,
+        cohort: CohortLike = None,
+        *,
+        rule: str = "latest",
+        variant_filter: VariantFilter | None = None,
+        region: str | None = None,
+        genes: Sequence[str] | str | None = None,
+        variant_ids: Sequence[str] | str | None = None,
+        covariates: Sequence[str] = ("age", "male"),
+        n_pcs: int = 0,
+        xchr_model: int = 2,
+    ) -> pl.DataFrame:
+        """Linear regression of a clinical measurement on ALT dosage per variant.
+
+        The trait is :meth:`measurement_values` (``rule`` ``"latest"`` or
+        ``"mean"``) of the cohort's participants; covariates as in
+        :meth:`association`. Runs :func:`biobank.stats.linear.linear_association`
+        (as ``plink2 --glm`` on a quantitative phenotype) with small counts
+        suppressed. Audited (``research.linear``).
+
+        Returns
+        -------
+        polars.DataFrame
+            Variant columns, ``variant_alt_count, variant_ref_count,
+            variant_beta`` (measurement units per ALT allele),
+            ``variant_standard_error, variant_t, variant_p_value, variant_n_obs,
+            variant_suppressed``.
+        """
+        from biobank import stats
+
+        trait = self.measurement_values(measurement, cohort, rule=rule)
+        ids = trait["participant_id"].to_list()
+        wanted = [*covariates, *[f"pc{i}" for i in range(1, n_pcs + 1)]]
+        result = stats.linear_association(
+            self.store.con,
+            ids,
+            trait,
+            covariates=self._covariate_table(ids, wanted, n_pcs=n_pcs),
+            variant_filter=self._filter(
+                variant_filter, region=region, genes=genes, variant_ids=variant_ids
+            ),
+            purpose=self.purpose,
+            min_count=self.min_count,
+            xchr_model=xchr_model,
+        )
+        self._audit(
+            "research.linear",
+            str(self._describe(cohort))[:200],
+            {"measurement": measurement, "rule": rule, "rows": len(ids), "covariates": wanted},
         )
         return result
 

@@ -6,7 +6,10 @@
   case status on ALT dosage (additive model) with covariates
   (:func:`biobank.stats.regression.logistic_regression`, with plink2's Firth
   fallback); the ``variant_firth`` column says which variants were refitted
-  with Firth's penalised likelihood.
+  with Firth's penalised likelihood. Beside the Wald test of that fit, the
+  likelihood-ratio (``tests=[..., "lrt"]``) and score (Rao, ``"score"``)
+  tests, as hail offers them. Quantitative traits:
+  :func:`biobank.stats.linear.linear_association`.
 * :func:`burden`: gene-level burden test of rare damaging variants: carriers of
   any qualifying variant (ALT frequency below a threshold in cases and
   controls, damaging consequence) per gene, Fisher's exact test and logistic
@@ -48,9 +51,34 @@ from biobank.stats.regression import logistic_regression
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["SMALL_COUNT_THRESHOLD", "association", "burden"]
+__all__ = ["ASSOCIATION_TESTS", "SMALL_COUNT_THRESHOLD", "association", "burden"]
 
 logger = logging.getLogger(__name__)
+
+
+def participant_values(
+    con: duckdb.DuckDBPyConnection, table: pl.DataFrame | str, *, field: str
+) -> tuple[pl.DataFrame, list[str]]:
+    """Numeric per-participant values (covariates, a trait) as Float64, complete rows only.
+
+    ``table`` is a DataFrame or SQL with ``participant_id`` and numeric (or
+    boolean) columns, one row per participant; returns it and the value
+    column names. Raises :class:`ValidationError` (naming ``field``) otherwise.
+    """
+    cdf = con.execute(table).pl() if isinstance(table, str) else table
+    if "participant_id" not in cdf.columns:
+        raise ValidationError(f"{field} need a column participant_id", field=field)
+    names = [c for c in cdf.columns if c != "participant_id"]
+    bad = [c for c in names if not cdf[c].dtype.is_numeric() and cdf[c].dtype != pl.Boolean]
+    if bad:
+        raise ValidationError(
+            f"{field} column(s) {', '.join(bad)} are not numeric: encode them as numbers "
+            "(e.g. sex as 0/1)",
+            field=field,
+        )
+    if cdf["participant_id"].is_duplicated().any():
+        raise ValidationError(f"{field} have more than one row for a participant", field=field)
+    return cdf.with_columns([pl.col(c).cast(pl.Float64) for c in names]).drop_nulls(), names
 
 
 def _case_control_table(
@@ -79,22 +107,7 @@ def _case_control_table(
             f" UNION ALL SELECT *, 0.0 AS y FROM {controls_tbl} ORDER BY sample_key"
         )
         return name, cov_names
-    cdf = con.execute(covariates).pl() if isinstance(covariates, str) else covariates
-    if "participant_id" not in cdf.columns:
-        raise ValidationError("covariates need a column participant_id", field="covariates")
-    cov_names = [c for c in cdf.columns if c != "participant_id"]
-    bad = [c for c in cov_names if not cdf[c].dtype.is_numeric() and cdf[c].dtype != pl.Boolean]
-    if bad:
-        raise ValidationError(
-            f"covariate column(s) {', '.join(bad)} are not numeric: encode them as numbers "
-            "(e.g. sex as 0/1)",
-            field="covariates",
-        )
-    if cdf["participant_id"].is_duplicated().any():
-        raise ValidationError(
-            "covariates have more than one row for a participant", field="covariates"
-        )
-    cdf = cdf.with_columns([pl.col(c).cast(pl.Float64) for c in cov_names]).drop_nulls()
+    cdf, cov_names = participant_values(con, covariates, field="covariates")
     con.register("_cov_df", cdf)
     cols = ", ".join(f'v."{c}"' for c in cov_names)
     con.execute(
@@ -115,12 +128,17 @@ def _design(
     return y, x
 
 
+#: The tests :func:`association` runs, by the name given in ``tests=``.
+ASSOCIATION_TESTS = ("fisher", "logistic", "lrt", "score")
+
+
 def _check_options(tests: Sequence[str], xchr_model: int) -> None:
     """Raise ValidationError for unknown tests or X-chromosome model."""
-    unknown = set(tests) - {"fisher", "logistic"}
+    unknown = set(tests) - set(ASSOCIATION_TESTS)
     if unknown or not tests:
         raise ValidationError(
-            f"tests must be 'fisher' and/or 'logistic', not {sorted(unknown) or 'nothing'}",
+            f"tests must be among {', '.join(ASSOCIATION_TESTS)}, not "
+            f"{sorted(unknown) or 'nothing'}",
             field="tests",
         )
     if xchr_model not in (1, 2):
@@ -138,7 +156,7 @@ def _block_tests(
     tests: Sequence[str],
     xchr_model: int,
     firth_fallback: bool,
-    fit_cache: dict[bytes, tuple[float, float, float]],
+    fit_cache: dict[bytes, tuple[float, ...]],
 ) -> pl.DataFrame:
     """Allele counts, Fisher's test and logistic regression of one block of variants."""
     is_case = y == 1
@@ -164,8 +182,11 @@ def _block_tests(
         odds, pval = fisher_tables(table)
     else:
         odds = pval = np.full(len(table), np.nan)
-    if "logistic" in tests:
-        fit = logistic_regression(g, y, x, firth_fallback=firth_fallback, fit_cache=fit_cache)
+    regression = [{"logistic": "wald"}.get(t, t) for t in tests if t != "fisher"]
+    if regression:
+        fit = logistic_regression(
+            g, y, x, firth_fallback=firth_fallback, fit_cache=fit_cache, tests=regression
+        )
     else:
         fit = logistic_regression(np.empty((0, len(y))), y, x).clear(n=len(blk.keys))
     return pl.DataFrame(
@@ -218,6 +239,10 @@ def _association_result(
             "variant_standard_error",
             "variant_z",
             "variant_p_value",
+            "variant_lrt_chi2",
+            "variant_lrt_p_value",
+            "variant_score_chi2",
+            "variant_score_p_value",
         ],
         min_count,
     )
@@ -258,8 +283,12 @@ def association(
     min_count
         Suppress ALT allele counts below this in cases or controls.
     tests
-        Which tests to run: ``"fisher"``, ``"logistic"`` or both; the columns
-        of a test not run are null.
+        Which tests to run: ``"fisher"``, ``"logistic"`` (the Wald test of
+        the logistic fit), ``"lrt"`` (likelihood-ratio test of the same fit
+        against the covariates-only model on the same samples; null where
+        only a Firth fit exists) and ``"score"`` (score/Rao test: only the
+        covariates-only model is fitted, so alone it is the fastest); the
+        columns of a test not run are null.
     block
         Variants fitted at a time (memory: block x samples x 8 bytes x ~6).
     xchr_model
@@ -277,8 +306,9 @@ def association(
         variant_control_alt_count, variant_control_ref_count,
         variant_fisher_odds_ratio, variant_fisher_p_value`` (allelic 2x2),
         ``variant_beta`` (log odds ratio per ALT allele),
-        ``variant_standard_error, variant_z, variant_p_value, variant_firth,
-        variant_n_obs``.
+        ``variant_standard_error, variant_z, variant_p_value, variant_firth``,
+        ``variant_lrt_chi2, variant_lrt_p_value, variant_score_chi2,
+        variant_score_p_value`` (chi-square, 1 df), ``variant_n_obs``.
 
     Raises
     ------
@@ -301,7 +331,7 @@ def association(
                     field="cases",
                 )
             keys = variant_keys(con, tbl, variant_filter)
-            fit_cache: dict[bytes, tuple[float, float, float]] = {}  # same y, x in all blocks
+            fit_cache: dict[bytes, tuple[float, ...]] = {}  # same y, x, tests in all blocks
             parts = [
                 _block_tests(
                     blk,
@@ -401,7 +431,12 @@ def burden(
             "gene_fisher_p_value": pval,
         },
         nan_to_null=False,
-    ).hstack(fit.drop("n_obs").rename({c: f"gene_{c}" for c in fit.columns if c != "n_obs"}))
+    ).hstack(
+        fit.select(
+            pl.col(c).alias(f"gene_{c}")
+            for c in ("beta", "standard_error", "z", "p_value", "firth")
+        )
+    )
     cols = [
         "gene_fisher_odds_ratio",
         "gene_fisher_p_value",

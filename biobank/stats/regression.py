@@ -11,17 +11,24 @@ Firth fits follow plink2's own iteration, step-halving and stopping rules
 penalised log-likelihood change below 1e-4), so their estimates are plink2's
 to ~1e-4; a fit that reaches 25 iterations is reported, as plink2 does (with
 its ERRCODE ``UNFINISHED``).
+
+Beside the Wald test of the fit, the likelihood-ratio test (the fit's
+log-likelihood against the covariates-only model's on the same samples) and
+the score (Rao) test (from the covariates-only model alone), as hail's
+``logistic_regression_rows`` offers them (:func:`_null_tests`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
 
-__all__ = ["logistic_regression"]
+from biobank.core.errors import ValidationError
+
+__all__ = ["LOGISTIC_TESTS", "logistic_regression"]
 
 
 def _null_fit(y: np.ndarray, cov: np.ndarray, *, max_iter: int = 50) -> np.ndarray:
@@ -53,7 +60,8 @@ def _newton(
     max_iter: int = 100,
     tol: float = 1e-6,
     threads: int = 2,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    loglik: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit ``logit P(y) = b*g + cov @ c`` for every row of ``g``.
 
     Ordinary fits (``firth=False``) are Newton-Raphson (IRLS). With
@@ -85,13 +93,17 @@ def _newton(
         ordinary fits.
     threads
         Blocks fitted at the same time.
+    loglik
+        Also return each ordinary fit's log-likelihood at its estimate (one
+        more evaluation; for the likelihood-ratio test).
 
     Returns
     -------
     tuple
-        ``beta`` and ``se`` of the ``g`` coefficient, and whether each fit
+        ``beta`` and ``se`` of the ``g`` coefficient, whether each fit
         gave a result (converged, or for Firth also stopped at the iteration
-        limit, as plink2 reports it).
+        limit, as plink2 reports it), and the log-likelihood (NaN unless
+        ``loglik`` and an ordinary fit).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -103,13 +115,22 @@ def _newton(
     beta = np.full(v, np.nan)
     se = np.full(v, np.nan)
     converged = np.zeros(v, dtype=bool)
+    ll = np.full(v, np.nan)
 
     def fit(lo: int, hi: int) -> None:
         if firth:
             beta[lo:hi], se[lo:hi], converged[lo:hi] = _firth_block(g[lo:hi], y, cov, cc, start)
         else:
-            beta[lo:hi], se[lo:hi], converged[lo:hi] = _newton_block(
-                g[lo:hi], y, cov, cc, start, line_search=line_search, max_iter=max_iter, tol=tol
+            beta[lo:hi], se[lo:hi], converged[lo:hi], ll[lo:hi] = _newton_block(
+                g[lo:hi],
+                y,
+                cov,
+                cc,
+                start,
+                line_search=line_search,
+                max_iter=max_iter,
+                tol=tol,
+                loglik=loglik,
             )
 
     if threads <= 1 or len(bounds) == 1:
@@ -119,7 +140,7 @@ def _newton(
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="glm") as pool:
             for fut in [pool.submit(fit, lo, hi) for lo, hi in bounds]:
                 fut.result()
-    return beta, se, converged
+    return beta, se, converged, ll
 
 
 def _softplus(eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
@@ -383,8 +404,13 @@ def _newton_block(
     line_search: bool,
     max_iter: int,
     tol: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One block of ordinary fits of :func:`_newton` (``cc``: covariate outer products)."""
+    loglik: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One block of ordinary fits of :func:`_newton` (``cc``: covariate outer products).
+
+    Returns ``beta``, ``se``, converged and the log-likelihood at the estimate
+    (NaN unless ``loglik``).
+    """
     from scipy.special import expit
 
     v = g.shape[0]
@@ -472,11 +498,32 @@ def _newton_block(
     if good.any():
         se[good] = np.sqrt(np.maximum(np.linalg.inv(info[good])[:, 0, 0], 0.0))
     converged &= good & np.isfinite(beta[:, 0])
-    return beta[:, 0], se, converged
+    ll = np.full(v, np.nan)
+    if loglik and converged.any():
+        rows = np.flatnonzero(converged)
+        ll[rows] = _fit_loglik(take(gz, rows), take(m, rows), beta[rows], y, cov, complete=complete)
+    return beta[:, 0], se, converged, ll
 
 
-def _fit_rows(g: np.ndarray, y: np.ndarray, cov: np.ndarray, *, firth_fallback: bool) -> np.ndarray:
-    """Fits of :func:`logistic_regression`: (rows, 3) beta, standard error, Firth used (0/1)."""
+def _fit_loglik(
+    gr: np.ndarray, mr: np.ndarray, b: np.ndarray, y: np.ndarray, cov: np.ndarray, *, complete: bool
+) -> np.ndarray:
+    """Log-likelihood of ``logit P(y) = b0*g + cov @ b[1:]`` per row (``mr``: 0 = missing)."""
+    from scipy.special import expit
+
+    eta = b[:, 1:] @ cov.T
+    eta += gr * b[:, :1]
+    per = y * eta - _softplus(eta, expit(eta))
+    if not complete:
+        per *= mr
+    return np.asarray(per.sum(axis=1))
+
+
+def _fit_rows(
+    g: np.ndarray, y: np.ndarray, cov: np.ndarray, *, firth_fallback: bool, loglik: bool = False
+) -> np.ndarray:
+    """Fits of :func:`logistic_regression`: (rows, 4) beta, standard error, Firth used (0/1),
+    and the ordinary fit's log-likelihood (NaN unless ``loglik``; NaN for Firth fits)."""
     v = len(g)
     # carriers (g != 0, NaN is not) among cases and controls, as one matrix product
     groups = np.column_stack([y == 1, y == 0]).astype(np.float32)
@@ -486,26 +533,145 @@ def _fit_rows(g: np.ndarray, y: np.ndarray, cov: np.ndarray, *, firth_fallback: 
     gmax = np.fmax.reduce(g, axis=1)
     const = ~(gmax > gmin)
     separated = ~(case_nz & ctrl_nz) & ~const
-    out = np.full((v, 3), np.nan)
+    out = np.full((v, 4), np.nan)
     out[:, 2] = 0
     plain = np.flatnonzero(~const & ~separated)
     if len(plain):
-        b, s, ok = _newton(g[plain], y, cov, firth=False, line_search=False)
+        b, s, ok, ll = _newton(g[plain], y, cov, firth=False, line_search=False, loglik=loglik)
         ok &= np.abs(b) < 15
         if not ok.all():  # again with step halving before giving up on them
             again = np.flatnonzero(~ok)
-            b[again], s[again], ok[again] = _newton(
-                g[plain[again]], y, cov, firth=False, line_search=True
+            b[again], s[again], ok[again], ll[again] = _newton(
+                g[plain[again]], y, cov, firth=False, line_search=True, loglik=loglik
             )
             ok[again] &= np.abs(b[again]) < 15
-        out[plain[ok], 0], out[plain[ok], 1] = b[ok], s[ok]
+        out[plain[ok], 0], out[plain[ok], 1], out[plain[ok], 3] = b[ok], s[ok], ll[ok]
         separated[plain[~ok]] = True
     refit = np.flatnonzero(separated)
     if len(refit) and firth_fallback:
-        b, s, ok = _newton(g[refit], y, cov, firth=True)
+        b, s, ok, _ = _newton(g[refit], y, cov, firth=True)
         out[refit[ok], 0], out[refit[ok], 1] = b[ok], s[ok]
         out[refit, 2] = 1
     return out
+
+
+def _masked_null_fits(
+    m: np.ndarray, y: np.ndarray, cov: np.ndarray, cc: np.ndarray, start: np.ndarray
+) -> np.ndarray:
+    """(rows, k) covariates-only fits on each row's called samples (``m`` 1 = called).
+
+    Newton's method for all rows at once from the shared null fit ``start``
+    (a few iterations: rows differ from the full sample set by their missing
+    calls). Rows whose information is singular get NaN.
+    """
+    from scipy.special import expit
+
+    kc = cov.shape[1]
+    b = np.tile(start, (len(m), 1))
+    active = np.ones(len(m), dtype=bool)
+    for _ in range(50):
+        idx = np.flatnonzero(active)
+        if not len(idx):
+            break
+        mu = expit(b[idx] @ cov.T)
+        w = mu * (1 - mu) * m[idx]
+        info = (w @ cc).reshape(-1, kc, kc)
+        score = ((y - mu) * m[idx]) @ cov
+        ok, _ = _usable(info)
+        step = np.full((len(idx), kc), np.nan)
+        if ok.any():
+            step[ok] = np.linalg.solve(info[ok], score[ok][..., None])[..., 0]
+        b[idx] += step
+        done = ~ok | (np.abs(step).max(axis=1) < 1e-10)
+        active[idx[done]] = False
+    return b
+
+
+def _null_tests(g: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Null log-likelihood and Rao score statistic of each row of ``g`` (NaN = missing).
+
+    The null model (covariates only) is fitted once for the rows without
+    missing calls and, for a row with missing calls, on its called samples
+    (as every test leaves those samples out). The score statistic is
+    ``U^2 / V`` with ``U = sum g_i (y_i - mu_i)`` and ``V`` the efficient
+    information of the genotype coefficient at the null,
+    ``g'Wg - g'WC (C'WC)^-1 C'Wg`` (``W = mu (1 - mu)``); chi-square 1 df. It
+    needs no fit of the full model, so it is defined for separated rows too.
+    Rows are processed in cache-sized chunks.
+
+    Returns
+    -------
+    tuple
+        ``(rows,)`` null log-likelihood and score chi-square (NaN for rows
+        whose genotype is constant among called samples).
+    """
+    from scipy.special import expit
+
+    v, n = g.shape
+    kc = cov.shape[1]
+    start = _null_fit(y, cov)
+    cc = (cov[:, :, None] * cov[:, None, :]).reshape(n, -1)
+    eta0 = cov @ start
+    mu0 = expit(eta0)
+    w0 = mu0 * (1 - mu0)
+    ll_all = float((y * eta0 - _softplus(eta0, mu0)).sum())
+    ll0 = np.full(v, np.nan)
+    chi2 = np.full(v, np.nan)
+    mask = ~np.isnan(g)
+    complete = mask.all(axis=1)
+    rows = max(8, _FIT_BLOCK_CELLS // max(n, 1))
+    for lo in range(0, v, rows):
+        sl = slice(lo, min(lo + rows, v))
+        gz = np.where(mask[sl], g[sl], 0.0).astype(np.float64)
+        m = mask[sl].astype(np.float64)
+        full = complete[sl]
+        u = np.empty(len(gz))
+        igg = np.empty(len(gz))
+        igc = np.empty((len(gz), kc))
+        icc = np.empty((len(gz), kc, kc))
+        if full.any():
+            gf = gz[full]
+            u[full] = gf @ (y - mu0)
+            igg[full] = (gf * gf) @ w0
+            igc[full] = gf @ (w0[:, None] * cov)
+            icc[full] = (w0 @ cc).reshape(kc, kc)
+            ll0[lo + np.flatnonzero(full)] = ll_all
+        part = np.flatnonzero(~full)
+        if len(part):
+            gp, mp = gz[part], m[part]
+            b = _masked_null_fits(mp, y, cov, cc, start)
+            eta = b @ cov.T
+            mu = expit(eta)
+            ll0[lo + part] = ((y * eta - _softplus(eta, mu)) * mp).sum(axis=1)
+            w = mu * (1 - mu) * mp
+            u[part] = ((y - mu) * mp * gp).sum(axis=1)
+            wg = w * gp
+            igg[part] = (wg * gp).sum(axis=1)
+            igc[part] = wg @ cov
+            icc[part] = (w @ cc).reshape(-1, kc, kc)
+        ok, _ = _usable(icc)
+        ok &= np.isfinite(u)
+        var = np.full(len(gz), np.nan)
+        if ok.any():
+            sol = np.linalg.solve(icc[ok], igc[ok][..., None])[..., 0]
+            var[ok] = igg[ok] - np.einsum("ij,ij->i", igc[ok], sol)
+        good = var > 1e-8 * np.maximum(igg, 1e-300)
+        chi2[lo + np.flatnonzero(good)] = u[good] ** 2 / var[good]
+    return ll0, chi2
+
+
+#: The tests :func:`logistic_regression` can run.
+LOGISTIC_TESTS = ("wald", "lrt", "score")
+
+
+def _check_tests(tests: Sequence[str]) -> None:
+    """Raise ValidationError unless ``tests`` names some of :data:`LOGISTIC_TESTS`."""
+    unknown = sorted(set(tests) - set(LOGISTIC_TESTS))
+    if unknown or not tests:
+        raise ValidationError(
+            f"tests must be among {', '.join(LOGISTIC_TESTS)}, not {unknown or 'nothing'}",
+            field="tests",
+        )
 
 
 def logistic_regression(
@@ -514,7 +680,8 @@ def logistic_regression(
     covariates: np.ndarray | None = None,
     *,
     firth_fallback: bool = True,
-    fit_cache: dict[bytes, tuple[float, float, float]] | None = None,
+    fit_cache: dict[bytes, tuple[float, ...]] | None = None,
+    tests: Sequence[str] = ("wald",),
 ) -> pl.DataFrame:
     """Logistic regression of ``y`` on each row of ``g`` plus covariates, vectorised.
 
@@ -524,6 +691,13 @@ def logistic_regression(
     rows whose ordinary fit does not converge (or gives |beta| > 15) are
     refitted with Firth's penalised likelihood when ``firth_fallback``,
     otherwise reported as null. Rows where ``g`` is constant are null.
+
+    Besides the Wald test of the fit, as hail's ``logistic_regression_rows``:
+    the likelihood-ratio test (``"lrt"``: twice the log-likelihood of the fit
+    over that of the covariates-only model on the same samples; null where
+    only a Firth fit exists) and the score (Rao) test (``"score"``: needs
+    only the covariates-only model, so it is the fastest and is defined for
+    separated rows too). Both are chi-square with 1 degree of freedom.
 
     Parameters
     ----------
@@ -537,20 +711,34 @@ def logistic_regression(
         Refit problem rows with Firth regression.
     fit_cache
         Fits by row content (a 128-bit BLAKE2 digest of the row), shared
-        between calls with the same ``y`` and ``covariates`` (e.g. the blocks
-        of one association run). Identical rows are common (singletons of one
-        sample, which need Firth fits, and variants in complete LD): each
-        distinct row is fitted once, here and in later calls given the same
-        dict. Within one call rows are always deduplicated.
+        between calls with the same ``y``, ``covariates`` and ``tests`` (e.g.
+        the blocks of one association run). Identical rows are common
+        (singletons of one sample, which need Firth fits, and variants in
+        complete LD): each distinct row is fitted once, here and in later
+        calls given the same dict. Within one call rows are always
+        deduplicated.
+    tests
+        Any of ``"wald"`` (the fit: beta, its SE, z and p), ``"lrt"`` and
+        ``"score"``. Without ``"wald"`` and ``"lrt"`` no model with the
+        genotype is fitted and those columns are null.
 
     Returns
     -------
     polars.DataFrame
         ``beta, standard_error, z, p_value`` (Wald, normal), ``firth``
-        (whether the Firth fit was used), ``n_obs`` per row of ``g``.
-    """
-    from scipy.stats import norm
+        (whether the Firth fit was used), ``lrt_chi2, lrt_p_value``,
+        ``score_chi2, score_p_value`` (null unless asked for), ``n_obs`` per
+        row of ``g``.
 
+    Raises
+    ------
+    ValidationError
+        If ``tests`` names an unknown test.
+    """
+    from scipy.stats import chi2, norm
+
+    _check_tests(tests)
+    fitting = "wald" in tests or "lrt" in tests
     y = np.asarray(y, dtype=np.float64)
     n = len(y)
     cov = np.ones((n, 1))
@@ -569,12 +757,26 @@ def logistic_regression(
     new = {key: r for r, key in zip(range(v), keys, strict=True) if key not in cache}
     if new:
         rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
-        fitted = _fit_rows(g[rows], y, cov, firth_fallback=firth_fallback)
+        fitted = np.full((len(rows), 5), np.nan)
+        fitted[:, 2] = 0
+        if fitting:
+            fitted[:, :4] = _fit_rows(g[rows], y, cov, firth_fallback=firth_fallback, loglik=True)
+        if "lrt" in tests or "score" in tests:
+            ll0, fitted[:, 4] = _null_tests(g[rows], y, cov)
+            fitted[:, 3] = np.maximum(2 * (fitted[:, 3] - ll0), 0.0)
         cache.update(zip(new, map(tuple, fitted.tolist()), strict=True))
-    fits = np.array([cache[key] for key in keys], dtype=np.float64).reshape(-1, 3)
+    fits = np.array([cache[key][:3] for key in keys], dtype=np.float64).reshape(-1, 3)
+    extra = np.full((v, 2), np.nan)
+    if "lrt" in tests or "score" in tests:
+        extra = np.array([cache[key][3:5] for key in keys], dtype=np.float64).reshape(-1, 2)
     beta, se, firth = fits[:, 0], fits[:, 1], fits[:, 2] > 0
     z = beta / se
     p = 2 * norm.sf(np.abs(z))
+    nan = np.full(v, np.nan)
+    if "wald" not in tests:
+        beta, se, z, p = nan, nan, nan, nan
+    lrt = extra[:, 0] if "lrt" in tests else nan
+    score = extra[:, 1] if "score" in tests else nan
     return pl.DataFrame(
         {
             "beta": beta,
@@ -582,6 +784,10 @@ def logistic_regression(
             "z": z,
             "p_value": p,
             "firth": firth,
+            "lrt_chi2": lrt,
+            "lrt_p_value": chi2.sf(lrt, 1),
+            "score_chi2": score,
+            "score_p_value": chi2.sf(score, 1),
             "n_obs": mask.sum(axis=1),
         },
         nan_to_null=True,

@@ -99,6 +99,7 @@ COMMANDS = {
     "query carriers": "research",
     "query freq": "research",
     "query assoc": "research",
+    "query linear": "research",
     "query survival": "research",
     "query sql": "research",
     "compare-calls": "sequencing",

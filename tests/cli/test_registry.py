@@ -47,7 +47,8 @@ def test_specimen_list__without_limit_lists_every_specimen(
 
     table = runner.invoke(app, base)
     assert table.exit_code == 0, table.output
-    assert f"shape: ({n_all[0]}, 15)" in table.output
+    note = " ".join(table.output.split())  # the note below the table, wrapped to the terminal
+    assert f"{n_all[0]:,} rows; all 15 columns with --format tsv, csv or json." in note
 
     as_json = runner.invoke(app, [*base, "--format", "json"])
     assert as_json.exit_code == 0, as_json.output
