@@ -34,7 +34,7 @@ from biobank.core.errors import ImportRejected, Problem, ValidationError
 if TYPE_CHECKING:
     from _csv import Reader
 
-__all__ = ["CsvFile", "CsvRow", "decode_bytes", "read_csv"]
+__all__ = ["CsvFile", "CsvRow", "decode_bytes", "parse_csv", "read_csv"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +236,26 @@ def read_csv(
         data = path.read_bytes()
     except OSError as exc:
         raise ValidationError(f"cannot read the file: {exc.strerror}", file=path) from exc
+    return parse_csv(data, path=path, required=required, optional=optional)
+
+
+def parse_csv(
+    data: bytes,
+    *,
+    path: str | Path,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+) -> CsvFile:
+    """Parse the bytes of a CSV file (an upload) as :func:`read_csv` parses a file.
+
+    ``path`` names the file in problems and in the result; nothing is read from it.
+
+    Raises
+    ------
+    ValidationError, ImportRejected
+        As for :func:`read_csv`.
+    """
+    path = Path(path)
     text, encoding = decode_bytes(data, source=path)
     logger.debug("%s decoded as %s", path, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
