@@ -18,7 +18,8 @@ endpoint, so no route can be added without saying who may call it.
   SameSite=Lax cookie; idle expiry by its max age) carries a random token whose
   server-side row (:mod:`biobank.service.accounts`) has the absolute expiry and
   can be revoked. CSRF: :mod:`asgi_csrf` checks every non-GET request, also
-  those without a cookie (the login form).
+  those without a cookie (the login form); an upload form's token reaches it
+  as a header (:mod:`biobank.service.csrf_upload`).
 * Errors: paths under ``/api/`` answer ``{"error": {"status", "title",
   "detail"}}``; all others one HTML error page.
 """
@@ -63,6 +64,7 @@ from biobank.core.errors import (
 )
 from biobank.core.store import Store
 from biobank.service import accounts
+from biobank.service.csrf_upload import MultipartCsrfToken
 from biobank.service.i18n import LOCALES, N_, Gettext, load_translations, make_gettext, pick_locale
 
 __all__ = [
@@ -523,6 +525,10 @@ def create_app(
         cookie_secure=https_only,
         cookie_samesite="Lax",
         send_csrf_failed=_csrf_failed({"service": service}),
+    )
+    # outside asgi-csrf: the token of an upload form to its header (see csrf_upload)
+    app.add_middleware(
+        MultipartCsrfToken, signing_secret=secret, refuse=_csrf_failed({"service": service})
     )
 
     return app

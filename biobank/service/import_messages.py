@@ -4,8 +4,8 @@ The library writes its messages in English, each saying what is wrong and how to
 fix it. :func:`import_message` translates the ones staff meet in an import's
 error report or a refused move (by pattern, values from the named groups), then
 falls back to :func:`biobank.service.i18n.library_message`; a message no pattern
-knows is shown in English. ``tests/service/test_import_pages.py`` checks that
-every pattern still matches a message the library really gives.
+knows is shown in English. ``tests/service/test_import_pages.py`` uploads files
+with the common mistakes and checks their translated report.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ __all__ = ["import_message"]
 #: English library messages -> msgid of their translation, values from the named groups.
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
-        re.compile(r"the file is neither UTF-8 \((?P<utf8>.+)\) nor GB18030 \((?P<gb>.+?)\).*"),
+        re.compile(
+            r"the file is neither UTF-8 \((?P<utf8>.+)\) nor GB18030 \((?P<gb>.+?)\)"
+            r"(?: \(it looks like (?P<guess>[^)]*)\))?: tried .*"
+        ),
         N_(
             "the file is neither UTF-8 (%(utf8)s) nor GB18030 (%(gb)s): tried UTF-8 and GB18030; save it as UTF-8 or GB18030 (a Big5 file, from Taiwan or Hong Kong systems, must be converted first)"  # noqa: E501
         ),
