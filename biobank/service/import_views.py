@@ -47,7 +47,7 @@ def _report(problems: list[Problem], ctx: Ctx) -> list[dict[str, Any]]:
             "value": p.value if p.value is not None else "",
             "message": import_message(p.message, ctx.gettext),
         }
-        for p in problems
+        for p in sorted(problems, key=lambda p: p.line or 0)  # stable: per line, as found
     ]
 
 
