@@ -1,4 +1,4 @@
-"""The app under uvicorn on a free port of 127.0.0.1: real HTTP for the concurrency and browser tests."""
+"""The app under uvicorn on a free port of 127.0.0.1 (real HTTP for the concurrency tests)."""
 
 from __future__ import annotations
 
