@@ -315,7 +315,7 @@ def _check_batch(store: Store, moves: Sequence[Mapping[str, str]]) -> list[dict[
         out.append({"label": label, **loc})
     found = dict(
         store.con.execute(
-            "SELECT label, status FROM specimen WHERE list_contains(?, label)", [list(seen)]
+            "SELECT label, status FROM specimen WHERE label IN (SELECT unnest(?))", [list(seen)]
         ).fetchall()
     )
     missing = [label for label in seen if label not in found]
