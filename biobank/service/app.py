@@ -510,6 +510,15 @@ def create_app(
         return RedirectResponse(root + exc.location, status_code=303)
 
     app.add_exception_handler(_Redirect, redirect)
+    _add_middleware(app, service, secret=secret, https_only=https_only, idle_timeout=idle_timeout)
+
+    return app
+
+
+def _add_middleware(
+    app: FastAPI, service: Service, *, secret: str, https_only: bool, idle_timeout: int
+) -> None:
+    """Sessions, CSRF (asgi-csrf) and, outside it, the upload forms' token (csrf_upload)."""
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
@@ -530,8 +539,6 @@ def create_app(
     app.add_middleware(
         MultipartCsrfToken, signing_secret=secret, refuse=_csrf_failed({"service": service})
     )
-
-    return app
 
 
 def _depends(guard: Callable[[Request], None]) -> Any:
