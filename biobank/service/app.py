@@ -510,13 +510,12 @@ def create_app(
         return RedirectResponse(root + exc.location, status_code=303)
 
     app.add_exception_handler(_Redirect, redirect)
-    _add_middleware(app, service, secret=secret, https_only=https_only, idle_timeout=idle_timeout)
-
+    _add_middleware(app, service, secret, idle_timeout=idle_timeout, https_only=https_only)
     return app
 
 
 def _add_middleware(
-    app: FastAPI, service: Service, *, secret: str, https_only: bool, idle_timeout: int
+    app: FastAPI, service: Service, secret: str, *, idle_timeout: int, https_only: bool
 ) -> None:
     """Sessions, CSRF (asgi-csrf) and, outside it, the upload forms' token (csrf_upload)."""
     app.add_middleware(

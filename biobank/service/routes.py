@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from biobank.core.access import Permission
-from biobank.service import import_views as iv
-from biobank.service import storage_views as sv
+from biobank.service import import_views as imp
+from biobank.service import storage_views as sto
 from biobank.service import views as v
 from biobank.service.app import AUTHENTICATED, PUBLIC, Access
 
@@ -70,15 +70,15 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("POST", "/admin/users/{name}/password", v.user_password, U, "user_password"),
     _R("POST", "/admin/users/{name}/active", v.user_active, U, "user_active"),
     # storage: freezer -> rack -> box, moving specimens (biobank/service/storage_views.py)
-    _R("GET", "/storage", sv.storage_home, R, "storage"),
-    _R("POST", "/storage/move", sv.storage_move, W, "storage_move"),
-    _R("GET", "/storage/{freezer}", sv.storage_freezer, R, "storage_freezer"),
-    _R("GET", "/storage/{freezer}/{rack}", sv.storage_rack, R, "storage_rack"),
-    _R("GET", "/storage/{freezer}/{rack}/{box}", sv.storage_box, R, "storage_box"),
+    _R("GET", "/storage", sto.storage_home, R, "storage"),
+    _R("POST", "/storage/move", sto.storage_move, W, "storage_move"),
+    _R("GET", "/storage/{freezer}", sto.storage_freezer, R, "storage_freezer"),
+    _R("GET", "/storage/{freezer}/{rack}", sto.storage_rack, R, "storage_rack"),
+    _R("GET", "/storage/{freezer}/{rack}/{box}", sto.storage_box, R, "storage_box"),
     # bulk CSV import: upload, preview, commit (biobank/service/import_views.py)
-    _R("GET", "/import", iv.import_form, W, "import_form"),
-    _R("POST", "/import", iv.import_upload_view, W, "import_upload"),
-    _R("GET", "/import/{token}", iv.import_preview, W, "import_preview"),
-    _R("POST", "/import/{token}/commit", iv.import_commit, W, "import_commit"),
-    _R("POST", "/import/{token}/discard", iv.import_discard, W, "import_discard"),
+    _R("GET", "/import", imp.import_form, W, "import_form"),
+    _R("POST", "/import", imp.import_upload_view, W, "import_upload"),
+    _R("GET", "/import/{token}", imp.import_preview, W, "import_preview"),
+    _R("POST", "/import/{token}/commit", imp.import_commit, W, "import_commit"),
+    _R("POST", "/import/{token}/discard", imp.import_discard, W, "import_discard"),
 )
