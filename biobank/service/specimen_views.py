@@ -128,14 +128,14 @@ def label_problem(exc: ValidationError, text: str, _: Gettext) -> str:
     """The words for a label that is no label (a wrong check character named as such)."""
     if isinstance(exc, LabelCheck):
         return _(
-            "The check character of %(label)s is “%(got)s”, but the characters before it give "
-            "“%(expected)s”: the label was misread or mistyped. Scan it again or type it again.",
+            "The check character of %(label)s is '%(got)s', but the characters before it give "
+            "'%(expected)s': the label was misread or mistyped. Scan it again or type it again.",
             label=exc.label,
             got=exc.got,
             expected=exc.expected,
         )
     return _(
-        "“%(text)s” is not a specimen label: a label is letters and digits ending in its "
+        "'%(text)s' is not a specimen label: a label is letters and digits ending in its "
         "check character.",
         text=text.strip()[:40],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from pathlib import Path
 
@@ -301,7 +302,8 @@ def test_a_wrong_check_character_is_said_in_words_in_both_languages(seeded: obje
     client.get("/lang/en")
     r = client.get("/scan", params={"label": "BB0000001X"})
     assert (
-        "The check character of BB0000001X is “X”, but the characters before it give “N”" in r.text
+        "The check character of BB0000001X is 'X', but the characters before it give 'N'"
+        in html.unescape(r.text)
     )
     missing = client.get("/scan", params={"label": make_label("BB", 77)})
     assert missing.status_code == 404
