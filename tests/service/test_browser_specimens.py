@@ -90,8 +90,12 @@ def test_accession_aliquot_print_scan_and_switch_language(
         # print the first child's label: SVGs drawn by chromium, the PDF served
         page.click(f"#lineage a[href='/specimens/{kids[0]}']")
         expect(page.locator("h1")).to_have_text(f"样本 {kids[0]}")
-        for img in ("img.barcode", "img.qr"):
-            assert page.locator(img).evaluate("i => i.complete && i.naturalWidth > 0")
+        page.wait_for_function(  # both SVGs served and drawn
+            "() => [...document.querySelectorAll('img.barcode, img.qr')]"
+            ".every(i => i.complete && i.naturalWidth > 0) && "
+            "document.querySelectorAll('img.barcode, img.qr').length === 2",
+            timeout=10_000,
+        )
         pdf = page.request.get(f"{server}/specimens/{kids[0]}/label.pdf")
         assert pdf.headers["content-type"] == "application/pdf"
         assert pdf.body().startswith(b"%PDF-")

@@ -312,3 +312,13 @@ def test_a_wrong_check_character_is_said_in_words_in_both_languages(seeded: obje
     assert junk.status_code == 422
     assert "<img src=x" not in junk.text
     assert "is not a specimen label" in junk.text
+
+
+def test_a_destination_like_a_script_is_shown_escaped(seeded: object) -> None:
+    client = logged_in(seeded, Role.REGISTRAR)
+    evil = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
+    assert _post(client, "ship", {"destination": evil, "reason": evil}).status_code == 303  # type: ignore[attr-defined]
+    page = client.get(PAGE).text
+    assert "<script>alert(1)" not in page
+    assert "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
