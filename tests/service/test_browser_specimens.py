@@ -42,7 +42,7 @@ def participant(app: object) -> str:
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 def test_accession_aliquot_print_scan_and_switch_language(
-    server: str,  # noqa: F811
+    server: str,
     participant: str,
     tmp_path: Path,
 ) -> None:
