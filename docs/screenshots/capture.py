@@ -105,7 +105,10 @@ def seed(path: Path) -> dict[str, str]:
             box="B01",
             position="A1",
         )
-        spots = [{"freezer": "F01", "rack": "R01", "box": "B01", "position": p} for p in "A2 A3 A4".split()]
+        spots = [
+            {"freezer": "F01", "rack": "R01", "box": "B01", "position": p}
+            for p in ["A2", "A3", "A4"]
+        ]
         aliquot_specimen(store, reg, blood, count=3, quantity=1.0, positions=spots)
         (buffy,) = aliquot_specimen(
             store, reg, blood, count=1, quantity=0.5, specimen_type="buffy_coat", reason="derived"
