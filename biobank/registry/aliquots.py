@@ -91,12 +91,21 @@ def next_labels(con: duckdb.DuckDBPyConnection, prefix: str, count: int) -> list
         If the prefix's serials are used up.
     """
     prefix = prefix.upper()
+    shape = re.compile(rf"{re.escape(prefix)}(\d{{{_WIDTH}}})[0-9A-Z]")
+    # the greatest label of the shape's length after the prefix and a digit is (nearly
+    # always) the highest serial; only when it is of another shape scan with the pattern
     row = con.execute(
-        "SELECT max(CAST(substr(label, ?, ?) AS BIGINT)) FROM specimen"
-        " WHERE regexp_full_match(label, ?)",
-        [len(prefix) + 1, _WIDTH, f"{re.escape(prefix)}[0-9]{{{_WIDTH}}}[0-9A-Z]"],
+        "SELECT max(label) FROM specimen WHERE label >= ? AND label < ? AND length(label) = ?",
+        [prefix + "0", prefix + ":", len(prefix) + _WIDTH + 1],
     ).fetchone()
-    start = int(row[0] or 0) + 1 if row else 1
+    top = row[0] if row else None
+    m = shape.fullmatch(top) if top else None
+    if top is not None and m is None:
+        row = con.execute(
+            "SELECT max(label) FROM specimen WHERE regexp_full_match(label, ?)", [shape.pattern]
+        ).fetchone()
+        m = shape.fullmatch(row[0]) if row and row[0] else None
+    start = int(m.group(1)) + 1 if m else 1
     if start + count - 1 >= 10**_WIDTH:
         raise ConflictError(f"labels with prefix {prefix} are used up (serial {start - 1})")
     return [make_label(prefix, serial, width=_WIDTH) for serial in range(start, start + count)]
@@ -319,16 +328,28 @@ class LineageNode:
     children: list[LineageNode] = field(default_factory=list)
 
 
-def _node(con: duckdb.DuckDBPyConnection, row: Mapping[str, Any], current: str) -> LineageNode:
-    return LineageNode(
-        label=str(row["label"]),
-        specimen_type=str(row["specimen_type"]),
-        status=str(row["status"]),
-        quantity=float(row["quantity"]),
-        unit=str(row["unit"]),
-        remaining=remaining_quantity(con, row),
-        current=row["label"] == current,
+def _remaining(row: Mapping[str, Any], children: Sequence[Mapping[str, Any]]) -> float:
+    """What is left of ``row`` (as :func:`~biobank.registry.inventory.remaining_quantity`)."""
+    dim, total = in_base(float(row["quantity"]), str(row["unit"]))
+    _, used = in_base(float(row["consumed_quantity"]), str(row["unit"]))
+    taken = 0.0
+    for c in children:
+        cdim, amount = in_base(float(c["quantity"]), str(c["unit"]))
+        if cdim == dim:
+            taken += amount
+    return max(total - used - taken, 0.0) / UNITS[str(row["unit"])].factor
+
+
+_LINEAGE_COLUMNS = "label, parent_label, specimen_type, status, quantity, unit, consumed_quantity"
+
+
+def _family(con: duckdb.DuckDBPyConnection, participant_id: str) -> dict[str, dict[str, Any]]:
+    """Every specimen of a participant (a lineage never leaves its participant), by label."""
+    cur = con.execute(
+        f"SELECT {_LINEAGE_COLUMNS} FROM specimen WHERE participant_id = ?", [participant_id]
     )
+    names = [d[0] for d in cur.description]
+    return {str(r[0]): dict(zip(names, r, strict=True)) for r in cur.fetchall()}
 
 
 def specimen_lineage(store: Store, principal: Principal, label: str) -> LineageNode:
@@ -356,24 +377,45 @@ def specimen_lineage(store: Store, principal: Principal, label: str) -> LineageN
                 f"specimen {spec['label']} belongs to a participant who has not "
                 f"consented to purpose '{principal.purpose}' (or withdrew)"
             )
-        me = _node(con, spec, spec["label"])
-        cur = con.execute(
-            "WITH RECURSIVE d(label) AS (SELECT label FROM specimen WHERE parent_label = ?"
-            " UNION SELECT s.label FROM specimen s JOIN d ON s.parent_label = d.label)"
-            " SELECT s.* FROM specimen s JOIN d USING (label) ORDER BY s.label",
-            [spec["label"]],
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        nodes = {me.label: me} | {str(r["label"]): _node(con, r, me.label) for r in rows}
-        for r in rows:
-            nodes[str(r["parent_label"])].children.append(nodes[str(r["label"])])
-        top, parent, seen = me, spec["parent_label"], {me.label}
+        family = _family(con, str(spec["participant_id"]))
+        kids: dict[str, list[dict[str, Any]]] = {}
+        for row in sorted(family.values(), key=lambda r: str(r["label"])):
+            if row["parent_label"]:
+                kids.setdefault(str(row["parent_label"]), []).append(row)
+
+        def node(row: Mapping[str, Any]) -> LineageNode:
+            return LineageNode(
+                label=str(row["label"]),
+                specimen_type=str(row["specimen_type"]),
+                status=str(row["status"]),
+                quantity=float(row["quantity"]),
+                unit=str(row["unit"]),
+                remaining=_remaining(row, kids.get(str(row["label"]), [])),
+                current=row["label"] == spec["label"],
+            )
+
+        me = node(family[spec["label"]])
+        todo, count, seen = [me], 1, {me.label}
+        while todo:  # descendants (seen: a cycle edited into the table cannot loop)
+            cur = todo.pop()
+            for row in kids.get(cur.label, []):
+                if row["label"] in seen:
+                    continue
+                seen.add(str(row["label"]))
+                child = node(row)
+                cur.children.append(child)
+                todo.append(child)
+                count += 1
+        top, parent = me, spec["parent_label"]
         while parent and parent not in seen:
             seen.add(parent)
-            row = _load(con, parent)
-            node = _node(con, row, me.label)
-            node.children.append(top)
-            top, parent = node, row["parent_label"]
-        audit.record(con, principal, "specimen.lineage", me.label, {"nodes": len(nodes)})
+            up = family.get(parent)
+            above = node(up if up is not None else _load(con, parent))
+            if up is None:  # a parent of another participant, from before the rule
+                up = _load(con, parent)
+                above.remaining = remaining_quantity(con, up)
+            above.children.append(top)
+            top, parent = above, up["parent_label"]
+            count += 1
+        audit.record(con, principal, "specimen.lineage", me.label, {"nodes": count})
     return top

@@ -188,6 +188,18 @@ def test_derivatives_blood_to_buffy_coat_to_dna_and_the_lineage_tree(
     assert sorted(c.label for c in whole.children) == ["BB0000002L", buffy.label]
     deep = {c.label: c for c in whole.children}["BB0000002L"]
     assert [c.label for c in deep.children] == ["BB0000003J"]
+    # what each node says is left is what the inventory says
+    nodes, todo = [], [whole]
+    while todo:
+        n = todo.pop()
+        nodes.append(n)
+        todo.extend(n.children)
+    assert len(nodes) == 5
+    with loaded.transaction() as con:
+        for n in nodes:
+            row = con.execute("SELECT * FROM specimen WHERE label = ?", [n.label])
+            spec = dict(zip([d[0] for d in row.description], row.fetchone(), strict=True))  # type: ignore[arg-type]
+            assert n.remaining == pytest.approx(remaining_quantity(con, spec)), n.label
 
 
 def test_a_derivative_the_vocabulary_does_not_allow_is_refused(
