@@ -107,8 +107,8 @@ def test_accession_aliquot_print_scan_and_switch_language(
             ]
 
         # scan: the scanner types the label and Enter into the header's box
-        page.goto(f"{server}/specimens")
-        page.click("#scan")
+        page.goto(f"{server}/specimens")  # no field of its own: the scanner box has the focus
+        expect(page.locator("#scan")).to_be_focused()
         page.keyboard.type(kids[2].lower())
         page.keyboard.press("Enter")
         expect(page).to_have_url(f"{server}/specimens/{kids[2]}")
