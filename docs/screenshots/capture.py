@@ -141,7 +141,7 @@ def seed(path: Path) -> dict[str, str]:
         )
     path.chmod(0o600)
     Path(str(path) + ".key").chmod(0o600)
-    return {"pid": pids[0], "label": buffy.label, "name": "reg1", "code": "en"}
+    return {"pid": pids[0], "label": blood, "name": "reg1", "code": "en"}
 
 
 @contextmanager
