@@ -94,7 +94,7 @@ def test_move_in_the_grid_and_import_with_an_error_report(app: object, tmp_path:
         page.click("#cell-C3")  # a free cell: the script fills the target
         expect(page.locator("#m-positions")).to_have_value("C3")
         page.fill("#m-reason", "整理")
-        page.screenshot(path=shots / "storage-box.zh_CN.png")
+        page.screenshot(path=shots / "storage-move.zh_CN.png")
         page.click("#move-submit")
         expect(page.locator("#moved")).to_contain_text("1")
         expect(page.locator("#cell-C3")).to_contain_text(labels[0])
@@ -130,4 +130,4 @@ def test_move_in_the_grid_and_import_with_an_error_report(app: object, tmp_path:
         browser.close()
     con = app.state.service.store.con  # type: ignore[attr-defined]
     assert con.execute("SELECT count(*) FROM specimen").fetchone() == (4,)
-    assert (shots / "storage-box.zh_CN.png").stat().st_size > 10_000
+    assert (shots / "storage-move.zh_CN.png").stat().st_size > 10_000
