@@ -224,3 +224,17 @@ def test_an_upload_without_its_csrf_token_first_is_refused(app: object) -> None:
     )
     assert late.status_code == 403  # the token must come before the file
     assert _count(app, "web_upload") == 0
+
+
+def test_a_quoted_newline_in_a_name_is_reported_on_its_line(app: object) -> None:
+    client = logged_in(app, Role.REGISTRAR)
+    text = (
+        "national_id,name,sex,birth_date,enrolment_date,site\n"
+        '110105196503120128,"王\n秀英",female,1965-03-12,2023-04-01,BJ-CY\n'
+    )
+    token = _token(_upload(client, "participants", "p.csv", text.encode()))
+    page = client.get(f"/import/{token}")
+    assert "姓名中含有换行或控制字符" in page.text
+    assert re.search(r"<tr><td>2</td><td>name</td>", page.text)
+    assert _commit(client, token).status_code == 422
+    assert _count(app, "participant") == 0
