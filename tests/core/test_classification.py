@@ -26,9 +26,7 @@ def test_every_column_of_a_fresh_store_is_classified(tmp_path: Path) -> None:
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main'"
             " AND table_catalog = current_database()"
         ).fetchone()
-    assert unclassified == [], (
-        f"add a class for {unclassified} to biobank/core/classification.csv"
-    )
+    assert unclassified == [], f"add a class for {unclassified} to biobank/core/classification.csv"
     assert stale == [], f"remove {stale} from biobank/core/classification.csv"
     assert n_columns is not None and len(classification()) == n_columns[0]
 
@@ -76,9 +74,9 @@ def test_requestable_fields_are_normalised_and_unknown_ones_refused() -> None:
 def test_data_dictionary_has_types_classes_and_schema_comments(tmp_path: Path) -> None:
     with Store(tmp_path / "fresh.duckdb", create=True) as store:
         df = data_dictionary(store.con)
-    row = df.filter(
-        (df["table"] == "recontact_identifier") & (df["column"] == "token")
-    ).to_dicts()[0]
+    row = df.filter((df["table"] == "recontact_identifier") & (df["column"] == "token")).to_dicts()[
+        0
+    ]
     assert row["class"] == "direct_identifier"
     assert row["type"] == "VARCHAR"
     assert "Fernet" in row["description"]

@@ -8,7 +8,8 @@ from biobank.core.access import Principal, Role, add_user
 from biobank.core.store import Store
 from biobank.research.access_requests import AccessRequest, approve_request, submit_request
 
-RITA = Principal("rita", Role.RESEARCHER)
+#: a researcher without any approved request (rita of the fixture has some)
+REX = Principal("rex", Role.RESEARCHER)
 APPROVER = Principal("dac", Role.APPROVER)
 ADMIN = Principal("ada", Role.ADMIN)
 REGISTRAR = Principal("reg", Role.REGISTRAR)
@@ -16,14 +17,14 @@ NEXT_YEAR = dt.date.today() + dt.timedelta(days=365)
 
 
 def add_access_users(store: Store, *researchers: str) -> None:
-    """Add the approver ``dac`` and the given extra researchers."""
+    """Add the approver ``dac``, the researcher ``rex`` and the given extra researchers."""
     with store.transaction() as con:
         add_user(con, ADMIN, "dac", Role.APPROVER)
-        for name in researchers:
+        for name in ("rex", *researchers):
             add_user(con, ADMIN, name, Role.RESEARCHER)
 
 
-def request(store: Store, applicant: Principal = RITA, **overrides: object) -> AccessRequest:
+def request(store: Store, applicant: Principal = REX, **overrides: object) -> AccessRequest:
     """Submit a request (DS:E11, clinical fields, in China) with ``overrides``."""
     values: dict[str, object] = {
         "project": "t2d-genetics",
@@ -45,7 +46,7 @@ def request(store: Store, applicant: Principal = RITA, **overrides: object) -> A
     return submit_request(store, applicant, **values)  # type: ignore[arg-type]
 
 
-def approved(store: Store, applicant: Principal = RITA, **overrides: object) -> AccessRequest:
+def approved(store: Store, applicant: Principal = REX, **overrides: object) -> AccessRequest:
     """Submit and approve a request."""
     req = request(store, applicant, **overrides)
     return approve_request(store, APPROVER, req.request_id, reason="ethics ok, DAC-2026-01")

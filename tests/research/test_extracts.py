@@ -13,7 +13,7 @@ from conftest import ClinicalStore
 from research.access_support import (
     APPROVER,
     REGISTRAR,
-    RITA,
+    REX,
     add_access_users,
     approved,
     request,
@@ -149,7 +149,7 @@ def test_a_foreign_party_request_is_refused_at_extraction_without_hgr_approval(
         with pytest.raises(AccessDenied, match="pending"):
             build_extract(store, APPROVER, pending.request_id, tmp_path / "out")
         with pytest.raises(AccessDenied):
-            build_extract(store, RITA, req.request_id, tmp_path / "out")
+            build_extract(store, REX, req.request_id, tmp_path / "out")
         refusals = store.con.execute(
             "SELECT count(*) FROM audit_log WHERE action = 'access.refused'"
         ).fetchone()
