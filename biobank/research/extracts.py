@@ -178,7 +178,8 @@ def _selected(store: Store, req: AccessRequest) -> list[str]:
 
     crit = req.criterion()
     if crit is None:
-        sql, params = f"SELECT participant_id FROM ({permitted_participants_sql(req.purpose)})", []
+        sql = f"SELECT participant_id FROM ({permitted_participants_sql(req.purpose)})"
+        params: list[Any] = []
     else:
         sql, params = cohort_sql(crit, purpose=req.purpose)
     rows = store.con.execute(f"SELECT DISTINCT participant_id FROM ({sql}) ORDER BY 1", params)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -73,7 +74,10 @@ class CountRelease:
 
 
 def released_cohorts(store: Store, user: str) -> pl.DataFrame:
-    """Return the cohorts released to ``user``: ``release_id, purpose, label, n_members, released_at``."""
+    """Return the cohorts released to ``user``.
+
+    Columns: ``release_id, purpose, label, n_members, released_at``.
+    """
     return store.con.execute(
         "SELECT release_id, purpose, label, n_members, released_at FROM disclosure_release"
         " WHERE user_name = ? ORDER BY release_id",
@@ -186,7 +190,7 @@ class TableCheck:
 
 
 def _acro(min_count: int) -> Any:
-    import acro
+    import acro  # type: ignore[import-untyped]
 
     logging.getLogger("acro").setLevel(logging.WARNING)
     checker = acro.ACRO(suppress=False)
@@ -226,12 +230,14 @@ def check_table(
     """
     frame = data.select(index, columns, *([values] if values else [])).to_pandas()
     checker = _acro(min_count)
-    table = checker.crosstab(
-        frame[index],
-        frame[columns],
-        values=frame[values] if values else None,
-        aggfunc=aggfunc,
-    )
+    with warnings.catch_warnings():  # pandas deprecations inside ACRO's aggregation
+        warnings.simplefilter("ignore", FutureWarning)
+        table = checker.crosstab(
+            frame[index],
+            frame[columns],
+            values=frame[values] if values else None,
+            aggfunc=aggfunc,
+        )
     record = checker.results.get(checker.results.get_keys()[-1])
     outcome = record.outcome
     rows: list[dict[str, Any]] = []

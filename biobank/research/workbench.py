@@ -383,7 +383,7 @@ class Workbench:
         )
 
     def count(self, cohort: CohortLike = None) -> int | None:
-        """Return the size of a cohort, or ``None`` if it is withheld (see :meth:`count_release`)."""
+        """Return the size of a cohort, or ``None`` if withheld (see :meth:`count_release`)."""
         return self.count_release(cohort).n
 
     def case_control(
@@ -441,11 +441,8 @@ class Workbench:
         if self.record_access is not None:
             return suppress_small_counts(out, ["participants"], min_count=self.min_count)
         release = self.count_release(cohort)
-        if release.withheld is not None and release.n is None and ids:
-            if "differencing" in release.withheld:
-                raise DisclosureRefused(
-                    f"the summary of this cohort is withheld: {release.withheld}"
-                )
+        if release.withheld is not None and "differencing" in release.withheld:
+            raise DisclosureRefused(f"the summary of this cohort is withheld: {release.withheld}")
         if not ids:
             return out
         from biobank.research.output_checks import check_table

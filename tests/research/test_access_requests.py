@@ -40,10 +40,12 @@ def test_request_approve_and_lookup_are_audited(clinical_store: ClinicalStore) -
     with Store(clinical_store.path) as store:
         add_access_users(store)
         req = request(store)
-        assert req.status == "pending" and req.applicant == "rex"
+        assert req.status == "pending"
+        assert req.applicant == "rex"
         assert approved_request_for(store.con, "rex", "DS:E11") is None
         done = approve_request(store, APPROVER, req.request_id, reason="DAC minute 7")
-        assert done.status == "approved" and done.decided_by == "dac"
+        assert done.status == "approved"
+        assert done.decided_by == "dac"
         assert done.expires_on == req.period_end
         assert approved_request_for(store.con, "rex", "ds:e11") == done
         assert approved_request_for(store.con, "rex", "HMB") is None
@@ -72,11 +74,12 @@ def test_a_foreign_party_request_without_an_hgr_approval_is_refused_at_approval(
         add_access_users(store)
         req = request(store, institution="University of Somewhere", country="GB")
         assert req.foreign_party  # outside China: foreign whatever the form said
-        with pytest.raises(AccessDenied, match="foreign party.*approval number"):
+        with pytest.raises(AccessDenied, match=r"foreign party.*approval number"):
             approve_request(store, APPROVER, req.request_id, reason="looks fine")
         assert get_request(store.con, req.request_id).status == "pending"
         (refusal,) = _audit(store, "access.refused")
-        assert refusal["user"] == "dac" and refusal["attempted"] == "access.approve"
+        assert refusal["user"] == "dac"
+        assert refusal["attempted"] == "access.approve"
         done = approve_request(
             store,
             APPROVER,
@@ -84,7 +87,8 @@ def test_a_foreign_party_request_without_an_hgr_approval_is_refused_at_approval(
             reason="HGR approved",
             hgr_approval="国科遗审[2026]17号",
         )
-        assert done.status == "approved" and done.hgr_approval == "国科遗审[2026]17号"
+        assert done.status == "approved"
+        assert done.hgr_approval == "国科遗审[2026]17号"
 
 
 def test_the_applicant_cannot_decide_and_a_decision_is_final(

@@ -79,7 +79,8 @@ def test_extract_holds_exactly_the_consented_participants_and_the_approved_field
     assert m["files"]["extract"]["sha256"] == hashlib.sha256(res.path.read_bytes()).hexdigest()
     assert m["participants"] == len(DS_E11)
     assert m["tables"]["clinical_person"]["rows"] == len(DS_E11)
-    assert m["approval"]["approved_by"] == "dac" and m["approval"]["purpose"] == "DS:E11"
+    assert m["approval"]["approved_by"] == "dac"
+    assert m["approval"]["purpose"] == "DS:E11"
     assert {f["class"] for f in m["fields"]} <= {c.value for c in EXTRACTABLE}
 
 
@@ -124,11 +125,14 @@ def test_a_withdrawal_after_extraction_is_listed_and_the_reissue_removes_it(
             ).fetchall()
         ]
     assert listed["reason"].to_list() == ["consent withdrawn or no longer permits the purpose"]
-    assert gone in _ids(first.path) and gone not in _ids(second.path)
+    assert gone in _ids(first.path)
+    assert gone not in _ids(second.path)
     assert set(_ids(second.path)) == set(_ids(first.path)) - {gone}  # pseudonyms kept
-    assert second.issue == 2 and second.manifest["withdrawn_since_previous_issue"] == 1
+    assert second.issue == 2
+    assert second.manifest["withdrawn_since_previous_issue"] == 1
     assert second.withdrawals_path.read_text().splitlines()[1].startswith(gone + ",")
-    assert actions.count("access.extract") == 2 and "access.withdrawals" in actions
+    assert actions.count("access.extract") == 2
+    assert "access.withdrawals" in actions
 
 
 def test_a_foreign_party_request_is_refused_at_extraction_without_hgr_approval(
@@ -180,4 +184,5 @@ def test_genotype_calls_are_keyed_by_the_project_pseudonym(
         ).fetchone()
     assert _tables(res.path)["genotype_call"] == ["participant_id", "variant_key", "dosage"]
     assert set(_ids(res.path, "genotype_call")) <= set(_ids(res.path))
-    assert n_calls is not None and res.manifest["tables"]["genotype_call"]["rows"] == n_calls[0]
+    assert n_calls is not None
+    assert res.manifest["tables"]["genotype_call"]["rows"] == n_calls[0]
