@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from biobank.core.access import Permission
+from biobank.service import access_views as av
 from biobank.service import views as v
 from biobank.service.app import AUTHENTICATED, PUBLIC, Access
 
@@ -36,6 +37,7 @@ W, R, A, U = (
     Permission.AUDIT_READ,
     Permission.MANAGE_USERS,
 )
+AR, AA = Permission.ACCESS_REQUEST, Permission.ACCESS_APPROVE
 
 ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/login", v.login_form, PUBLIC, "login_form"),
@@ -67,4 +69,9 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("POST", "/admin/users/{name}/role", v.user_role, U, "user_role"),
     _R("POST", "/admin/users/{name}/password", v.user_password, U, "user_password"),
     _R("POST", "/admin/users/{name}/active", v.user_active, U, "user_active"),
+    _R("GET", "/access", av.access_page, AR, "access"),
+    _R("POST", "/access/requests", av.access_submit, AR, "access_submit"),
+    _R("GET", "/access/review", av.review_page, AA, "access_review"),
+    _R("POST", "/access/requests/{request_id}/approve", av.access_approve, AA, "access_approve"),
+    _R("POST", "/access/requests/{request_id}/reject", av.access_reject, AA, "access_reject"),
 )

@@ -57,6 +57,7 @@ def _url(spec: RouteSpec, pid: str) -> str:
         .replace("{label}", LABEL)
         .replace("{name}", "aud1")
         .replace("{code}", "en")
+        .replace("{request_id}", "1")
     )
 
 
