@@ -139,3 +139,22 @@ def test_bad_requests_name_the_field(clinical_store: ClinicalStore) -> None:
             request(store, period_end="2000-01-01")
         with pytest.raises(AccessDenied):
             request(store, REGISTRAR)
+
+
+def test_research_views_carry_no_identifying_or_secret_column(
+    clinical_store_ro: ClinicalStore,
+) -> None:
+    import biobank
+    from biobank.core.classification import ColumnClass, classification
+    from biobank.research.workbench import RESEARCH_TABLES
+
+    forbidden = {
+        c
+        for (_, c), cls in classification().items()
+        if cls in (ColumnClass.DIRECT_IDENTIFIER, ColumnClass.SECRET)
+    }
+    assert forbidden >= {"token", "password_hash"}
+    with biobank.open(clinical_store_ro.path, user="rita", purpose="HMB") as wb:
+        for name in RESEARCH_TABLES:
+            columns = set(wb.sql(f"SELECT * FROM {name} LIMIT 0").columns)
+            assert not columns & forbidden, name
