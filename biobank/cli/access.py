@@ -12,7 +12,7 @@ import datetime as dt
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,11 +24,23 @@ from biobank.cli._common import (
     open_store,
 )
 
+if TYPE_CHECKING:
+    from biobank.research.access_requests import AccessRequest
+
 __all__ = ["register"]
 
 access_app = typer.Typer(
     help="Data access requests, decisions and project extracts.", no_args_is_help=True
 )
+
+
+def _row(req: AccessRequest) -> dict[str, Any]:
+    """A request as one flat record (fields joined with ``;`` for CSV)."""
+    from dataclasses import asdict
+
+    out = asdict(req)
+    out["fields"] = ";".join(req.fields)
+    return out
 
 
 class DictionaryFormat(StrEnum):
@@ -82,8 +94,6 @@ def request_cmd(
     fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Apply for data access (researchers); an approver decides."""
-    from dataclasses import asdict
-
     from biobank.research.access_requests import submit_request
 
     text = Path(cohort[1:]).read_text() if cohort and cohort.startswith("@") else cohort
@@ -103,7 +113,7 @@ def request_cmd(
             cohort=text,
             hgr_approval=hgr_approval,
         )
-    emit(asdict(req), fmt)
+    emit(_row(req), fmt)
 
 
 @access_app.command("approve")
@@ -118,8 +128,6 @@ def approve_cmd(
     fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Approve a pending request (approvers; not your own)."""
-    from dataclasses import asdict
-
     from biobank.research.access_requests import approve_request
 
     with open_store(ctx) as store:
@@ -131,7 +139,7 @@ def approve_cmd(
             expires_on=expires_on,
             hgr_approval=hgr_approval,
         )
-    emit(asdict(req), fmt)
+    emit(_row(req), fmt)
 
 
 @access_app.command("reject")
@@ -142,13 +150,11 @@ def reject_cmd(
     fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Reject a pending request (approvers; not your own)."""
-    from dataclasses import asdict
-
     from biobank.research.access_requests import reject_request
 
     with open_store(ctx) as store:
         req = reject_request(store, acting_principal(ctx, store), request_id, reason=reason)
-    emit(asdict(req), fmt)
+    emit(_row(req), fmt)
 
 
 @access_app.command("list")
@@ -163,7 +169,7 @@ def list_cmd(
     with open_store(ctx, read_only=True) as store:
         df = list_requests(store.con, acting_principal(ctx, store), status=status)
     emit(
-        df,
+        df.with_columns(df["fields"].list.join(";")),
         fmt,
         columns=["request_id", "project", "applicant", "purpose", "foreign_party", "status"],
     )
