@@ -62,6 +62,8 @@ __all__ = [
     "EXTRACT_DATASETS",
     "ExtractResult",
     "build_extract",
+    "download_extract",
+    "list_extracts",
     "map_back",
     "project_pseudonyms",
     "withdrawal_list",
@@ -458,3 +460,68 @@ def map_back(
             {"rows": len(out), "found": sum(v is not None for v in out.values())},
         )
     return out
+
+
+def list_extracts(store: Store, principal: Principal) -> pl.DataFrame:
+    """Return the issued extracts the principal may see (applicants: of their requests).
+
+    Columns: ``extract_id, request_id, project, issue, n_participants,
+    n_withdrawn, sha256, created_at``.
+    """
+    mine = not principal.can(Permission.ACCESS_EXTRACT)
+    if mine:
+        require(principal, Permission.ACCESS_REQUEST)
+    return store.con.execute(
+        "SELECT e.extract_id, e.request_id, r.project, e.issue, e.n_participants,"
+        " e.n_withdrawn, e.sha256, e.created_at FROM access_extract e"
+        " JOIN access_request r USING (request_id)"
+        f" WHERE {'r.applicant = ?' if mine else '? IS NOT NULL'} ORDER BY e.extract_id",
+        [principal.user],
+    ).pl()
+
+
+def download_extract(store: Store, principal: Principal, extract_id: int) -> Path:
+    """Return the file of an extract for its applicant to download (audited ``access.download``).
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such extract of the principal's requests.
+    AccessDenied
+        If the request is no longer in force, or lacks a required HGR approval.
+    StoreError
+        If the file is missing or its checksum differs from the one recorded.
+    """
+    from biobank.core.errors import NotFoundError
+
+    require(principal, Permission.ACCESS_REQUEST)
+    row = store.con.execute(
+        "SELECT e.request_id, e.path, e.sha256 FROM access_extract e"
+        " JOIN access_request r USING (request_id) WHERE e.extract_id = ? AND r.applicant = ?",
+        [extract_id, principal.user],
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no extract {extract_id} of your requests")
+    req = get_request(store.con, int(row[0]))
+    if not req.in_force():
+        raise AccessDenied(
+            f"request {req.request_id} is {req.status}"
+            + (f", expired on {req.expires_on}" if req.expires_on else "")
+            + ": its extracts can no longer be downloaded"
+        )
+    check_hgr(req)
+    path = Path(str(row[1]))
+    if not path.exists() or file_checksum(path) != row[2]:
+        raise StoreError(
+            f"extract {extract_id} at {path} is missing or changed since it was issued:"
+            " ask the data access committee to re-issue it"
+        )
+    with store.transaction() as con:
+        audit.record(
+            con,
+            principal,
+            "access.download",
+            f"access_extract:{extract_id}",
+            {"request": req.request_id, "sha256": row[2]},
+        )
+    return path

@@ -15,7 +15,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Form, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 from biobank.core.classification import EXTRACTABLE, classification
 from biobank.core.errors import AccessDenied, ConflictError, ValidationError
@@ -25,7 +25,7 @@ from biobank.research.access_requests import (
     reject_request,
     submit_request,
 )
-from biobank.research.extracts import EXTRACT_DATASETS
+from biobank.research.extracts import EXTRACT_DATASETS, download_extract, list_extracts
 from biobank.service.i18n import N_
 from biobank.service.views import ctx_of, problems_of, redirect
 
@@ -52,10 +52,12 @@ def _requestable_fields() -> list[tuple[str, str]]:
 def _own(request: Request, problems: dict[str, str] | None = None, status: int = 200) -> Response:
     ctx = ctx_of(request)
     rows = ctx.act(lambda store: list_requests(store.con, ctx.user)).to_dicts()
+    extracts = ctx.act(lambda store: list_extracts(store, ctx.user)).to_dicts()
     return ctx.render(
         "access.html",
         http_status=status,
         requests=rows,
+        extracts=extracts,
         fields=_requestable_fields(),
         problems=problems or {},
         today=dt.date.today().isoformat(),
@@ -151,3 +153,9 @@ def access_reject(request: Request, request_id: int, reason: F = "") -> Response
     except (ValidationError, ConflictError) as exc:
         return _review(request, error=ctx.gettext(_NOT_REJECTED, why=str(exc)), status=422)
     return redirect(request, "/access/review")
+
+
+def extract_download(request: Request, extract_id: int) -> Response:
+    ctx = ctx_of(request)
+    path = ctx.act(lambda store: download_extract(store, ctx.user, extract_id))
+    return FileResponse(path, filename=path.name, media_type="application/octet-stream")

@@ -71,6 +71,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("POST", "/admin/users/{name}/active", v.user_active, U, "user_active"),
     _R("GET", "/access", av.access_page, AR, "access"),
     _R("POST", "/access/requests", av.access_submit, AR, "access_submit"),
+    _R("GET", "/access/extracts/{extract_id}", av.extract_download, AR, "extract_download"),
     _R("GET", "/access/review", av.review_page, AA, "access_review"),
     _R("POST", "/access/requests/{request_id}/approve", av.access_approve, AA, "access_approve"),
     _R("POST", "/access/requests/{request_id}/reject", av.access_reject, AA, "access_reject"),

@@ -72,3 +72,30 @@ def test_a_bad_application_is_shown_again_and_writes_nothing(app: object) -> Non
     assert [r for r in audit_rows(app, "action = 'access.request'")] == []
     rejected_by_role = researcher.get("/access/review")
     assert rejected_by_role.status_code == 403
+
+
+def test_the_applicant_downloads_the_extract_and_the_download_is_audited(
+    app: object, tmp_path: object
+) -> None:
+    import hashlib
+    from pathlib import Path
+
+    from biobank.core.access import Principal
+    from biobank.research.extracts import build_extract
+
+    researcher = logged_in(app, Role.RESEARCHER)
+    _apply(researcher, purpose="GRU")
+    approver = logged_in(app, Role.APPROVER)
+    form(approver, "/access/requests/1/approve", {"reason": "ok"}, page="/access/review")
+    store = app.state.service.store  # type: ignore[attr-defined]
+    res = build_extract(
+        store, Principal(ACCOUNTS[Role.APPROVER], Role.APPROVER), 1, Path(str(tmp_path))
+    )
+    page = researcher.get("/access")
+    assert "/access/extracts/1" in page.text
+    got = researcher.get("/access/extracts/1")
+    assert got.status_code == 200
+    assert hashlib.sha256(got.content).hexdigest() == res.manifest["files"]["extract"]["sha256"]
+    assert [r[3] for r in audit_rows(app, "action = 'access.download'")] == ["access_extract:1"]
+    other = logged_in(app, Role.AUDITOR)
+    assert other.get("/access/extracts/1").status_code == 403

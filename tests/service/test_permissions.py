@@ -58,6 +58,7 @@ def _url(spec: RouteSpec, pid: str) -> str:
         .replace("{name}", "aud1")
         .replace("{code}", "en")
         .replace("{request_id}", "1")
+        .replace("{extract_id}", "1")
     )
 
 
