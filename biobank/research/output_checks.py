@@ -50,9 +50,17 @@ from biobank.core.access import Principal
 from biobank.core.disclosure import SMALL_COUNT_THRESHOLD, is_small
 
 if TYPE_CHECKING:
+    from biobank.clinical.cohorts import Criterion
     from biobank.core.store import Store
 
-__all__ = ["CountRelease", "TableCheck", "check_table", "release_count", "released_cohorts"]
+__all__ = [
+    "CountRelease",
+    "TableCheck",
+    "check_table",
+    "checked_count",
+    "release_count",
+    "released_cohorts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -272,3 +280,47 @@ def check_table(
         status=str(record.status),
         failed=summary,
     )
+
+
+def checked_count(
+    store: Store,
+    principal: Principal,
+    criterion: Criterion | None,
+    *,
+    purpose: str,
+    min_count: int = SMALL_COUNT_THRESHOLD,
+) -> CountRelease:
+    """Count a cohort over the participants ``purpose`` may use, with the output checks.
+
+    The one call for a service that shows cohort sizes (the research
+    workbench, a beacon): consent-filtered membership
+    (:func:`biobank.clinical.cohorts.cohort_sql`), then the small-count rule,
+    and, unless ``principal`` has record-level access for the purpose
+    (:func:`biobank.research.access_requests.approved_request_for`), the
+    differencing check of :func:`release_count`.
+
+    Parameters
+    ----------
+    store
+        The store.
+    principal
+        Who will see the number.
+    criterion
+        The cohort; ``None`` is everyone the purpose may use.
+    purpose
+        The research purpose.
+    min_count
+        The small-count threshold.
+    """
+    from biobank.clinical.cohorts import cohort_sql
+    from biobank.research.access_requests import approved_request_for
+
+    sql, params = cohort_sql(criterion, purpose=purpose)
+    ids = [str(r[0]) for r in store.con.execute(sql, params).fetchall()]
+    if approved_request_for(store.con, principal.user, purpose) is not None:
+        small = is_small(len(ids), min_count)
+        return CountRelease(
+            None if small else len(ids), f"fewer than {min_count} participants" if small else None
+        )
+    label = criterion.to_json() if criterion is not None else "everyone"
+    return release_count(store, principal, ids, purpose=purpose, label=label, min_count=min_count)

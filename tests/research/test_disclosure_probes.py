@@ -139,3 +139,20 @@ def test_check_table_agrees_with_a_pandas_crosstab_and_flags_dominance() -> None
     assert small.table.filter(pl.col("sex") == "male")["withheld"].to_list() == [
         "MinimumThresholdCheck"
     ]
+
+
+def test_checked_count__the_library_call_for_services_applies_the_same_checks(
+    rex: ClinicalStore,
+) -> None:
+    from biobank.research.output_checks import checked_count
+
+    rex_p, rita = Principal("rex", Role.RESEARCHER), Principal("rita", Role.RESEARCHER)
+    with Store(rex.path) as store:
+        assert checked_count(store, rex_p, Diagnosis(*FIVE), purpose="HMB").n == 5
+        second = checked_count(store, rex_p, Diagnosis(*FIVE, "C50"), purpose="HMB")
+        assert second.n is None
+        assert "differencing" in str(second.withheld)
+        # rita holds an approved HMB request (the fixture's): record-level, no differencing
+        assert checked_count(store, rita, Diagnosis(*FIVE), purpose="HMB").n == 5
+        assert checked_count(store, rita, Diagnosis(*FIVE, "C50"), purpose="HMB").n == 6
+        assert checked_count(store, rita, Diagnosis("C50"), purpose="HMB").n is None  # small
