@@ -260,6 +260,30 @@ class Workbench:
         )
         raise AccessDenied(message)
 
+    def _release_ids(self, ids: Sequence[str], cohort: CohortLike, *, prefix: str = "") -> None:
+        """Record an aggregate over ``ids`` as released; refuse it if it differences a release.
+
+        Without record-level access, an aggregate result (frequencies,
+        association counts, a regression) over a cohort whose members differ
+        from a cohort already released to this user by 1 .. ``min_count - 1``
+        people would give them away (:func:`~biobank.research.output_checks.release_count`).
+        """
+        if self.record_access is not None or not ids:
+            return
+        from biobank.research.output_checks import release_count
+
+        label = cohort if isinstance(cohort, str) else json.dumps(self._describe(cohort))
+        release = release_count(
+            self.store,
+            self.principal,
+            ids,
+            purpose=self.purpose,
+            label=prefix + str(label),
+            min_count=self.min_count,
+        )
+        if release.withheld is not None and "differencing" in release.withheld:
+            raise DisclosureRefused(f"this result is withheld: {release.withheld}")
+
     def _criterion(self, cohort: CohortLike) -> Criterion | None:
         if isinstance(cohort, str):
             return cohorts.get_cohort(self.store.con, cohort)
@@ -539,9 +563,11 @@ class Workbench:
         """
         from biobank import stats
 
+        ids = self._ids(cohort)
+        self._release_ids(ids, cohort)
         return stats.allele_frequencies(
             self.store.con,
-            self._ids(cohort),
+            ids,
             variant_filter=self._filter(
                 _renamed_filter(variant_filter, filter),
                 region=region,
@@ -614,6 +640,8 @@ class Workbench:
         labels = self._query(sql, params)
         case_ids = labels.filter(pl.col("is_case"))["participant_id"].to_list()
         ctrl_ids = labels.filter(~pl.col("is_case"))["participant_id"].to_list()
+        self._release_ids(case_ids, cases)
+        self._release_ids(ctrl_ids, controls, prefix="controls of ")
         return case_ids, ctrl_ids
 
     def association(
@@ -798,6 +826,7 @@ class Workbench:
         with self._inside():  # an input of the aggregate, not shown
             trait = self.measurement_values(measurement, cohort, rule=rule)
         ids = trait["participant_id"].to_list()
+        self._release_ids(ids, cohort, prefix=f"{measurement} of ")
         wanted = [*covariates, *[f"pc{i}" for i in range(1, n_pcs + 1)]]
         result = stats.linear_association(
             self.store.con,

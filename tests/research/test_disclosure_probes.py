@@ -156,3 +156,21 @@ def test_checked_count__the_library_call_for_services_applies_the_same_checks(
         assert checked_count(store, rita, Diagnosis(*FIVE), purpose="HMB").n == 5
         assert checked_count(store, rita, Diagnosis(*FIVE, "C50"), purpose="HMB").n == 6
         assert checked_count(store, rita, Diagnosis("C50"), purpose="HMB").n is None  # small
+
+
+def test_variant_frequencies__allele_counts_of_two_overlapping_cohorts_are_not_both_shown(
+    genotyped_store: ClinicalStore, tmp_path: object
+) -> None:
+    import shutil
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "g.duckdb"
+    for suffix in ("", ".key", ".audit-head"):
+        shutil.copy(str(genotyped_store.path) + suffix, str(path) + suffix)
+    with Store(path) as store, store.transaction() as con:
+        add_user(con, Principal("ada", Role.ADMIN), "rex", Role.RESEARCHER)
+    with biobank.open(path, user="rex", purpose="HMB") as wb:
+        first = wb.frequencies(Diagnosis(*FIVE))
+        assert first.height > 0
+        with pytest.raises(DisclosureRefused, match="differencing"):
+            wb.frequencies(Diagnosis(*FIVE, "C50"))
