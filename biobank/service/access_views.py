@@ -51,8 +51,12 @@ def _requestable_fields() -> list[tuple[str, str]]:
 
 def _own(request: Request, problems: dict[str, str] | None = None, status: int = 200) -> Response:
     ctx = ctx_of(request)
-    rows = ctx.act(lambda store: list_requests(store.con, ctx.user)).to_dicts()
-    extracts = ctx.act(lambda store: list_extracts(store, ctx.user)).to_dicts()
+    rows, extracts = ctx.act(
+        lambda store: (
+            list_requests(store.con, ctx.user).to_dicts(),
+            list_extracts(store, ctx.user).to_dicts(),
+        )
+    )
     return ctx.render(
         "access.html",
         http_status=status,
