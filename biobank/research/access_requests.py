@@ -35,6 +35,7 @@ workbench's listings and SQL, and later the beacon's record-level granularity).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -394,7 +395,7 @@ def approve_request(
     if expiry < dt.date.today():
         raise ValidationError("the expiry is in the past", field="expires_on", value=expiry)
     number = (hgr_approval or "").strip() or req.hgr_approval
-    candidate = AccessRequest(**{**req.__dict__, "hgr_approval": number})
+    candidate = dataclasses.replace(req, hgr_approval=number)
     try:
         check_hgr(candidate)
         check_requestable(list(req.fields))
