@@ -64,6 +64,7 @@ COMMAND_MODULES = [
     "genomes",
     "clinical",
     "research",
+    "access",
     "sequencing",
     "service",
     "panels",

@@ -13,6 +13,7 @@ tools are translated at the boundary with ``raise ... from exc``.
     ├── NotFoundError          a participant, specimen, variant, cohort ... does not exist
     ├── ConflictError          a duplicate label, an occupied freezer position, a re-registration
     ├── AccessDenied           the principal's role does not permit the action
+    │   └── DisclosureRefused  an aggregate output failed disclosure control (differencing ...)
     ├── ConsentError           consent does not permit the use, or was withdrawn
     ├── StoreError             the DuckDB store cannot be opened, migrated or written
     │   └── AuditIntegrityError the audit chain was edited or truncated
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConsentError",
+    "DisclosureRefused",
     "ExternalToolError",
     "ImportRejected",
     "NotFoundError",
@@ -151,6 +153,10 @@ class ConflictError(BiobankError):
 
 class AccessDenied(BiobankError, PermissionError):
     """The acting user's role does not permit the requested action."""
+
+
+class DisclosureRefused(AccessDenied):
+    """An aggregate output failed disclosure control and is not shown."""
 
 
 class ConsentError(BiobankError):

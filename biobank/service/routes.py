@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from biobank.core.access import Permission
+from biobank.service import access_views as av
 from biobank.service import import_views as imp
 from biobank.service import specimen_views as sv
 from biobank.service import storage_views as sto
@@ -39,6 +40,7 @@ W, R, A, U = (
     Permission.AUDIT_READ,
     Permission.MANAGE_USERS,
 )
+AR, AA = Permission.ACCESS_REQUEST, Permission.ACCESS_APPROVE
 
 ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/login", v.login_form, PUBLIC, "login_form"),
@@ -92,4 +94,10 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/import/{token}", imp.import_preview, W, "import_preview"),
     _R("POST", "/import/{token}/commit", imp.import_commit, W, "import_commit"),
     _R("POST", "/import/{token}/discard", imp.import_discard, W, "import_discard"),
+    _R("GET", "/access", av.access_page, AR, "access"),
+    _R("POST", "/access/requests", av.access_submit, AR, "access_submit"),
+    _R("GET", "/access/extracts/{extract_id}", av.extract_download, AR, "extract_download"),
+    _R("GET", "/access/review", av.review_page, AA, "access_review"),
+    _R("POST", "/access/requests/{request_id}/approve", av.access_approve, AA, "access_approve"),
+    _R("POST", "/access/requests/{request_id}/reject", av.access_reject, AA, "access_reject"),
 )
