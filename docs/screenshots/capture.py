@@ -2,12 +2,15 @@
 
 Builds a small store in a temporary folder (three participants, a tube of blood
 aliquoted and derived into buffy coat and DNA, a saliva kit, one account per
-role), starts the service on 127.0.0.1, logs in as the admin (who sees every
-page) in Debian's chromium and saves ``<page>.<locale>.png`` (1280 x 800,
+role), starts the service on 127.0.0.1, logs in in Debian's chromium as the
+admin (or, for a page the admin may not open, as the first account whose role
+may: the researcher, the approver) and saves ``<page>.<locale>.png`` (1280 x 800,
 palette PNG) here. The pages are every GET route of
 :data:`biobank.service.routes.ROUTES` that renders HTML, so a page added later
 is captured without touching this script; a route with a path parameter this
-script cannot fill is listed and skipped. Run from the repository::
+script cannot fill is listed and skipped. The import preview (``/import/{token}``)
+is reached as staff reach it, by uploading a small CSV with errors (its row-by-row
+report); the box grid is also shown with a move under way. Run from the repository::
 
     .venv/bin/python docs/screenshots/capture.py            # into docs/screenshots/
     .venv/bin/python docs/screenshots/capture.py --out /tmp/shots
@@ -46,6 +49,16 @@ NAMES = {
 #: Not pages: files, redirects, and what ends the session.
 SKIP = {"switch_language", "specimen_barcode", "specimen_qr", "specimen_label", "box_labels"}
 SKIP |= {"scan"}  # captured below with a misread label
+SKIP |= {"import_preview"}  # captured below after an upload (its token is made then)
+#: Who logs in to capture a page: the first of these whose role may open it.
+ACCOUNTS = (("admin", "admin"), ("res1", "researcher"), ("dac1", "approver"))
+#: Rows of a specimens file with errors: an unknown type, a quantity in words, a taken position.
+BAD_ROWS = (
+    "{l1},110105196503120128,blood,2024-03-01T09:00,1,mL,F01,R01,B01,C1",
+    "{l2},310104197805210255,plasma,2024-03-01T09:00,1,mL,F01,R01,B01,A1",
+    "{l3},310104197805210255,plasma,2024-03-01T09:00,ten,mL,F01,R01,B01,C2",
+)
+HEADER = "label,national_id,specimen_type,collected_at,quantity,unit,freezer,rack,box,position"
 
 
 def seed(path: Path) -> dict[str, str]:
@@ -69,7 +82,12 @@ def seed(path: Path) -> dict[str, str]:
     with Store(path) as store:
         center_key(store.path, create=True)
         admin = create_account(store, None, "admin", Role.ADMIN, PASSWORD, client="capture")
-        for name, role in (("reg1", Role.REGISTRAR), ("aud1", Role.AUDITOR)):
+        for name, role in (
+            ("reg1", Role.REGISTRAR),
+            ("aud1", Role.AUDITOR),
+            ("res1", Role.RESEARCHER),
+            ("dac1", Role.APPROVER),
+        ):
             create_account(store, admin, name, role, PASSWORD, client="capture")
         store.con.execute("UPDATE web_account SET must_change = FALSE")
         reg = Principal("reg1", Role.REGISTRAR)
@@ -178,8 +196,20 @@ def serve(store: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def pages(values: dict[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """``(file name, path)`` of every HTML page, and the routes skipped."""
+def account_for(access: object) -> str:
+    """The first of :data:`ACCOUNTS` whose role may open a route of this ``access``."""
+    from biobank.core.access import PERMISSIONS, Permission, Role
+
+    if not isinstance(access, Permission):  # public or any logged-in user
+        return ACCOUNTS[0][0]
+    for name, role in ACCOUNTS:
+        if access in PERMISSIONS[Role(role)]:
+            return name
+    raise RuntimeError(f"no account of capture.py may open a page needing {access}")
+
+
+def pages(values: dict[str, str]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """``(file name, path, account)`` of every HTML page, and the routes skipped."""
     from biobank.service.routes import ROUTES
 
     out, skipped = [], []
@@ -193,7 +223,8 @@ def pages(values: dict[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
         path = spec.path
         for p in params:
             path = path.replace("{" + p + "}", values[p])
-        out.append((NAMES.get(spec.name, spec.name.replace("_", "-")), path))
+        name = NAMES.get(spec.name, spec.name.replace("_", "-"))
+        out.append((name, path, account_for(spec.access)))
     return out, skipped
 
 
@@ -204,6 +235,15 @@ def shrink(png: Path) -> None:
     with Image.open(png) as img:
         small = img.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
     small.save(png, optimize=True)
+
+
+def bad_csv() -> bytes:
+    """A small specimens CSV whose preview is a row-by-row error report."""
+    from biobank.core.ids import make_label
+
+    labels = {f"l{i}": make_label("BB", 199 + i) for i in (1, 2, 3)}
+    rows = [r.format(**labels) for r in BAD_ROWS]
+    return "\n".join([HEADER, *rows, ""]).encode()
 
 
 def capture(base: str, out: Path, values: dict[str, str]) -> list[Path]:
@@ -217,38 +257,63 @@ def capture(base: str, out: Path, values: dict[str, str]) -> list[Path]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         for locale in LOCALES:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"{base}/lang/{locale}?next=/login")
+            for account, _role in ACCOUNTS:
+                mine = [(name, path) for name, path, who in todo if who == account]
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
 
-            def shot(name: str, page: Any = page, locale: str = locale) -> None:
-                file = out / f"{name}.{locale}.png"
-                page.screenshot(path=file)
-                shrink(file)
-                written.append(file)
+                def shot(
+                    name: str, full: bool = False, page: Any = page, loc: str = locale
+                ) -> None:
+                    file = out / f"{name}.{loc}.png"
+                    page.screenshot(path=file, full_page=full)
+                    shrink(file)
+                    written.append(file)
 
-            shot("login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/")
-            for name, path in todo:
-                if name == "login":
-                    continue
-                page.goto(base + path)
-                shot(name)
-            # interactions worth a picture of their own
-            page.goto(f"{base}/participants/new")
-            page.fill("#f-national_id", "110105196503120129")  # a mistyped check character
-            page.wait_for_selector("#national_id-check.error")
-            shot("register-check")
-            page.goto(f"{base}/specimens/{values['label']}")
-            page.fill("#scan", values["label"][:-1] + ("X" if values["label"][-1] != "X" else "Y"))
-            page.press("#scan", "Enter")
-            page.wait_for_selector(".error-detail")
-            shot("scan-check")
-            page.close()
+                page.goto(f"{base}/lang/{locale}?next=/login")
+                if account == ACCOUNTS[0][0]:
+                    shot("login")
+                page.fill("input[name=username]", account)
+                page.fill("input[name=password]", PASSWORD)
+                page.click("button[type=submit]")
+                page.wait_for_url(f"{base}/")
+                for name, path in mine:
+                    if name != "login":
+                        page.goto(base + path)
+                        shot(name)
+                if account == ACCOUNTS[0][0]:
+                    interactions(page, base, values, shot)
+                page.close()
         browser.close()
     return written
+
+
+def interactions(page: Any, base: str, values: dict[str, str], shot: Any) -> None:
+    """Pages worth a picture in the middle of an action (as the admin)."""
+    page.goto(f"{base}/participants/new")
+    page.fill("#f-national_id", "110105196503120129")  # a mistyped check character
+    page.wait_for_selector("#national_id-check.error")
+    shot("register-check")
+    page.goto(f"{base}/specimens/{values['label']}")
+    page.fill("#scan", values["label"][:-1] + ("X" if values["label"][-1] != "X" else "Y"))
+    page.press("#scan", "Enter")
+    page.wait_for_selector(".error-detail")
+    shot("scan-check")
+    # the box grid: the blood tube picked, a free cell clicked as its target
+    page.goto(f"{base}/storage/{values['freezer']}/{values['rack']}/{values['box']}")
+    page.check(f"#pick-{values['label']}")
+    page.click("#cell-C3")
+    page.wait_for_function("document.querySelector('#m-positions').value === 'C3'")
+    shot("storage-move", full=True)
+    # the import preview: a file with errors uploaded, its report
+    page.goto(f"{base}/import")
+    page.select_option("#f-kind", "specimens")
+    page.set_input_files(
+        "#f-file",
+        files=[{"name": "specimens.csv", "mimeType": "text/csv", "buffer": bad_csv()}],
+    )
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#report")
+    shot("import-report", full=True)
 
 
 def main() -> int:
