@@ -1,8 +1,12 @@
 """End to end in a real browser: Playwright drives Debian's chromium against uvicorn.
 
-Log in, register a participant (the resident ID checked as it is typed), search
-it, switch the language. Screenshots go to a temporary folder; to refresh the
-committed ones in ``docs/screenshots/``, run with ``BIOBANK_SCREENSHOTS=docs/screenshots``.
+Log in, register a participant (the resident ID checked as it is typed), register
+and withdraw a consent, search it, switch the language. Screenshots go to a
+temporary folder; to refresh the committed ones in ``docs/screenshots/``, run
+with ``BIOBANK_SCREENSHOTS=docs/screenshots``. Together with
+``test_browser_specimens.py`` (accession, aliquot, label, scan) and
+``test_browser_storage.py`` (move in the box grid, import with errors then fixed)
+this is the issue's browser walk-through.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ def server(app: object) -> Iterator[str]:
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
-def test_login_register_search_and_switch_language(server: str, tmp_path: Path) -> None:
+def test_login_register_withdraw_search_and_switch_language(
+    app: object, server: str, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     shots = (
@@ -83,6 +89,22 @@ def test_login_register_search_and_switch_language(server: str, tmp_path: Path) 
         pid = page.locator("h1").inner_text().split()[-1]
         page.screenshot(path=shots / "participant.zh_CN.png")
 
+        # a consent, then its withdrawal (with immediate effect: stored at once)
+        page.click("details:has(form[action$='/consents']) > summary")
+        consent = page.locator("form[action$='/consents']")
+        consent.locator("input[name=version]").fill("v1")
+        consent.locator("input[name=signed_date]").fill("2024-01-02")
+        consent.locator("input[name=duo_codes]").fill("GRU")
+        consent.locator("button[type=submit]").click()
+        expect(page.locator("table tbody tr").first).to_contain_text("GRU")
+        page.click("details:has(form[action$='/withdraw']) > summary")
+        withdraw = page.locator("form[action$='/withdraw']")
+        withdraw.locator("input[name=withdrawn_date]").fill("2024-06-01")
+        withdraw.locator("input[name=reason]").fill("本人要求")
+        withdraw.locator("button[type=submit]").click()
+        expect(page.locator("table tbody tr").first).to_contain_text("2024-06-01")
+        expect(page.locator("form[action$='/withdraw']")).to_have_count(0)
+
         page.goto(f"{server}/participants")
         page.fill("#search-q", WANG)
         page.click("form.stack button[type=submit]")
@@ -96,6 +118,9 @@ def test_login_register_search_and_switch_language(server: str, tmp_path: Path) 
         expect(page.locator("h1")).to_have_text("Dashboard")
         page.screenshot(path=shots / "dashboard.en.png")
         browser.close()
+    con = app.state.service.store.con  # type: ignore[attr-defined]
+    withdrawn = "SELECT withdrawn_date::VARCHAR FROM consent WHERE participant_id = ?"
+    assert con.execute(withdrawn, [pid]).fetchall() == [("2024-06-01",)]
     # each page was drawn (a blank or error page compresses to a few kB)
     for name in ("login.zh_CN", "dashboard.zh_CN", "participant.zh_CN", "participant.en"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
