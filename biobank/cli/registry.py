@@ -122,6 +122,125 @@ def registry_barcode(
     typer.echo(f"wrote {out}")
 
 
+#: Columns ``registry aliquot`` prints of each child.
+CHILD_COLUMNS = [
+    *("label", "parent_label", "specimen_type", "quantity", "unit"),
+    *("freezer", "rack", "box", "position"),
+]
+
+
+def _box(text: str, option: str) -> tuple[str, str, str]:
+    """``FREEZER/RACK/BOX`` as its three parts."""
+    from biobank.core.errors import ValidationError
+
+    parts = text.split("/")
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise ValidationError(f"{option} is FREEZER/RACK/BOX (e.g. F01/R01/B02)", field=option[2:])
+    return parts[0], parts[1], parts[2]
+
+
+@registry_app.command("aliquot")
+def registry_aliquot(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Argument(help="The parent's label.")],
+    count: Annotated[int, typer.Option("--count", "-n", help="How many children (1-96).")],
+    quantity: Annotated[float, typer.Option(help="Quantity of each child.")],
+    unit: Annotated[str | None, typer.Option(help="Unit (default: the parent's).")] = None,
+    specimen_type: Annotated[
+        str | None,
+        typer.Option("--type", help="A derivative's type (e.g. buffy_coat, dna); default aliquot."),
+    ] = None,
+    box: Annotated[
+        str | None, typer.Option("--box", help="FREEZER/RACK/BOX of the children.")
+    ] = None,
+    positions: Annotated[
+        str | None, typer.Option(help="One position per child in --box, e.g. 'A1 A2 A3'.")
+    ] = None,
+    parent_used: Annotated[
+        float | None,
+        typer.Option(help="For a derivative in another unit: parent quantity used."),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Kept with every event.")] = "aliquoted",
+    fmt: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Split a specimen into N children (aliquots or a derivative), all or none."""
+    import dataclasses
+    import re
+
+    from biobank.core.errors import ValidationError
+    from biobank.registry.aliquots import aliquot_specimen
+
+    spots: list[dict[str, str] | None] | None = None
+    if positions and not box:
+        raise ValidationError("--positions needs --box FREEZER/RACK/BOX", field="box")
+    if box:
+        freezer, rack, name = _box(box, "--box")
+        wells = [p for p in re.split(r"[\s,;]+", (positions or "").strip()) if p]
+        if not wells:
+            raise ValidationError("--box needs --positions, one per child", field="positions")
+        spots = [{"freezer": freezer, "rack": rack, "box": name, "position": w} for w in wells]
+    with open_store(ctx) as store:
+        children = aliquot_specimen(
+            store,
+            acting_principal(ctx, store),
+            label,
+            count=count,
+            quantity=quantity,
+            unit=unit,
+            specimen_type=specimen_type,
+            positions=spots,
+            parent_used=parent_used,
+            reason=reason,
+        )
+    rows = [_plain(dataclasses.asdict(c)) for c in children]
+    emit(
+        rows,
+        fmt,
+        columns=CHILD_COLUMNS,
+    )
+
+
+@registry_app.command("label")
+def registry_label(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .pdf or .svg.")],
+    label: Annotated[str | None, typer.Argument(help="A specimen's label.")] = None,
+    box: Annotated[
+        str | None, typer.Option("--box", help="FREEZER/RACK/BOX: a PDF sheet of its labels.")
+    ] = None,
+    qr: Annotated[bool, typer.Option("--qr", help="SVG: a QR code, not Code 128.")] = False,
+) -> None:
+    """Print labels: one specimen as PDF or SVG (Code 128 or QR), or a box's PDF sheet."""
+    from biobank.core.errors import ValidationError
+    from biobank.core.ids import validate_label
+    from biobank.registry.inventory import get_specimen, label_barcode_svg
+    from biobank.registry.labels import box_label_sheet_pdf, label_qr_svg, specimen_label_pdf
+
+    kind = out.suffix.lower()
+    if kind not in (".pdf", ".svg"):
+        raise ValidationError("--out must end in .pdf or .svg", field="out", value=str(out))
+    if (label is None) == (box is None):
+        raise ValidationError("give a specimen label or --box FREEZER/RACK/BOX, not both")
+    if box is not None and kind != ".pdf":
+        raise ValidationError("a box's labels are a PDF sheet: --out ....pdf", field="out")
+    with open_store(ctx) as store:
+        who = acting_principal(ctx, store)
+        if box is not None:
+            freezer, rack, name = _box(box, "--box")
+            data, labels = box_label_sheet_pdf(store, who, freezer=freezer, rack=rack, box=name)
+            what = f"{len(labels)} labels of box {box}"
+        elif kind == ".pdf":
+            assert label is not None
+            data, what = specimen_label_pdf(store, who, label), validate_label(label)
+        else:
+            assert label is not None
+            value = str(get_specimen(store, who, label)["label"])
+            svg = label_qr_svg(value) if qr else label_barcode_svg(value)
+            data, what = svg.encode("utf-8"), value
+    out.write_bytes(data)
+    typer.echo(f"wrote {what} to {out}")
+
+
 @registry_app.command("vocab")
 def registry_vocab(
     name: Annotated[str, typer.Argument(help="specimen-types, units, statuses, duo, sexes.")],

@@ -73,6 +73,8 @@ COMMANDS = {
     "registry sample-sheet": "sequencing",
     "registry recontact": "registry",
     "registry barcode": "registry",
+    "registry aliquot": "registry",
+    "registry label": "registry",
     "registry vocab": "registry",
     "participant add": "registry",
     "participant show": "registry",
