@@ -32,6 +32,7 @@ import hmac
 import json
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,56 @@ def _store_path(con: duckdb.DuckDBPyConnection) -> str | None:
     return str(row[0]) if row and row[0] else None
 
 
+#: Connections known to have table ``audit_head``, with their store's path. Catalog
+#: look-ups cost milliseconds, once per entry before; a table is not dropped, so a
+#: connection found to have it is asked once (one that has not is asked again).
+_HEADED: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, str | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _has_head(con: duckdb.DuckDBPyConnection) -> tuple[bool, str | None]:
+    """Whether the store behind ``con`` has ``audit_head``, and the store's path."""
+    if con in _HEADED:
+        return True, _HEADED[con]
+    try:
+        row = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'audit_head'"
+            " AND database_name = current_database()"
+        ).fetchone()
+    except duckdb.Error:  # pragma: no cover - catalog functions always exist
+        return False, None
+    if not row or row[0] == 0:
+        return False, None
+    path = _store_path(con)
+    _HEADED[con] = path
+    return True, path
+
+
+def _chain_end(con: duckdb.DuckDBPyConnection, has_head: bool) -> tuple[int, str] | None:
+    """The newest entry of the log as ``(entry_id, entry_hash)``, ``None`` when it is empty.
+
+    The head moves with every entry in the same transaction, so the newest entry
+    is the head's, found with one look-up of the primary key that also shows that
+    no entry follows it. When the log does not agree with the head (an entry
+    deleted, replaced or added outside :func:`record`: :func:`verify` reports it)
+    the log's own last entry is taken, as a scan finds it.
+    """
+    if has_head:
+        head = con.execute("SELECT entry_id, entry_hash FROM audit_head WHERE id = 1").fetchone()
+        if head is not None and int(head[0]) > 0:
+            rows = con.execute(
+                "SELECT entry_id, entry_hash FROM audit_log WHERE entry_id IN (?, ?)",
+                [int(head[0]), int(head[0]) + 1],
+            ).fetchall()
+            if len(rows) == 1 and (int(rows[0][0]), str(rows[0][1])) == (int(head[0]), head[1]):
+                return int(head[0]), str(head[1])
+    last = con.execute(
+        "SELECT entry_id, entry_hash FROM audit_log ORDER BY entry_id DESC LIMIT 1"
+    ).fetchone()
+    return None if last is None else (int(last[0]), str(last[1]))
+
+
 def _store_key(con: duckdb.DuckDBPyConnection) -> bytes | None:
     """Return the center key of the store behind ``con``, or ``None`` if there is none."""
     from biobank.core.ids import center_key
@@ -102,18 +153,16 @@ def _head_mac(key: bytes, entry_id: int, entry_hash: str) -> str:
     return hmac.new(key, f"{entry_id}:{entry_hash}".encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def _update_head(con: duckdb.DuckDBPyConnection, entry_id: int, entry_hash: str) -> None:
-    """Move the signed head of the chain to the new entry (if the store has ``audit_head``)."""
+def _update_head(
+    con: duckdb.DuckDBPyConnection, entry_id: int, entry_hash: str, path: str | None
+) -> None:
+    """Move the signed head of the chain to the new entry (the store has ``audit_head``)."""
+    from biobank.core.ids import center_key
+
     try:
-        has_head = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'audit_head'"
-            " AND database_name = current_database()"
-        ).fetchone()
-    except duckdb.Error:  # pragma: no cover - catalog functions always exist
-        return
-    if not has_head or has_head[0] == 0:
-        return
-    key = _store_key(con)
+        key: bytes | None = center_key(path) if path else center_key(None)
+    except ConfigError:
+        key = None
     mac = _head_mac(key, entry_id, entry_hash) if key is not None else None
     con.execute(
         "UPDATE audit_head SET entry_id = ?, entry_hash = ?, head_mac = ? WHERE id = 1",
@@ -193,11 +242,10 @@ def _append_entry(
     target: str,
     detail: dict[str, Any] | None,
 ) -> int:
-    last = con.execute(
-        "SELECT entry_id, entry_hash FROM audit_log ORDER BY entry_id DESC LIMIT 1"
-    ).fetchone()
-    entry_id = 1 if last is None else int(last[0]) + 1
-    prev = GENESIS if last is None else str(last[1])
+    has_head, path = _has_head(con)
+    last = _chain_end(con, has_head)
+    entry_id = 1 if last is None else last[0] + 1
+    prev = GENESIS if last is None else last[1]
     logged_at = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
     detail_json = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, default=str)
     h = _entry_hash(prev, entry_id, logged_at, user, role, action, target, detail_json)
@@ -215,7 +263,8 @@ def _append_entry(
             h,
         ],
     )
-    _update_head(con, entry_id, h)
+    if has_head:
+        _update_head(con, entry_id, h, path)
     return entry_id
 
 

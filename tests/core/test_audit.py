@@ -112,6 +112,48 @@ def test_verify__detects_replaced_tail_entry(loaded: Store) -> None:
         audit.verify(loaded.con)
 
 
+def _forged(entry_id: int, prev: str) -> list[object]:
+    return [entry_id, "2024-01-01T00:00:00", "x", "admin", "forged", "t", "{}", prev, "f" * 64]
+
+
+def test_record__after_tampering_still_chains_on_the_log_and_verify_reports_it(
+    loaded: Store, users: dict[str, Principal]
+) -> None:
+    """The next entry is found from the head; where the log disagrees, from the log itself."""
+    reg = users["registrar"]
+    n = audit.verify(loaded.con).entries
+    # an entry added outside audit.record: the next one follows it (no duplicate id)
+    last_hash = loaded.con.execute(
+        "SELECT entry_hash FROM audit_log WHERE entry_id = ?", [n]
+    ).fetchone()
+    assert last_hash is not None
+    loaded.con.execute(
+        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", _forged(n + 1, last_hash[0])
+    )
+    with loaded.transaction() as con:
+        assert audit.record(con, reg, "x.read", "t") == n + 2
+    with pytest.raises(AuditIntegrityError, match=f"entry {n + 1} was edited"):
+        audit.verify(loaded.con)
+    # the tail deleted, the head left: the next entry follows what is left of the log
+    loaded.con.execute("DELETE FROM audit_log WHERE entry_id > ?", [n - 1])
+    with loaded.transaction() as con:
+        assert audit.record(con, reg, "x.read", "t") == n
+    with pytest.raises(AuditIntegrityError, match="head file"):
+        audit.verify(loaded.con)
+
+
+def test_record__each_entry_links_to_the_one_before(
+    loaded: Store, users: dict[str, Principal]
+) -> None:
+    with loaded.transaction() as con:
+        ids = [audit.record(con, users["registrar"], "x.read", f"t{i}") for i in range(3)]
+    for i in range(2):
+        with loaded.transaction() as con:
+            ids.append(audit.record(con, users["auditor"], "x.read", f"u{i}"))
+    assert ids == list(range(ids[0], ids[0] + 5))
+    assert audit.verify(loaded.con).entries == ids[-1]
+
+
 @pytest.mark.slow
 def test_cli_audit_verify__exit_1_after_truncation(loaded: Store, tmp_path: Path) -> None:
     n = audit.verify(loaded.con).entries
