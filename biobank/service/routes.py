@@ -2,7 +2,10 @@
 
 :func:`biobank.service.app.create_app` adds exactly these routes, each guarded
 by its ``access``; ``tests/service/test_permissions.py`` walks this table for
-every role and for a logged-out client.
+every role and for a logged-out client. Beacon routes (access ``BEACON``) are
+open to anyone, a partner centre's bearer token raising the granularity;
+federation routes (``PARTNER``) need a partner token (see ``docs/beacon.md``,
+``docs/federation.md``).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from biobank.core.access import Permission
+from biobank.service import beacon, federation
 from biobank.service import views as v
-from biobank.service.app import AUTHENTICATED, PUBLIC, Access
+from biobank.service.app import AUTHENTICATED, BEACON, PARTNER, PUBLIC, Access
 
 __all__ = ["ROUTES", "RouteSpec"]
 
@@ -67,4 +71,6 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("POST", "/admin/users/{name}/role", v.user_role, U, "user_role"),
     _R("POST", "/admin/users/{name}/password", v.user_password, U, "user_password"),
     _R("POST", "/admin/users/{name}/active", v.user_active, U, "user_active"),
+    *(_R(m, p, e, BEACON, n) for m, p, e, n in beacon.endpoints()),
+    *(_R(m, p, e, PARTNER, n) for m, p, e, n in federation.endpoints()),
 )

@@ -1,0 +1,149 @@
+"""Beacon and federation test helpers: schema validation (no network) and small centre stores.
+
+The Beacon v2 schemas are in ``tests/data/beacon-v2-schemas`` (CC0, see its
+LICENSE.md). They refer to each other by relative paths and, in places, by
+``https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main/...``: every file
+is registered under that URL in a local :class:`referencing.Registry`, so both
+kinds of reference resolve to the copies here.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+SCHEMAS = Path(__file__).parent / "data" / "beacon-v2-schemas"
+BASE = "https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main/"
+MODEL = "models/json/beacon-v2-default-model/"
+
+#: response kind -> framework schema
+RESPONSES = {
+    "info": "framework/json/responses/beaconInfoResponse.json",
+    "service-info": "framework/json/responses/ga4gh-service-info-1-0-0-schema.json",
+    "map": "framework/json/responses/beaconMapResponse.json",
+    "configuration": "framework/json/responses/beaconConfigurationResponse.json",
+    "entry_types": "framework/json/responses/beaconEntryTypesResponse.json",
+    "filtering_terms": "framework/json/responses/beaconFilteringTermsResponse.json",
+    "boolean": "framework/json/responses/beaconBooleanResponse.json",
+    "count": "framework/json/responses/beaconCountResponse.json",
+    "record": "framework/json/responses/beaconResultsetsResponse.json",
+    "collections": "framework/json/responses/beaconCollectionsResponse.json",
+    "error": "framework/json/responses/beaconErrorResponse.json",
+}
+#: entry type path -> default schema of its records
+RECORDS = {
+    "g_variants": MODEL + "genomicVariations/defaultSchema.json",
+    "individuals": MODEL + "individuals/defaultSchema.json",
+    "biosamples": MODEL + "biosamples/defaultSchema.json",
+    "cohorts": MODEL + "cohorts/defaultSchema.json",
+    "datasets": MODEL + "datasets/defaultSchema.json",
+}
+
+
+#: the genomicVariations schema with LegacyVariation (location: any object) as variation
+WITHOUT_VRS = MODEL + "genomicVariations/test-without-vrs.json"
+
+
+@cache
+def _registry() -> Any:
+    import copy
+
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    resources = []
+    for path in sorted(SCHEMAS.rglob("*.json")):
+        contents = json.loads(path.read_text(encoding="utf-8"))
+        uri = BASE + path.relative_to(SCHEMAS).as_posix()
+        resources.append((uri, Resource.from_contents(contents, default_specification=DRAFT202012)))
+    variants = json.loads((SCHEMAS / RECORDS["g_variants"]).read_text(encoding="utf-8"))
+    derived = copy.deepcopy(variants)
+    legacy = derived["$defs"]["LegacyVariation"]
+    legacy["properties"]["location"] = {"type": "object"}
+    derived["properties"]["variation"] = {"$ref": "#/$defs/LegacyVariation"}
+    resources.append(
+        (BASE + WITHOUT_VRS, Resource.from_contents(derived, default_specification=DRAFT202012))
+    )
+    return Registry().with_resources(resources)
+
+
+def validate(document: Any, schema: str) -> None:
+    """Raise :class:`jsonschema.ValidationError` unless ``document`` is valid against ``schema``.
+
+    ``schema`` is a path under ``tests/data/beacon-v2-schemas``, optionally with
+    a ``#/$defs/...`` fragment.
+    """
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator({"$ref": BASE + schema}, registry=_registry())
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+    if errors:
+        raise errors[0]
+
+
+def validate_response(document: dict[str, Any], kind: str, entry_type: str | None = None) -> None:
+    """Validate a response of ``kind`` (a key of :data:`RESPONSES`) and its records."""
+    validate(document, RESPONSES[kind])
+    if kind == "record":
+        assert entry_type is not None
+        for result_set in document["response"]["resultSets"]:
+            for record in result_set["results"]:
+                validate_record(record, entry_type)
+    if kind == "collections":
+        assert entry_type is not None
+        for record in document["response"]["collections"]:
+            validate_record(record, entry_type)
+
+
+def validate_record(record: dict[str, Any], entry_type: str) -> None:
+    """Validate one record against its entry type's default schema.
+
+    ``genomicVariations`` refers to VRS 1.3 (not shipped) for ``variation`` and its
+    ``location``: the record is validated against a copy of the schema (same
+    folder, so its relative references resolve) whose ``variation`` is the
+    schema's own ``LegacyVariation`` with ``location`` any object, and the VRS
+    ``SequenceLocation`` is checked by shape.
+    """
+    if entry_type != "g_variants":
+        validate(record, RECORDS[entry_type])
+        return
+    validate(record, WITHOUT_VRS)
+    location = record["variation"]["location"]
+    assert location["type"] == "SequenceLocation"
+    interval = location["interval"]
+    assert interval["type"] == "SequenceInterval"
+    assert interval["start"]["type"] == interval["end"]["type"] == "Number"
+    assert 0 <= interval["start"]["value"] < interval["end"]["value"]
+
+
+def build_centre_store(root: Path, *, seed: int, preset: str = "tiny") -> Path:
+    """A demo centre (no reads: a few seconds): registry, genotypes, clinical data; mode 0600.
+
+    Users: ``admin`` (mapped to this login). Returns the store path.
+    """
+    from biobank.clinical.load import load_clinical
+    from biobank.core.access import Principal, Role, add_user, map_login, os_login
+    from biobank.core.ids import center_key
+    from biobank.core.store import Store
+    from biobank.genomes.load import load_vcf
+    from biobank.registry.imports import import_all
+    from biobank.testing import generate_demo
+
+    demo = root / "demo"
+    generate_demo(demo, preset=preset, seed=seed, reads=False)
+    path = root / "centre.duckdb"
+    with Store(path) as store:
+        center_key(store.path, create=True)
+        with store.transaction() as con:
+            admin = add_user(con, None, "admin", Role.ADMIN)
+            add_user(con, admin, "registrar", Role.REGISTRAR)
+            map_login(con, admin, os_login(), "admin")
+        registrar = Principal("registrar", Role.REGISTRAR)
+        import_all(store, registrar, demo / "registry")
+        load_vcf(store, demo / "population" / "cohort.vcf.gz", principal=registrar)
+        load_clinical(store, demo / "clinical", principal=registrar)
+    path.chmod(0o600)
+    Path(str(path) + ".key").chmod(0o600)
+    return path
