@@ -10,6 +10,7 @@ kinds of reference resolve to the copies here.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,62 @@ def build_centre_store(root: Path, *, seed: int, preset: str = "tiny") -> Path:
     path.chmod(0o600)
     Path(str(path) + ".key").chmod(0o600)
     return path
+
+
+@dataclass(frozen=True)
+class BeaconCentre:
+    """A demo centre store with partner centres (tokens) for the Beacon tests.
+
+    ``count_token``: partner ``centre-count`` (purpose HMB, counts);
+    ``record_token``: partner ``centre-record`` (HMB, approved request ``DAR-1``);
+    ``ds_token``: partner ``centre-ds`` (purpose DS:C50, counts).
+    """
+
+    path: Path
+    demo: Path
+    count_token: str
+    record_token: str
+    ds_token: str
+
+    @property
+    def vcf(self) -> Path:
+        """The cohort VCF the store was loaded from."""
+        return self.demo / "population" / "cohort.vcf.gz"
+
+
+def build_beacon_centre(root: Path, *, seed: int = 11) -> BeaconCentre:
+    """:func:`build_centre_store` plus three partner centres."""
+    from biobank.core.access import Principal, Role
+    from biobank.core.store import Store
+    from biobank.research.partners import add_partner, record_approved_request
+
+    path = build_centre_store(root, seed=seed)
+    admin = Principal("admin", Role.ADMIN)
+    with Store(path) as store:
+        count = add_partner(store, admin, "centre-count", purpose="HMB")
+        record = add_partner(store, admin, "centre-record", purpose="HMB")
+        ds = add_partner(store, admin, "centre-ds", purpose="DS:C50")
+        record_approved_request(store, admin, "DAR-1", requester="centre-record", purpose="HMB")
+    return BeaconCentre(path, root / "demo", count, record, ds)
+
+
+def permitted_samples(con: Any, purpose_codes: tuple[str, ...]) -> dict[str, str]:
+    """VCF sample id -> participant of the genotyped participants whose current consent
+    (latest signed, then latest registered; not withdrawn) has one of ``purpose_codes``.
+
+    Written here without the library's consent SQL, to check it.
+    """
+    rows = con.execute(
+        "WITH ranked AS (SELECT participant_id, primary_code, withdrawn_date,"
+        " row_number() OVER (PARTITION BY participant_id"
+        " ORDER BY signed_date DESC, consent_seq DESC) AS r FROM consent)"
+        " SELECT g.sample_id, g.participant_id FROM genotype_sample g JOIN ranked c"
+        " ON c.participant_id = g.participant_id AND c.r = 1"
+        " WHERE c.withdrawn_date IS NULL AND list_contains(?, c.primary_code)",
+        [list(purpose_codes)],
+    ).fetchall()
+    return {str(s): str(p) for s, p in rows}
+
+
+#: consent codes that permit the purpose HMB (biobank.registry.consent's table)
+HMB_CODES = ("NRES", "GRU", "HMB")

@@ -37,7 +37,8 @@ class BeaconConfig:
         requester without an approved data access request (Raisaro et al. 2017).
         With N participants an allele of frequency f is missing from a
         non-member's beacon with probability (1 - f)^(2N); hiding alleles with
-        f below about 3.5 / N makes a "no" almost never informative.
+        f below about 3.5 / N makes a "no" almost never informative. ``0`` turns
+        the defence off (alleles carried by anyone are answered as present).
     anonymous_budget, partner_budget
         Questions a day per anonymous client address and per partner centre
         (``None``: no budget). Requesters with an approved request have none.

@@ -10,11 +10,13 @@ anonymous or partner):
 3. a variant query matches variants by coordinates (0-based, end exclusive),
    gene or type and counts their carriers among those participants; without an
    approved data access request a variant carried by fewer than ``min_count``
-   of them, or rarer than ``min_allele_frequency``, is answered as absent;
+   of them, or rarer than ``min_allele_frequency``, is answered as absent
+   (``min_allele_frequency = 0`` turns this defence off);
 4. the granularity returned is the least of the one asked for and the one the
    requester may have (boolean anonymous, count partner, record approved); a
-   count from 1 to ``min_count - 1`` is never returned: the answer falls back
-   to boolean (:func:`biobank.core.disclosure.is_small`);
+   count from 1 to ``min_count - 1`` (or a count about so few people) is never
+   returned without an approved request: the answer falls back to boolean
+   (:func:`biobank.core.disclosure.is_small`);
 5. record-level answers are audited (``beacon.record``).
 """
 
@@ -235,9 +237,8 @@ def _people(
     if request.variant is None:
         return ids, None
     with sample_table(con, ids) as tbl:
-        hits = _variant_hits(
-            con, tbl, request.variant, config, hide_rare=requester.approved_request is None
-        )
+        hide = requester.approved_request is None and config.min_allele_frequency > 0
+        hits = _variant_hits(con, tbl, request.variant, config, hide_rare=hide)
         keys = hits["variant_key"].to_list() if hits.height else []
         if request.entry_type == "g_variants":
             return ids, hits
@@ -312,7 +313,8 @@ def answer(
     if granted == "record":
         return BeaconAnswer("record", total > 0, total, records)
     # a count of people, or of variants or tubes of a small group of people, is never shown
+    # (an approved requester may see the records, so the rule does not apply to it)
     small = is_small(total, config.min_count) or is_small(len(ids), config.min_count)
-    if granted == "count" and not small:
+    if granted == "count" and (requester.approved_request is not None or not small):
         return BeaconAnswer("count", total > 0, total)
     return BeaconAnswer("boolean", total > 0)
