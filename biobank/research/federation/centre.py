@@ -78,7 +78,7 @@ def disclosure_refusal(kind: str, stats: dict[str, Any], min_count: int) -> str 
     """
     if kind == "logistic":
         n, cases, p = stats["n"], stats["n_cases"], stats["n_parameters"]
-        if is_small(cases, min_count) or is_small(n - cases, min_count):
+        if min(cases, n - cases) < min_count:  # none at all is no model either
             return f"fewer than {min_count} cases or controls at this centre"
         if n < max(min_count, 3 * p):
             return f"{n} participants are too few for a model of {p} parameters"
@@ -120,8 +120,11 @@ def design_matrix(
         [year, *cparams, *params],
     ).fetchall()
     ids = [str(r[0]) for r in rows]
-    base = {"sex": np.array([r[1] for r in rows]), "age": np.array([r[2] for r in rows])}
-    y = np.array([r[3] for r in rows], dtype=float)
+    base = {
+        "sex": np.array([float(r[1]) for r in rows], dtype=float),
+        "age": np.array([float(r[2]) for r in rows], dtype=float),
+    }
+    y = np.array([float(r[3]) for r in rows], dtype=float)
     keep = np.ones(len(ids), dtype=bool)
     columns = ["intercept"]
     cols = [np.ones(len(ids))]

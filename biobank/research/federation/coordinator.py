@@ -176,8 +176,10 @@ def federated_frequencies(
     """ALT allele counts and frequencies per variant and cohort (``all`` = every participant).
 
     Value: ``{cohort: {variant: {"alt_allele_count", "allele_total",
-    "alt_allele_frequency", "suppressed_at": [...]}}}``; a variant suppressed
-    at some centre has ``None`` totals and names those centres.
+    "alt_allele_frequency", "centres": [...], "suppressed_at": [...]}}}``. A
+    variant is summed over the centres whose stores hold it (``centres``: a
+    centre that did not genotype it says nothing about it); a variant
+    suppressed at some centre has ``None`` totals and names those centres.
     """
     answers, missing = federation.ask(
         "frequencies", {"region": region, "cohorts": cohorts or [], "filters": filters or []}
@@ -187,8 +189,10 @@ def federated_frequencies(
         for cohort, rows in a["cohorts"].items():
             for r in rows:
                 cell = out.setdefault(cohort, {}).setdefault(
-                    r["variant"], {"alt_allele_count": 0, "allele_total": 0, "suppressed_at": []}
+                    r["variant"],
+                    {"alt_allele_count": 0, "allele_total": 0, "centres": [], "suppressed_at": []},
                 )
+                cell["centres"].append(name)
                 if r["suppressed"]:
                     cell["suppressed_at"].append(name)
                 else:
