@@ -119,37 +119,6 @@ def validate_record(record: dict[str, Any], entry_type: str) -> None:
     assert 0 <= interval["start"]["value"] < interval["end"]["value"]
 
 
-def build_centre_store(root: Path, *, seed: int, preset: str = "tiny") -> Path:
-    """A demo centre (no reads: a few seconds): registry, genotypes, clinical data; mode 0600.
-
-    Users: ``admin`` (mapped to this login). Returns the store path.
-    """
-    from biobank.clinical.load import load_clinical
-    from biobank.core.access import Principal, Role, add_user, map_login, os_login
-    from biobank.core.ids import center_key
-    from biobank.core.store import Store
-    from biobank.genomes.load import load_vcf
-    from biobank.registry.imports import import_all
-    from biobank.testing import generate_demo
-
-    demo = root / "demo"
-    generate_demo(demo, preset=preset, seed=seed, reads=False)
-    path = root / "centre.duckdb"
-    with Store(path) as store:
-        center_key(store.path, create=True)
-        with store.transaction() as con:
-            admin = add_user(con, None, "admin", Role.ADMIN)
-            add_user(con, admin, "registrar", Role.REGISTRAR)
-            map_login(con, admin, os_login(), "admin")
-        registrar = Principal("registrar", Role.REGISTRAR)
-        import_all(store, registrar, demo / "registry")
-        load_vcf(store, demo / "population" / "cohort.vcf.gz", principal=registrar)
-        load_clinical(store, demo / "clinical", principal=registrar)
-    path.chmod(0o600)
-    Path(str(path) + ".key").chmod(0o600)
-    return path
-
-
 @dataclass(frozen=True)
 class BeaconCentre:
     """A demo centre store with partner centres (tokens) for the Beacon tests.
@@ -176,6 +145,7 @@ def build_beacon_centre(root: Path, *, seed: int = 11) -> BeaconCentre:
     from biobank.core.access import Principal, Role
     from biobank.core.store import Store
     from biobank.research.partners import add_partner, record_approved_request
+    from biobank.testing import build_centre_store
 
     path = build_centre_store(root, seed=seed)
     admin = Principal("admin", Role.ADMIN)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from beacon_support import HMB_CODES, build_centre_store, permitted_samples
+from beacon_support import HMB_CODES, permitted_samples
 
 from biobank.core.access import Principal, Role
 from biobank.core.errors import AccessDenied, ValidationError
@@ -35,6 +35,7 @@ from biobank.research.federation import (
 )
 from biobank.research.federation.centre import design_matrix, logistic_statistics
 from biobank.research.partners import Partner, add_partner
+from biobank.testing import build_centre_store
 
 SEEDS = (21, 22, 23)
 YEAR = 2026
