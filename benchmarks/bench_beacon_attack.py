@@ -10,7 +10,9 @@ control's after as many queries. Prints, per setting, the share of members
 called and the queries needed (median, max), and how many queries the budget
 allowed.
 
-    .venv/bin/python benchmarks/bench_beacon_attack.py [preset] [max_queries]
+    .venv/bin/python benchmarks/bench_beacon_attack.py [preset] [max_queries] [n_targets]
+
+(the first ``n_targets`` members in pseudonym order, a random choice).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from _common import WORK
 
 
-def main(preset: str = "tiny", max_queries: int = 60) -> None:
+def main(preset: str = "tiny", max_queries: int = 40, n_targets: int = 30) -> None:
     from biobank.core.store import Store
     from biobank.registry.consent import permitted_participants_sql
     from biobank.research.beacon.attack import queries_to_call, simulate_attack, target_alleles
@@ -74,7 +76,7 @@ def main(preset: str = "tiny", max_queries: int = 60) -> None:
                 for p in others
             ]
             calls, budget_hits = [], 0
-            for p in members:
+            for p in members[:n_targets]:
                 r = simulate_attack(
                     store,
                     alleles[p],
@@ -106,4 +108,8 @@ def main(preset: str = "tiny", max_queries: int = 60) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(args[0] if args else "tiny", int(args[1]) if len(args) > 1 else 60)
+    main(
+        args[0] if args else "tiny",
+        int(args[1]) if len(args) > 1 else 40,
+        int(args[2]) if len(args) > 2 else 30,
+    )

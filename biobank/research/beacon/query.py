@@ -23,6 +23,7 @@ anonymous or partner):
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -172,29 +173,28 @@ def _variant_where(vq: VariantQuery, config: BeaconConfig) -> tuple[str, list[An
     return " AND ".join(conds) or "TRUE", params
 
 
+def _matching_keys(
+    con: duckdb.DuckDBPyConnection, vq: VariantQuery, config: BeaconConfig
+) -> list[int]:
+    """Store keys of the variants a variant query matches (whoever carries them)."""
+    where, params = _variant_where(vq, config)
+    rows = con.execute(f"SELECT v.variant_key FROM variant v WHERE {where}", params).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def _variant_hits(
     con: duckdb.DuckDBPyConnection,
     sample_tbl: str,
-    vq: VariantQuery,
+    keys: list[int],
     config: BeaconConfig,
     *,
     hide_rare: bool,
 ) -> pl.DataFrame:
-    """Matching variants carried by someone in ``sample_tbl``, with counts; rare ones hidden."""
-    where, params = _variant_where(vq, config)
-    keys = [
-        int(r[0])
-        for r in con.execute(
-            f"SELECT v.variant_key FROM variant v WHERE {where}", params
-        ).fetchall()
-    ]
-    if not keys:
-        return pl.DataFrame()
+    """Variants of ``keys`` carried by someone in ``sample_tbl``, with counts; rare ones hidden."""
     df = allele_counts_in(con, sample_tbl, VariantFilter(variant_keys=keys))
     df = df.with_columns(
-        (
-            pl.col("variant_n_het") + pl.col("variant_n_hom_alt") + pl.col("variant_n_haploid_alt")
-        ).alias("variant_n_carriers")
+        (pl.col("variant_n_het") + pl.col("variant_n_hom_alt") + pl.col("variant_n_haploid_alt"))
+        .alias("variant_n_carriers")
     ).filter(pl.col("variant_n_carriers") > 0)
     if hide_rare:
         af = pl.col("variant_alt_allele_frequency").fill_null(0.0)
@@ -231,18 +231,34 @@ def _people(
     requester: Requester,
     config: BeaconConfig,
 ) -> tuple[list[str], pl.DataFrame | None]:
-    """The participants a request selects (carriers, for a variant query) and the variant hits."""
+    """The participants a request selects (carriers, for a variant query) and the variant hits.
+
+    The selected participants are materialised once as a temporary table, which
+    the genotype sample set then joins (a list of ten thousand ids as a parameter
+    costs more than the whole count).
+    """
     sql, params = participants_sql(request, requester.purpose)
-    ids = [str(r[0]) for r in con.execute(f"{sql} ORDER BY 1", params).fetchall()]
-    if request.variant is None:
-        return ids, None
-    with sample_table(con, ids) as tbl:
-        hide = requester.approved_request is None and config.min_allele_frequency > 0
-        hits = _variant_hits(con, tbl, request.variant, config, hide_rare=hide)
-        keys = hits["variant_key"].to_list() if hits.height else []
-        if request.entry_type == "g_variants":
-            return ids, hits
-        return _carriers(con, tbl, keys), hits
+    people = f"_beacon_people_{uuid.uuid4().hex[:12]}"
+    con.execute(f"CREATE TEMP TABLE {people} AS {sql}", params)
+    try:
+        ids = [
+            str(r[0])
+            for r in con.execute(f"SELECT participant_id FROM {people} ORDER BY 1").fetchall()
+        ]
+        if request.variant is None:
+            return ids, None
+        keys = _matching_keys(con, request.variant, config)
+        if not keys:  # nothing matches: no need to look at anyone's genotypes
+            return (ids if request.entry_type == "g_variants" else []), pl.DataFrame()
+        with sample_table(con, f"SELECT participant_id FROM {people}") as tbl:
+            hide = requester.approved_request is None and config.min_allele_frequency > 0
+            hits = _variant_hits(con, tbl, keys, config, hide_rare=hide)
+            found = hits["variant_key"].to_list() if hits.height else []
+            if request.entry_type == "g_variants":
+                return ids, hits
+            return _carriers(con, tbl, found), hits
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {people}")
 
 
 def _records(
