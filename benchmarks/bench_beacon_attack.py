@@ -94,7 +94,7 @@ def main(preset: str = "tiny", max_queries: int = 40, n_targets: int = 30) -> No
                 for c in controls
             )
             print(
-                f"  {label}: {len(called)}/{len(members)} members called within {max_queries}"
+                f"  {label}: {len(called)}/{len(calls)} members called within {max_queries}"
                 f" queries"
                 + (
                     f"; queries needed median {statistics.median(called):.0f}, max {max(called)}"

@@ -37,6 +37,9 @@ from biobank.research.federation.centre import design_matrix, logistic_statistic
 from biobank.research.partners import Partner, add_partner
 from biobank.testing import build_centre_store
 
+#: every test here needs the three centre stores (about 20 s to build)
+pytestmark = pytest.mark.slow
+
 SEEDS = (21, 22, 23)
 YEAR = 2026
 QUESTION = {"outcome": "E11", "covariates": ["sex", "age"], "reference_year": YEAR}
@@ -276,7 +279,6 @@ def servers(
                 proc.wait(timeout=20)
 
 
-@pytest.mark.slow
 def test_three_centres_over_http(
     network: Network, expected: Expected, servers: list[tuple[Centre, Any]], tmp_path: Path
 ) -> None:
