@@ -5,6 +5,12 @@ bulk CSV import.
 
 from __future__ import annotations
 
+from biobank.registry.aliquots import (
+    LineageNode,
+    aliquot_specimen,
+    next_labels,
+    specimen_lineage,
+)
 from biobank.registry.consent import (
     PURPOSE_FORMS,
     ConsentCodes,
@@ -44,6 +50,13 @@ from biobank.registry.inventory import (
     ship_specimen,
     update_specimen,
 )
+from biobank.registry.labels import (
+    LabelCheck,
+    box_label_sheet_pdf,
+    explain_label,
+    label_qr_svg,
+    specimen_label_pdf,
+)
 from biobank.registry.participants import (
     ParticipantRecord,
     find_participant,
@@ -79,11 +92,15 @@ __all__ = [
     "SPECIMEN_COLUMNS",
     "ConsentCodes",
     "ImportResult",
+    "LabelCheck",
+    "LineageNode",
     "ParticipantRecord",
     "Purpose",
     "SpecimenRecord",
     "add_consent",
     "add_specimen",
+    "aliquot_specimen",
+    "box_label_sheet_pdf",
     "check_location",
     "check_specimens",
     "consent_permits",
@@ -91,6 +108,7 @@ __all__ = [
     "current_consent",
     "current_consent_sql",
     "destroy_specimen",
+    "explain_label",
     "find_participant",
     "get_participant",
     "get_specimen",
@@ -100,11 +118,13 @@ __all__ = [
     "import_specimens",
     "in_base",
     "label_barcode_svg",
+    "label_qr_svg",
     "link_sequencing_sample",
     "list_participants",
     "list_specimens",
     "mask_national_id",
     "move_specimen",
+    "next_labels",
     "normalise_icd10",
     "parse_collected_at",
     "parse_date",
@@ -119,6 +139,8 @@ __all__ = [
     "remaining_quantity",
     "resolve_samples",
     "ship_specimen",
+    "specimen_label_pdf",
+    "specimen_lineage",
     "update_participant",
     "update_specimen",
     "validate_participant",

@@ -16,6 +16,7 @@ from typing import Any
 
 from biobank.core.access import Permission
 from biobank.service import beacon, federation
+from biobank.service import specimen_views as sv
 from biobank.service import views as v
 from biobank.service.app import AUTHENTICATED, BEACON, PARTNER, PUBLIC, Access
 
@@ -61,8 +62,18 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/specimens", v.specimens_page, R, "specimens"),
     _R("GET", "/specimens/new", v.specimen_form, W, "specimen_form"),
     _R("POST", "/specimens", v.specimen_accession, W, "specimen_accession"),
-    _R("GET", "/specimens/{label}", v.specimen_page, R, "specimen"),
+    _R("GET", "/specimens/{label}", sv.specimen_page, R, "specimen"),
     _R("GET", "/specimens/{label}/barcode.svg", v.specimen_barcode, R, "specimen_barcode"),
+    _R("GET", "/specimens/{label}/qr.svg", sv.specimen_qr, R, "specimen_qr"),
+    _R("GET", "/specimens/{label}/label.pdf", sv.specimen_label, R, "specimen_label"),
+    _R("POST", "/specimens/{label}/aliquot", sv.specimen_aliquot, W, "specimen_aliquot"),
+    _R("POST", "/specimens/{label}/derive", sv.specimen_derive, W, "specimen_derive"),
+    _R("POST", "/specimens/{label}/consume", sv.specimen_consume, W, "specimen_consume"),
+    _R("POST", "/specimens/{label}/ship", sv.specimen_ship, W, "specimen_ship"),
+    _R("POST", "/specimens/{label}/destroy", sv.specimen_destroy, W, "specimen_destroy"),
+    _R("GET", "/scan", sv.scan, R, "scan"),
+    _R("GET", "/labels", sv.labels_page, R, "labels"),
+    _R("GET", "/labels/box.pdf", sv.box_labels, R, "box_labels"),
     _R("GET", "/api/specimens/{label}", v.specimen_json, R, "specimen_json"),
     _R("GET", "/audit", v.audit_page, A, "audit"),
     _R("POST", "/audit/verify", v.audit_verify, A, "audit_verify"),

@@ -20,3 +20,15 @@
   }
   input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(check, 250); });
 })();
+
+// The scanner's box in the header: a barcode scanner types the label and Enter
+// wherever the focus is, so the box takes the focus on pages with no field of
+// their own to type into (the specimen page asks for it with autofocus).
+(function () {
+  "use strict";
+  var scan = document.getElementById("scan");
+  if (!scan || document.activeElement === scan) { return; }
+  var fields = document.querySelectorAll(
+    "main input:not([type=hidden]):not([type=submit]), main textarea");
+  if (fields.length === 0) { scan.focus(); }
+})();
