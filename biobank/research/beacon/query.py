@@ -193,8 +193,9 @@ def _variant_hits(
     """Variants of ``keys`` carried by someone in ``sample_tbl``, with counts; rare ones hidden."""
     df = allele_counts_in(con, sample_tbl, VariantFilter(variant_keys=keys))
     df = df.with_columns(
-        (pl.col("variant_n_het") + pl.col("variant_n_hom_alt") + pl.col("variant_n_haploid_alt"))
-        .alias("variant_n_carriers")
+        (
+            pl.col("variant_n_het") + pl.col("variant_n_hom_alt") + pl.col("variant_n_haploid_alt")
+        ).alias("variant_n_carriers")
     ).filter(pl.col("variant_n_carriers") > 0)
     if hide_rare:
         af = pl.col("variant_alt_allele_frequency").fill_null(0.0)
