@@ -382,3 +382,36 @@ def test_three_centres_over_http(
                 ).fetchall()
             }
         assert {"count", "frequencies", "logistic"} <= kinds
+
+
+def test_a_variant_covariate_is_the_dosage_bcftools_reads(network: Network) -> None:
+    path = network.stores[0]
+    vcf = path.parent / "demo" / "population" / "cohort.vcf.gz"
+    with Store(path, read_only=True) as store:
+        samples = permitted_samples(store.con, HMB_CODES)
+        contig, pos, ref, alt = store.con.execute(
+            "SELECT contig, position, ref, alt FROM variant WHERE variant_key = ("
+            " SELECT variant_key FROM genotype_call GROUP BY 1 ORDER BY count(*) DESC LIMIT 1)"
+        ).fetchone()  # type: ignore[misc]
+    out = subprocess.run(
+        ["bcftools", "query", "-r", f"{contig}:{pos}", "-f", "[%SAMPLE\t%GT\n]", str(vcf)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    dosage = {}
+    for line in out.splitlines():
+        sample, gt = line.split("\t")
+        if sample in samples and "." not in gt:
+            dosage[samples[sample]] = sum(a == "1" for a in gt.replace("|", "/").split("/"))
+    assert sum(dosage.values()) > 0
+    question = {**QUESTION, "covariates": ["sex", f"variant:{contig}:{pos}:{ref}:{alt}"]}
+    with Store(path) as store:
+        columns, x, _y = design_matrix(store.con, question, "HMB")
+        sql = (
+            "SELECT participant_id FROM participant p WHERE participant_id IN"
+            " (SELECT participant_id FROM genotype_sample) ORDER BY 1"
+        )
+        order = [r[0] for r in store.con.execute(sql).fetchall() if r[0] in dosage]
+    assert columns[-1].startswith("variant:")
+    assert x[:, -1].tolist() == [float(dosage[p]) for p in order]
