@@ -95,5 +95,5 @@ class BeaconConfig:
             )
         try:
             return cls(**data)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ConfigError) as exc:  # ValidationError is a ValueError
             raise ConfigError(f"{path}: {exc}") from exc
