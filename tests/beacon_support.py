@@ -177,3 +177,83 @@ def permitted_samples(con: Any, purpose_codes: tuple[str, ...]) -> dict[str, str
 
 #: consent codes that permit the purpose HMB (biobank.registry.consent's table)
 HMB_CODES = ("NRES", "GRU", "HMB")
+
+
+def split_demo(demo: Path, out: Path, k: int = 3) -> list[Path]:
+    """Split one demo folder into ``k`` centres of the same genome (participant i to i % k).
+
+    Each ``out/centre<j>`` has ``registry/``, ``clinical/`` and
+    ``population/cohort.vcf.gz`` (bcftools view -S of that centre's samples), so
+    the centres share variants and their union is the original cohort.
+    """
+    import csv
+    import subprocess
+
+    def rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            return list(reader.fieldnames or []), list(reader)
+
+    def write(path: Path, names: list[str], data: list[dict[str, str]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, names)
+            writer.writeheader()
+            writer.writerows(data)
+
+    _, people = rows(demo / "registry" / "participants.csv")
+    centre_of = {p["national_id"]: i % k for i, p in enumerate(people)}
+    _, persons = rows(demo / "clinical" / "person.csv")
+    person_centre = {p["person_id"]: centre_of[p["person_source_value"]] for p in persons}
+    folders = [out / f"centre{j}" for j in range(k)]
+    for name in ("participants.csv", "consents.csv", "specimens.csv"):
+        names, data = rows(demo / "registry" / name)
+        for j, folder in enumerate(folders):
+            write(
+                folder / "registry" / name,
+                names,
+                [r for r in data if centre_of[r["national_id"]] == j],
+            )
+    for src in sorted((demo / "clinical").glob("*.csv")):
+        names, data = rows(src)
+        for j, folder in enumerate(folders):
+            write(
+                folder / "clinical" / src.name,
+                names,
+                [r for r in data if person_centre[r["person_id"]] == j],
+            )
+    _, specimens = rows(demo / "registry" / "specimens.csv")
+    header = subprocess.run(
+        ["bcftools", "query", "-l", str(demo / "population" / "cohort.vcf.gz")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for j, folder in enumerate(folders):
+        samples = [
+            s["sequencing_sample_id"]
+            for s in specimens
+            if s["sequencing_sample_id"]
+            and centre_of[s["national_id"]] == j
+            and s["sequencing_sample_id"] in header
+        ]
+        keep = folder / "samples.txt"
+        keep.write_text("\n".join(samples) + "\n", encoding="utf-8")
+        vcf = folder / "population" / "cohort.vcf.gz"
+        vcf.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "bcftools",
+                "view",
+                "-S",
+                str(keep),
+                "-Oz",
+                "-o",
+                str(vcf),
+                str(demo / "population" / "cohort.vcf.gz"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(["bcftools", "index", "-t", str(vcf)], check=True, capture_output=True)
+    return folders

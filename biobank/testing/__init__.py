@@ -10,7 +10,7 @@
 Layout and formats: ``docs/ARCHITECTURE.md``; what is simulated: ``reference/README.md``.
 """
 
-from biobank.testing.centre import build_centre_store
+from biobank.testing.centre import build_centre_store, load_centre_store
 from biobank.testing.demo import OUTPUTS, PRESETS, Manifest, Preset, generate_demo
 from biobank.testing.people import (
     REFERENCE_DATE,
@@ -27,6 +27,7 @@ __all__ = [
     "Preset",
     "build_centre_store",
     "generate_demo",
+    "load_centre_store",
     "simulate_cohort_vcf",
     "transcode_registry",
     "write_registry_for_samples",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["build_centre_store"]
+__all__ = ["build_centre_store", "load_centre_store"]
 
 
 def build_centre_store(root: str | os.PathLike[str], *, seed: int, preset: str = "tiny") -> Path:
@@ -25,18 +25,25 @@ def build_centre_store(root: str | os.PathLike[str], *, seed: int, preset: str =
     Path
         The store path (the key file is beside it).
     """
+    from biobank.testing.demo import generate_demo
+
+    base = Path(root)
+    generate_demo(base / "demo", preset=preset, seed=seed, reads=False)
+    return load_centre_store(base / "centre.duckdb", base / "demo")
+
+
+def load_centre_store(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> Path:
+    """Load a demo-like folder (``registry/``, ``population/cohort.vcf.gz``, ``clinical/``)
+    into a new store at ``path`` (mode 0600), with users ``admin`` and ``registrar``.
+    """
     from biobank.clinical.load import load_clinical
     from biobank.core.access import Principal, Role, add_user, map_login, os_login
     from biobank.core.ids import center_key
     from biobank.core.store import Store
     from biobank.genomes.load import load_vcf
     from biobank.registry.imports import import_all
-    from biobank.testing.demo import generate_demo
 
-    base = Path(root)
-    demo = base / "demo"
-    generate_demo(demo, preset=preset, seed=seed, reads=False)
-    path = base / "centre.duckdb"
+    path, demo = Path(path), Path(source)
     with Store(path) as store:
         center_key(store.path, create=True)
         with store.transaction() as con:

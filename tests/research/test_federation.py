@@ -415,3 +415,108 @@ def test_a_variant_covariate_is_the_dosage_bcftools_reads(network: Network) -> N
         order = [r[0] for r in store.con.execute(sql).fetchall() if r[0] in dosage]
     assert columns[-1].startswith("variant:")
     assert x[:, -1].tolist() == [float(dosage[p]) for p in order]
+
+
+def test_a_variant_model_over_centres_of_one_genome_matches_plink2(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """One demo cohort split into three centres (same genome): the federated E11 ~ sex + age +
+    ALT dosage equals plink2 --glm on the merged VCF (OR and SE of the variant, plink2's
+    printed precision). The centres answer in process (HTTP is tested above)."""
+    import csv
+    import math
+
+    from beacon_support import split_demo
+
+    from biobank.testing import generate_demo, load_centre_store
+
+    root = tmp_path_factory.mktemp("split")
+    generate_demo(root / "demo", preset="tiny", seed=24, reads=False)
+    folders = split_demo(root / "demo", root)
+    stores = [load_centre_store(f / "centre.duckdb", f) for f in folders]
+    opened = [Store(p) for p in stores]
+    try:
+        rows, samples_hmb = [], []
+        for store in opened:
+            samples = permitted_samples(store.con, HMB_CODES)
+            samples_hmb += sorted(samples)
+            rows += store.con.execute(
+                "SELECT g.sample_id, p.sex = 'male', ? - p.birth_year, EXISTS (SELECT 1 FROM"
+                " clinical_condition c WHERE c.participant_id = p.participant_id"
+                " AND c.code LIKE 'E11%') FROM genotype_sample g JOIN participant p USING"
+                " (participant_id) WHERE list_contains(?, g.sample_id)",
+                [YEAR, sorted(samples)],
+            ).fetchall()
+        contig, pos, ref, alt = (
+            opened[0]
+            .con.execute(
+                "SELECT contig, position, ref, alt FROM variant WHERE variant_key = ("
+                " SELECT c.variant_key FROM genotype_call c JOIN variant v USING (variant_key)"
+                " WHERE v.contig = 'chr1' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1)"
+            )
+            .fetchone()
+        )  # type: ignore[misc]
+        variant = f"variant:{contig}:{pos}:{ref}:{alt}"
+
+        class InProcess(Federation):
+            def ask(self, kind: str, question: dict[str, Any], centres: Any = None) -> Any:
+                partner = Partner("coordinator", "HMB")
+                answers = {
+                    f"centre{j}": answer_question(s, partner, kind, question, min_count=5)
+                    for j, s in enumerate(opened)
+                }
+                return answers, {}
+
+        names = [Centre(f"centre{j}", "http://unused", "t") for j in range(3)]
+        fit = federated_logistic(
+            InProcess(names), "E11", ["sex", "age", variant], reference_year=YEAR
+        )
+    finally:
+        for store in opened:
+            store.close()
+    work = root / "plink"
+    work.mkdir()
+    with (work / "pheno.txt").open("w", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t")
+        w.writerow(["#IID", "E11"])
+        w.writerows([(s, 2 if case else 1) for s, _m, _a, case in rows])
+    with (work / "covar.txt").open("w", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t")
+        w.writerow(["#IID", "male", "age"])
+        w.writerows([(s, int(m), a) for s, m, a, _c in rows])
+    (work / "keep.txt").write_text("\n".join(samples_hmb) + "\n")
+    glm = subprocess.run(
+        [
+            "plink2",
+            "--vcf",
+            str(root / "demo" / "population" / "cohort.vcf.gz"),
+            "--keep",
+            str(work / "keep.txt"),
+            "--chr",
+            contig,
+            "--from-bp",
+            str(pos),
+            "--to-bp",
+            str(pos),
+            "--pheno",
+            str(work / "pheno.txt"),
+            "--covar",
+            str(work / "covar.txt"),
+            "--glm",
+            "hide-covar",
+            "no-firth",
+            "--out",
+            str(work / "out"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert glm.returncode == 0, glm.stdout + glm.stderr
+    out = next(work.glob("out.E11.glm.logistic*")).read_text().splitlines()
+    head = out[0].lstrip("#").split("\t")
+    rec = dict(zip(head, out[1].split("\t"), strict=True))
+    assert rec["A1"] == alt
+    assert int(rec["OBS_CT"]) == fit.n
+    assert math.log(float(rec["OR"])) == pytest.approx(fit.beta[-1], rel=1e-4)
+    assert float(rec["LOG(OR)_SE"]) == pytest.approx(fit.standard_error[-1], rel=1e-4)
