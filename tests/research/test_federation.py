@@ -520,3 +520,19 @@ def test_a_variant_model_over_centres_of_one_genome_matches_plink2(
     assert int(rec["OBS_CT"]) == fit.n
     assert math.log(float(rec["OR"])) == pytest.approx(fit.beta[-1], rel=1e-4)
     assert float(rec["LOG(OR)_SE"]) == pytest.approx(fit.standard_error[-1], rel=1e-4)
+
+
+def test_a_centre_that_does_not_answer_in_time_is_named() -> None:
+    """A centre that accepts the connection and never answers: the answer names it."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # the kernel accepts; nobody ever reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        federation = Federation([Centre("slow-centre", url, "t")], timeout=0.5)
+        started = time.monotonic()
+        result = federated_count(federation, [])
+    assert time.monotonic() - started < 10
+    assert result.centres == []
+    assert result.missing == {"slow-centre": "timed out after 0.5 s"}
+    with pytest.raises(ValidationError, match="no centre could answer"):
+        federated_logistic(federation, "E11", ["sex"], reference_year=YEAR)
