@@ -66,6 +66,7 @@ COMMAND_MODULES = [
     "genomes",
     "clinical",
     "research",
+    "access",
     "sequencing",
     "service",
     "panels",

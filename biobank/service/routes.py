@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from biobank.core.access import Permission
+from biobank.service import access_views as av
 from biobank.service import beacon, federation
 from biobank.service import specimen_views as sv
 from biobank.service import views as v
@@ -41,6 +42,7 @@ W, R, A, U = (
     Permission.AUDIT_READ,
     Permission.MANAGE_USERS,
 )
+AR, AA = Permission.ACCESS_REQUEST, Permission.ACCESS_APPROVE
 
 ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/login", v.login_form, PUBLIC, "login_form"),
@@ -84,4 +86,10 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("POST", "/admin/users/{name}/active", v.user_active, U, "user_active"),
     *(_R(m, p, e, BEACON, n) for m, p, e, n in beacon.endpoints()),
     *(_R(m, p, e, PARTNER, n) for m, p, e, n in federation.endpoints()),
+    _R("GET", "/access", av.access_page, AR, "access"),
+    _R("POST", "/access/requests", av.access_submit, AR, "access_submit"),
+    _R("GET", "/access/extracts/{extract_id}", av.extract_download, AR, "extract_download"),
+    _R("GET", "/access/review", av.review_page, AA, "access_review"),
+    _R("POST", "/access/requests/{request_id}/approve", av.access_approve, AA, "access_approve"),
+    _R("POST", "/access/requests/{request_id}/reject", av.access_reject, AA, "access_reject"),
 )

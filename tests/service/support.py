@@ -17,6 +17,7 @@ ACCOUNTS = {
     Role.REGISTRAR: "reg1",
     Role.RESEARCHER: "res1",
     Role.AUDITOR: "aud1",
+    Role.APPROVER: "dac1",
 }
 WANG = "110105196503120128"
 CLIENT_ADDRESS = "203.0.113.7"

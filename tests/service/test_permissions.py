@@ -57,6 +57,8 @@ def _url(spec: RouteSpec, pid: str) -> str:
         .replace("{label}", LABEL)
         .replace("{name}", "aud1")
         .replace("{code}", "en")
+        .replace("{request_id}", "1")
+        .replace("{extract_id}", "1")
     )
 
 
