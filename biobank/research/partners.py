@@ -17,9 +17,10 @@ partner centre with    record, under :func:`approved_request_for`
 an approved request
 =====================  ===========================================================
 
-:func:`approved_request_for` is the seam to the data access requests of
-issue 16: it reads ``beacon_approved_request`` only. When the data access
-workflow is merged, that function is the one place to point at its approvals.
+:func:`approved_request_for` decides record-level access: an approved request
+of the data access workflow (:mod:`biobank.research.access_requests`) whose
+applicant is the store user named like the partner, or an approval recorded
+with ``biobank partner approve`` (decided outside this store).
 """
 
 from __future__ import annotations
@@ -172,10 +173,15 @@ def approved_request_for(
 ) -> str | None:
     """Return the id of an approved data access request of ``requester`` for ``purpose``.
 
-    The seam to issue 16 (data access requests and approvals): it reads only
-    ``beacon_approved_request``; record-level Beacon answers are given only when
-    this returns an id. Replace its body by a look-up in the data access
-    workflow's approvals when that is merged.
+    Record-level Beacon answers are given only when this returns an id. It asks,
+    in order:
+
+    1. the data access workflow (:func:`biobank.research.access_requests.approved_request_for`):
+       an in-force approved request whose applicant is the store user named like
+       the partner (an admin adds a researcher ``NAME`` for partner ``NAME``, who
+       applies on the centre's behalf); returned as ``access-request-<id>``;
+    2. ``beacon_approved_request``: approvals decided outside this store (the
+       national data access committee) and recorded with ``biobank partner approve``.
 
     Parameters
     ----------
@@ -184,15 +190,20 @@ def approved_request_for(
     requester
         The partner name.
     purpose
-        The purpose the request must have been approved for (exactly).
+        The purpose the request must have been approved for.
     on
         The day it must be valid on (default today, UTC).
     """
+    from biobank.research.access_requests import approved_request_for as workflow_approval
+
     day = on or _now().date()
+    approved = workflow_approval(con, requester, purpose, on=day)
+    if approved is not None:
+        return f"access-request-{approved.request_id}"
     row = con.execute(
         "SELECT request_id FROM beacon_approved_request WHERE requester = ? AND purpose = ?"
         " AND (expires_on IS NULL OR expires_on >= ?) ORDER BY approved_at DESC LIMIT 1",
-        [requester, purpose, day],
+        [requester, str(parse_purpose(purpose)), day],
     ).fetchone()
     return str(row[0]) if row else None
 

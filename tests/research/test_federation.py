@@ -536,3 +536,32 @@ def test_a_centre_that_does_not_answer_in_time_is_named() -> None:
     assert result.missing == {"slow-centre": "timed out after 0.5 s"}
     with pytest.raises(ValidationError, match="no centre could answer"):
         federated_logistic(federation, "E11", ["sex"], reference_year=YEAR)
+
+
+def test_counts_go_through_the_differencing_check(network: Network) -> None:
+    """Two counts that differ by 1 to 4 people: the second is withheld (issue 16's checks)."""
+    with Store(network.stores[2]) as store:
+        partner = Partner("coordinator", "HMB")
+        ages = store.con.execute(
+            "WITH ranked AS (SELECT participant_id, primary_code, withdrawn_date, row_number()"
+            " OVER (PARTITION BY participant_id ORDER BY signed_date DESC, consent_seq DESC) AS r"
+            " FROM consent) SELECT year(current_date) - p.birth_year AS age, count(*)"
+            " FROM participant p JOIN ranked k ON k.participant_id = p.participant_id"
+            " AND k.r = 1 WHERE k.withdrawn_date IS NULL AND list_contains(?, k.primary_code)"
+            " GROUP BY 1 ORDER BY 1",
+            [list(HMB_CODES)],
+        ).fetchall()
+        age = next(a for a, n in ages if 0 < n < 5 and a > ages[0][0] + 5)
+        first = answer_question(store, partner, "count", {"filters": [f"age>={age}"]}, min_count=5)
+        assert first["n"] == sum(n for a, n in ages if a >= age)
+        second = answer_question(
+            store, partner, "count", {"filters": [f"age>={age + 1}"]}, min_count=5
+        )
+        assert second["n"] is None
+        assert "differencing" in second["reason"]
+        withheld = store.con.execute(
+            "SELECT count(*) FROM audit_log WHERE action = 'disclosure.withheld'"
+            " AND user_name = 'partner:coordinator'"
+        ).fetchone()
+        assert withheld is not None
+        assert withheld[0] >= 1

@@ -559,3 +559,43 @@ def test_unknown_paths_and_methods_get_the_error_shape(
     response = client.request(method, path)
     assert response.status_code == status
     validate_response(response.json(), "error")
+
+
+def test_record_level_under_an_approved_data_access_request(app: Any) -> None:
+    """A partner whose store user (same name) holds an approved request gets records."""
+    import datetime as dt
+
+    from biobank.core.access import Principal, Role, add_user
+    from biobank.research.access_requests import approve_request, submit_request
+    from biobank.research.partners import add_partner
+
+    store = app.state.service.store
+    admin = Principal("admin", Role.ADMIN)
+    token = add_partner(store, admin, "centre-dar", purpose="HMB")
+    client = TestClient(app)
+    query = {"requestedGranularity": "record"}
+    before = _checked(_post(client, "individuals", query, token), "individuals")
+    assert before["meta"]["returnedGranularity"] == "count"
+    with store.transaction() as con:
+        add_user(con, admin, "centre-dar", Role.RESEARCHER)
+        add_user(con, admin, "dac-beacon", Role.APPROVER)
+    req = submit_request(
+        store,
+        Principal("centre-dar", Role.RESEARCHER),
+        project="network-discovery",
+        title="Discovery for the national network",
+        institution="Partner gene data center",
+        country="CN",
+        foreign_party=False,
+        purpose="HMB",
+        fields=["clinical_person.sex", "clinical_condition.code"],
+        period_start=dt.date.today(),
+        period_end=dt.date.today() + dt.timedelta(days=30),
+    )
+    approve_request(store, Principal("dac-beacon", Role.APPROVER), req.request_id, reason="DAC ok")
+    after = _checked(_post(client, "individuals", query, token), "individuals")
+    assert after["meta"]["returnedGranularity"] == "record"
+    detail = store.con.execute(
+        "SELECT detail FROM audit_log WHERE action = 'beacon.record' ORDER BY entry_id DESC LIMIT 1"
+    ).fetchone()[0]
+    assert f"access-request-{req.request_id}" in detail

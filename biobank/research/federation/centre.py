@@ -9,7 +9,9 @@ every question (``federation.question``, also when refused).
 Questions (JSON objects, ``docs/federation.md``):
 
 ``count``
-    ``{"filters": [...]}``: how many participants the Beacon filters select.
+    ``{"filters": [...]}``: how many participants the Beacon filters select
+    (withheld when small, or when it differs by fewer than the threshold from a
+    count already released to the same partner: differencing).
 ``frequencies``
     ``{"filters": [...], "cohorts": [...], "region": "chr1:1-5000"}``: per variant
     of the region (1-based, inclusive) and cohort, the ALT allele count and the
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from biobank.core import audit, icd10
-from biobank.core.disclosure import is_small, suppressed_count
+from biobank.core.disclosure import is_small
 from biobank.core.errors import AccessDenied, ValidationError
 from biobank.genomes.counts import allele_counts_in
 from biobank.genomes.filters import VariantFilter
@@ -42,6 +44,7 @@ from biobank.research.partners import Partner, partner_principal
 if TYPE_CHECKING:
     import duckdb
 
+    from biobank.core.access import Principal
     from biobank.core.store import Store
 
 __all__ = [
@@ -68,10 +71,12 @@ def _filters(question: dict[str, Any]) -> BeaconRequest:
 
 
 def disclosure_refusal(kind: str, stats: dict[str, Any], min_count: int) -> str | None:
-    """Why this centre must not send ``stats`` (``None``: it may).
+    """Why this centre must not send ``stats`` of a model (``None``: it may).
 
-    The seam to the disclosure checker of issue 16: today the rule is the
-    small-count rule of :mod:`biobank.core.disclosure`; a logistic model also
+    Counts go through the data access workflow's output checks
+    (:func:`biobank.research.output_checks.release_count`: small counts and
+    differencing); allele counts through the small-count rule of
+    :mod:`biobank.core.disclosure`, cell by cell. A logistic model
     needs at least ``min_count`` cases and controls and at least ``3 p``
     participants for ``p`` parameters (DataSHIELD's ``nfilter.glm`` idea: a
     nearly saturated model would disclose rows).
@@ -190,12 +195,28 @@ def logistic_statistics(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> dict[
 
 
 def _count(
-    con: duckdb.DuckDBPyConnection, q: dict[str, Any], purpose: str, m: int
+    store: Store, principal: Principal, q: dict[str, Any], purpose: str, m: int
 ) -> dict[str, Any]:
+    """The count, through the output checks of the data access workflow.
+
+    :func:`biobank.research.output_checks.release_count`: the small-count rule
+    and the differencing check against every cohort already released to this
+    partner (a new count whose members differ from a released one by fewer than
+    ``m`` people is withheld).
+    """
+    import json
+
+    from biobank.research.output_checks import release_count
+
     sql, params = participants_sql(_filters(q), purpose)
-    row = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
-    n = int(row[0]) if row else 0
-    return {"n": suppressed_count(n, m), "suppressed": is_small(n, m)}
+    ids = [str(r[0]) for r in store.con.execute(sql, params).fetchall()]
+    label = "federation count " + json.dumps(q.get("filters", []), sort_keys=True)
+    released = release_count(store, principal, ids, purpose=purpose, label=label, min_count=m)
+    return {
+        "n": released.n,
+        "suppressed": released.n is None and bool(ids),
+        "reason": released.withheld,
+    }
 
 
 def _frequencies(
@@ -282,12 +303,15 @@ def answer_question(
         )
     if not isinstance(question, dict):
         raise ValidationError("a question is a JSON object", field="body")
-    handler = {"count": _count, "frequencies": _frequencies, "logistic": _logistic}[kind]
     principal = partner_principal(partner)
     shown = {k: v for k, v in question.items() if k != "beta"}
     try:
         with store.transaction() as con:
-            result = handler(con, question, partner.purpose, min_count)
+            if kind == "count":
+                result = _count(store, principal, question, partner.purpose, min_count)
+            else:
+                handler = _frequencies if kind == "frequencies" else _logistic
+                result = handler(con, question, partner.purpose, min_count)
             audit.record(
                 con,
                 principal,

@@ -158,8 +158,8 @@ def federated_count(federation: Federation, filters: list[Any] | None = None) ->
     answers, missing = federation.ask("count", {"filters": filters or []})
     total, centres = 0, []
     for name, a in answers.items():
-        if a.get("suppressed"):
-            missing[name] = "count below the small-count threshold (suppressed)"
+        if a.get("n") is None and (a.get("suppressed") or a.get("reason")):
+            missing[name] = f"withheld by the centre's output checks: {a.get('reason')}"
             continue
         total += int(a["n"])
         centres.append(name)
