@@ -28,6 +28,8 @@ happen only inside commands:
     ``query``.
 ``sequencing``
     ``compare-calls``, ``load-sample-qc``, ``workflow`` (and ``registry sample-sheet``).
+``network``
+    ``partner`` (tokens of partner centres), ``federate`` (ask the network's centres).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ COMMAND_MODULES = [
     "sequencing",
     "service",
     "panels",
+    "network",
 ]
 
 

@@ -113,6 +113,13 @@ COMMANDS = {
     "load-sample-qc": "sequencing",
     "workflow check": "sequencing",
     "workflow run": "sequencing",
+    "partner add": "network",
+    "partner list": "network",
+    "partner revoke": "network",
+    "partner approve": "network",
+    "federate count": "network",
+    "federate frequencies": "network",
+    "federate logistic": "network",
 }
 
 
