@@ -36,7 +36,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -603,7 +603,7 @@ def _add_middleware(
     )
 
 
-def _partner_scope(scope: dict[str, Any]) -> bool:
+def _partner_scope(scope: MutableMapping[str, Any]) -> bool:
     """Whether a request goes to a partner path (bearer tokens: no CSRF check)."""
     root = str(scope.get("root_path", ""))
     path = str(scope.get("path", ""))
