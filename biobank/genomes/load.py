@@ -59,6 +59,7 @@ from biobank.genomes.records import (
     BcfStream,
     Header,
     add_record,
+    check_alleles,
     check_record,
     iter_records,
     read_header,
@@ -471,6 +472,7 @@ def _stage_records(
     try:
         for line, rec in iter_records(vcf, path, header.lines):
             check_record(rec, path, line)
+            check_alleles(rec, path, line, header)
             add_record(chunk, rec, path, line, header, info_fields)
             counts.records += 1
             if chunk.n == per_chunk:
