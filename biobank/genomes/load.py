@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +152,8 @@ def load_vcf(
     progress: bool = False,
     threads: int = 1,
     pack: bool = True,
+    workers: int = 1,
+    partitioned: bool = False,
 ) -> LoadReport:
     """Load a VCF/BCF (plain or bgzipped) as one batch of samples, all or nothing.
 
@@ -184,6 +186,12 @@ def load_vcf(
         ``genotype_call`` row per call.
         Never done when ``call_fields`` are kept. ``False`` keeps every call
         sparse (the layout of stores loaded before packing existed).
+    workers
+        Processes reading region chunks of an indexed file at once (a
+        partitioned load, see :func:`biobank.genomes.regions.load_regions`).
+    partitioned
+        Write the calls as Parquet partitions (:mod:`biobank.genomes.partitions`);
+        always so in a store that is partitioned already, and with ``workers > 1``.
 
     Returns
     -------
@@ -211,6 +219,20 @@ def load_vcf(
 
     require(principal, Permission.LOAD_DATA)
     path = Path(path)
+    from biobank.genomes.partitions import is_partitioned
+
+    if partitioned or workers > 1 or is_partitioned(store.con):
+        from biobank.genomes.regions import load_regions
+
+        return load_regions(
+            store,
+            path,
+            principal=principal,
+            workers=workers,
+            info_fields=info_fields,
+            call_fields=call_fields,
+            pack=pack,
+        )
     try:
         return _load_file(
             store,
@@ -429,8 +451,14 @@ def _stage_records(
     per_chunk: int,
     progress: bool,
     end_of_input: Callable[[], None] | None,
+    records: Iterator[tuple[int | None, Any]] | None = None,
 ) -> None:
-    """Read every record, chunk by chunk, into the scratch tables (keys, variants, calls)."""
+    """Read every record, chunk by chunk, into the scratch tables (keys, variants, calls).
+
+    ``records`` yields ``(line, record)`` (default: every record of ``vcf``,
+    :func:`~biobank.genomes.records.iter_records`); a region load passes the
+    records of its region, without line numbers.
+    """
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     con, counts, n = writer.con, writer.counts, len(header.names)
@@ -470,7 +498,9 @@ def _stage_records(
 
     chunk = new_chunk()
     try:
-        for line, rec in iter_records(vcf, path, header.lines):
+        if records is None:
+            records = iter_records(vcf, path, header.lines)
+        for line, rec in records:
             check_record(rec, path, line)
             check_alleles(rec, path, line, header)
             add_record(chunk, rec, path, line, header, info_fields)

@@ -118,7 +118,7 @@ _ALT = re.compile(
 )
 
 
-def check_alleles(rec: Any, path: Path, line: int, header: Header) -> None:
+def check_alleles(rec: Any, path: Path, line: int | None, header: Header) -> None:
     """Check the contig against the header and REF/ALT against the VCF alphabet.
 
     Raises
@@ -139,8 +139,7 @@ def check_alleles(rec: Any, path: Path, line: int, header: Header) -> None:
         )
     if _REF.fullmatch(rec.REF) is None:
         raise ValidationError(
-            f"{where}: REF {rec.REF!r} is not a VCF reference allele (bases A, C, G, T "
-            "or N only)",
+            f"{where}: REF {rec.REF!r} is not a VCF reference allele (bases A, C, G, T or N only)",
             file=path,
             line=line,
             field="REF",
@@ -158,7 +157,7 @@ def check_alleles(rec: Any, path: Path, line: int, header: Header) -> None:
             )
 
 
-def check_record(rec: Any, path: Path, line: int) -> None:
+def check_record(rec: Any, path: Path, line: int | None) -> None:
     where = f"record {rec.CHROM}:{rec.POS}"
     if rec.POS < 1:
         raise ValidationError(f"{where}: position must be >= 1", file=path, line=line, field="POS")
@@ -297,7 +296,7 @@ def read_header(
 
 
 def add_record(
-    chunk: Chunk, rec: Any, path: Path, line: int, header: Header, info_fields: list[str]
+    chunk: Chunk, rec: Any, path: Path, line: int | None, header: Header, info_fields: list[str]
 ) -> None:
     """Put a record's calls in the chunk's next row and its variant rows' columns in ``meta``."""
     i = chunk.n

@@ -1,0 +1,724 @@
+"""Region-parallel loads into the partitioned store (:mod:`biobank.genomes.partitions`).
+
+A load is split in two steps:
+
+1. :func:`stage_region` reads one region chunk of an indexed VCF/BCF (every
+   record whose POS is in the region; or a whole unindexed file) into a
+   scratch DuckDB file of its own, with the loader of :mod:`biobank.genomes.load`
+   (same checks, same encoding, memory bounded by the chunk). It does not open
+   the store, so any number of workers (processes on one machine, or Snakemake
+   jobs on a cluster) stage regions at once.
+2. :func:`publish` takes the store's write lock and, in ONE transaction, gives
+   the staged variants their store keys, plans the batch (a new batch, or the
+   batch of the same samples staged earlier), writes the calls as Parquet
+   partition files (temporary name, then rename) and lists them in the
+   catalog. A failure or a kill leaves nothing visible; a region loaded before
+   (same file by SHA-256, same region) is skipped, so a re-run finishes a load
+   without duplicating anything.
+
+:func:`load_regions` runs both on the cores of one machine (one process per
+region, publishing all regions of the file in one transaction);
+:func:`load_region` is the per-region job of the Snakemake workflow (it waits
+for the store's lock held by another job's publish).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from biobank.core import audit
+from biobank.core.access import Permission, Principal, require
+from biobank.core.errors import ConflictError, StoreError, ValidationError
+from biobank.core.store import Store, file_checksum
+from biobank.genomes import staging
+from biobank.genomes.load import (
+    _CHUNK_CELLS,
+    LoadReport,
+    _check_sample_names,
+    _Counts,
+    _cyvcf2_version,
+    _stage_records,
+    _Writer,
+)
+from biobank.genomes.partitions import (
+    PartitionFile,
+    is_partitioned,
+    make_partitioned,
+    parts_root,
+    refresh_views,
+    write_partition,
+)
+from biobank.genomes.records import read_header
+from biobank.registry.inventory import resolve_samples
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = [
+    "MAX_POS",
+    "Region",
+    "StagedRegion",
+    "load_region",
+    "load_regions",
+    "open_store_waiting",
+    "plan_regions",
+    "publish",
+    "stage_region",
+]
+
+logger = logging.getLogger(__name__)
+
+#: the end of an open region (VCF positions are 32-bit)
+MAX_POS = 2**31 - 1
+#: default region chunk: 5 Mb
+CHUNK_BP = 5_000_000
+
+
+@dataclass(frozen=True, order=True)
+class Region:
+    """A region chunk ``contig:start-end`` (1-based, inclusive, by record POS)."""
+
+    contig: str
+    start: int = 1
+    end: int = MAX_POS
+
+    def __str__(self) -> str:
+        return f"{self.contig}:{self.start}-{self.end}"
+
+    @classmethod
+    def parse(cls, text: str) -> Region:
+        """Parse ``chr1``, ``chr1:1000-2000`` (commas allowed in numbers)."""
+        m = re.fullmatch(r"(.+?)(?::([\d,]+)-([\d,]+))?", text.strip())
+        if not m or not m.group(1):
+            raise ValidationError(
+                f"region {text!r} is not CONTIG or CONTIG:START-END", field="region", value=text
+            )
+        if m.group(2) is None:
+            return cls(m.group(1))
+        start, end = (int(g.replace(",", "")) for g in m.group(2, 3))
+        if not 1 <= start <= end <= MAX_POS:
+            raise ValidationError(
+                f"region {text!r}: need 1 <= START <= END", field="region", value=text
+            )
+        return cls(m.group(1), start, end)
+
+
+def plan_regions(path: Path, *, chunk_bp: int = CHUNK_BP) -> list[Region]:
+    """Region chunks of ``chunk_bp`` covering every contig with records in an indexed file.
+
+    Uses ``bcftools index --stats`` (contig lengths and record counts from the
+    index); a contig without a length in the header is one region.
+
+    Raises
+    ------
+    ValidationError
+        If the file has no index (make one with ``bcftools index`` or ``tabix``).
+    """
+    proc = subprocess.run(
+        ["bcftools", "index", "--stats", str(path)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise ValidationError(
+            f"{path} has no usable index for a region load ({proc.stderr.strip()}): "
+            f"index it with 'bcftools index {path}' (or tabix -p vcf)",
+            file=path,
+        )
+    out = []
+    for line in proc.stdout.splitlines():
+        contig, length, n = line.split("\t")[:3]
+        if n == "0":
+            continue
+        if not length.isdigit():
+            out.append(Region(contig))
+            continue
+        size = int(length)
+        for start in range(1, size + 1, chunk_bp):
+            end = min(start + chunk_bp - 1, size)
+            out.append(Region(contig, start, MAX_POS if end == size else end))
+    return out
+
+
+def _table_ddl() -> str:
+    """The CREATE TABLE statements of the tables a load stages (from the schema files)."""
+    parts = []
+    for name in ("020_genotypes.sql", "050_packed_calls.sql"):
+        sql = resources.files("biobank.core.schema").joinpath(name).read_text(encoding="utf-8")
+        for table in staging.STAGED_TABLES:
+            m = re.search(rf"CREATE TABLE {table} \(.*?\n\);", sql, re.DOTALL)
+            if m:
+                parts.append(m.group())
+    return "\n".join(parts)
+
+
+def scratch_path(store_path: Path) -> Path:
+    """A new scratch file beside the store (removed with the store's stale scratch files)."""
+    name = f".{store_path.name}.scratch-{os.getpid()}-{secrets.token_hex(6)}.duckdb"
+    return store_path.parent / name
+
+
+@dataclass
+class StagedRegion:
+    """One region staged by :func:`stage_region`, ready for :func:`publish`."""
+
+    source: Path
+    region: Region | None  # None: the whole (unindexed) file
+    scratch: Path
+    checksum: str  # of the input file
+    names: list[str]
+    info_fields: list[str]
+    call_fields: list[str]
+    n_records: int = 0
+    n_variants: int = 0
+    n_calls: int = 0
+    n_packed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """What makes a region load unique: the file's SHA-256 and the region."""
+        return f"{self.checksum}:{self.region or '*'}"
+
+    def discard(self) -> None:
+        """Delete the scratch file."""
+        for f in (self.scratch, self.scratch.with_name(self.scratch.name + ".wal")):
+            f.unlink(missing_ok=True)
+
+
+def _line_of(path: Path, contig: str, pos: int) -> int | None:
+    """Line number of the first record ``contig:pos`` of a text VCF (for error messages)."""
+    import gzip
+
+    if path.suffix == ".bcf":
+        return None
+    head = f"{contig}\t{pos}\t"
+    try:
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        with (gzip.open if gz else open)(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for i, text in enumerate(fh, start=1):
+                if text.startswith(head):
+                    return i
+    except (OSError, EOFError):
+        return None
+    return None
+
+
+def _region_records(vcf: Any, region: Region) -> Iterator[tuple[int | None, Any]]:
+    """The records of ``region`` whose POS is in it (an index query also returns overlaps)."""
+    for rec in vcf(str(region)):
+        if region.start <= rec.POS:
+            yield None, rec
+
+
+def stage_region(
+    path: str | Path,
+    region: Region | None,
+    *,
+    scratch: Path,
+    info_fields: Sequence[str] = (),
+    call_fields: Sequence[str] = (),
+    pack: bool = True,
+    chunk_records: int | None = None,
+    checksum: str | None = None,
+) -> StagedRegion:
+    """Read one region (or, with ``None``, a whole file) into the scratch file ``scratch``.
+
+    The variants get local keys 1, 2 ... (in file order) and the samples their
+    column + 1; :func:`publish` maps them to the store's keys.
+
+    Raises
+    ------
+    ValidationError
+        A bad file or record (the message names the file, line where it can be
+        found, ``contig:pos`` and field); the scratch file is removed.
+    """
+    import cyvcf2
+    import duckdb
+
+    t0 = time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"VCF file {path} does not exist", file=path)
+    checksum = checksum or file_checksum(path)
+    try:
+        vcf = cyvcf2.VCF(str(path), lazy=True)
+    except Exception as exc:  # cyvcf2 raises plain Exceptions for unreadable input
+        raise ValidationError(f"cannot open {path} as VCF/BCF: {exc}", file=path) from exc
+    staged = StagedRegion(path, region, scratch, checksum, [], list(info_fields), list(call_fields))
+    con = duckdb.connect(str(scratch))
+    try:
+        header = read_header(vcf, path, info_fields, call_fields)
+        staged.names = names = header.names
+        _check_sample_names(path, names)
+        ddl = _table_ddl()
+        con.execute(ddl)
+        con.execute("CREATE SCHEMA stage")
+        con.execute("SET schema = 'stage'")
+        con.execute(ddl)
+        con.execute("SET schema = 'main'")
+        plan = staging.Plan(0, np.arange(1, len(names) + 1, dtype=np.int32), True, (1, 1, 1))
+        counts = _Counts()
+        writer = _Writer(con, "stage", plan, header, counts, pack=pack)
+        records = None if region is None else _region_records(vcf, region)
+        per_chunk = chunk_records or max(1, min(20_000, _CHUNK_CELLS // len(names)))
+        try:
+            _stage_records(
+                vcf,
+                path,
+                header,
+                list(info_fields),
+                plan=plan,
+                stage="stage",
+                writer=writer,
+                per_chunk=per_chunk,
+                progress=False,
+                end_of_input=None,
+                records=records,
+            )
+        except ValidationError as exc:
+            if exc.line is not None or region is None:
+                raise
+            m = re.match(r"record (\S+):(\d+)", exc.problem.message)
+            line = _line_of(path, m.group(1), int(m.group(2))) if m else None
+            raise ValidationError(
+                exc.problem.message, file=path, line=line, field=exc.field, value=exc.value
+            ) from exc
+        staging.check_no_duplicates(con, "stage", path, 0, extends=False)
+        staged.n_records, staged.n_variants = counts.records, counts.variants
+        staged.n_calls, staged.n_packed = counts.calls, counts.packed
+    except BaseException:
+        con.close()
+        vcf.close()
+        staged.discard()
+        raise
+    con.close()
+    vcf.close()
+    staged.seconds = time.perf_counter() - t0
+    return staged
+
+
+# --------------------------------------------------------------------------- publishing
+@dataclass
+class _Published:
+    files: list[PartitionFile] = field(default_factory=list)
+
+
+def _map_keys(
+    con: duckdb.DuckDBPyConnection, alias: str, path: Path, batch_id: int, extends: bool
+) -> tuple[int | None, int]:
+    """Map the staged variants to store keys in temp table ``_region_keys``.
+
+    Returns the offset from local to store keys when every variant is new
+    (the keys are then ``local + offset``, in the same order), else ``None``;
+    and the number of new variants.
+    """
+    row = con.execute("SELECT coalesce(max(variant_key), 0) + 1 FROM variant").fetchone()
+    assert row is not None
+    next_key = int(row[0])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _region_keys AS"
+        " SELECT s.variant_key AS local_key, coalesce(v.variant_key, ? - 1 + row_number() OVER"
+        " (PARTITION BY v.variant_key IS NULL ORDER BY s.variant_key)) AS variant_key,"
+        " v.variant_key IS NULL AS is_new"
+        f" FROM {alias}.stage.variant s LEFT JOIN variant v"
+        " ON v.contig = s.contig AND v.position = s.position AND v.ref = s.ref AND v.alt = s.alt",
+        [next_key],
+    )
+    if extends:
+        dup = con.execute(
+            "SELECT v.contig, v.position, v.ref, v.alt FROM _region_keys k"
+            " JOIN batch_variant b ON b.variant_key = k.variant_key AND b.batch_id = ?"
+            " JOIN variant v ON v.variant_key = k.variant_key LIMIT 1",
+            [batch_id],
+        ).fetchone()
+        if dup is not None:
+            staging._duplicate_variant(path, dup)
+    row = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE is_new),"
+        " count(*) FILTER (WHERE variant_key <> local_key + ? - 1) FROM _region_keys",
+        [next_key],
+    ).fetchone()
+    assert row is not None
+    n, n_new, shifted = (int(x) for x in row)
+    offset = next_key - 1 if n == n_new and shifted == 0 else None
+    con.execute(
+        "INSERT INTO variant SELECT k.variant_key, s.contig, s.position, s.ref, s.alt,"
+        " s.allele_index, s.n_alt_alleles, s.variant_id, s.qual, s.filter, s.gene,"
+        " s.consequence, s.bcsq, s.info"
+        f" FROM {alias}.stage.variant s JOIN _region_keys k ON k.local_key = s.variant_key"
+        " WHERE k.is_new ORDER BY k.variant_key"
+    )
+    con.execute(
+        "INSERT INTO batch_variant SELECT ?, k.variant_key"
+        f" FROM {alias}.stage.batch_variant b JOIN _region_keys k ON k.local_key = b.variant_key"
+        " ORDER BY k.variant_key",
+        [batch_id],
+    )
+    return offset, n_new
+
+
+def _write_files(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    alias: str,
+    staged: StagedRegion,
+    batch_id: int,
+    sample_offset: int,
+    offset: int | None,
+) -> list[PartitionFile]:
+    """Write the staged calls as one calls and one packed file per contig."""
+    out = []
+    groups = con.execute(
+        "SELECT contig, min(variant_key), max(variant_key), count(*), min(position),"
+        f" max(position) FROM {alias}.stage.variant GROUP BY contig ORDER BY min(variant_key)"
+    ).fetchall()
+    for contig, k0, k1, n, p0, p1 in groups:
+        contiguous = int(k1) - int(k0) + 1 == int(n)
+        where = "x.variant_key BETWEEN ? AND ?"
+        params: list[Any] = [k0, k1]
+        if not contiguous:
+            where = (
+                f"x.variant_key IN (SELECT variant_key FROM {alias}.stage.variant WHERE contig = ?)"
+            )
+            params = [contig]
+        if offset is not None:
+            vk, join, order = f"x.variant_key + {offset}", "", ""
+        else:
+            vk, join, order = (
+                "k.variant_key",
+                " JOIN _region_keys k ON k.local_key = x.variant_key",
+                "",
+            )
+        if offset is None or not contiguous:
+            order = " ORDER BY 1"
+        calls = (
+            f"SELECT CAST({vk} AS INTEGER) AS variant_key,"
+            f" CAST(x.sample_key + {sample_offset} AS INTEGER) AS sample_key,"
+            f" x.dosage, x.flags, x.dp, x.gq FROM {alias}.stage.genotype_call x{join}"
+            f" WHERE {where}{order}"
+        )
+        packed = (
+            f"SELECT CAST(? AS INTEGER) AS batch_id, CAST({vk} AS INTEGER) AS variant_key,"
+            f" x.lo, x.hi FROM {alias}.stage.genotype_packed x{join} WHERE {where}"
+            + (" ORDER BY 2" if order else "")
+        )
+        region = staged.region
+        start, end = (region.start, region.end) if region else (int(p0), int(p1))
+        for kind, sql, ps in (("calls", calls, params), ("packed", packed, [batch_id, *params])):
+            part = write_partition(
+                con,
+                root,
+                sql,
+                ps,
+                kind=kind,
+                batch_id=batch_id,
+                contig=str(contig),
+                start=start,
+                end=end,
+            )
+            if part is not None:
+                out.append(part)
+    return out
+
+
+def _publish_one(
+    store: Store, alias: str, staged: StagedRegion, principal: Principal, root: Path
+) -> tuple[LoadReport, list[PartitionFile]]:
+    con = store.con
+    path = staged.source
+    participant_of = resolve_samples(con, staged.names)
+    plan = staging.plan_batch(con, path, staged.names)
+    keys = plan.sample_keys.astype(np.int64)
+    if len(keys) > 1 and not (np.diff(keys) == 1).all():
+        raise ConflictError(
+            f"{path}: its samples are those of batch {plan.batch_id} but in another column "
+            "order; reorder the columns as in the batch's first file (bcftools view -s) "
+            "to load it as partitions"
+        )
+    offset, n_new = _map_keys(con, alias, path, plan.batch_id, extends=not plan.new_batch)
+    load_id = store.record_provenance(
+        con,
+        kind="vcf-region",
+        source=str(path),
+        checksum=staged.key,
+        parameters={
+            "region": str(staged.region or "*"),
+            "info_fields": staged.info_fields,
+            "call_fields": staged.call_fields,
+        },
+        tool_version=f"cyvcf2 {_cyvcf2_version()}",
+        user=principal.user,
+    )
+    plan.write_batch(con, staged.names, [participant_of[s] for s in staged.names])
+    files = _write_files(con, root, alias, staged, plan.batch_id, int(keys[0]) - 1, offset)
+    for part in files:
+        part.register(con, load_id)
+    import datetime as dt
+
+    con.execute(
+        "INSERT INTO genotype_load VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            load_id,
+            plan.batch_id,
+            str(path),
+            staged.checksum,
+            staged.n_records,
+            staged.n_variants,
+            staged.n_calls,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        ],
+    )
+    audit.record(
+        con,
+        principal,
+        "genotype.load",
+        str(path),
+        {
+            "batch_id": plan.batch_id,
+            "load_id": load_id,
+            "checksum": staged.checksum,
+            "region": str(staged.region or "*"),
+            "samples": len(staged.names),
+            "records": staged.n_records,
+            "variants": staged.n_variants,
+            "calls": staged.n_calls,
+            "packed_variants": staged.n_packed,
+            "partition_files": len(files),
+        },
+    )
+    report = LoadReport(
+        source=str(path),
+        batch_id=plan.batch_id,
+        load_id=load_id,
+        already_loaded=False,
+        n_samples=len(staged.names),
+        n_records=staged.n_records,
+        n_variants=staged.n_variants,
+        n_new_variants=n_new,
+        n_calls=staged.n_calls,
+        n_packed=staged.n_packed,
+        seconds=staged.seconds,
+    )
+    return report, files
+
+
+def publish(
+    store: Store, staged: Sequence[StagedRegion], *, principal: Principal
+) -> list[LoadReport]:
+    """Publish staged regions into the store in one transaction (all or nothing).
+
+    Regions loaded before (same file and region) are skipped (reported as
+    ``already_loaded``). The store is made partitioned first if it holds no
+    calls yet. The scratch files are removed afterwards, whatever happens.
+
+    Raises
+    ------
+    AccessDenied, ValidationError, ConflictError, StoreError
+        Nothing is written: the new partition files are removed, the catalog
+        is as it was.
+    """
+    require(principal, Permission.LOAD_DATA)
+    con = store.con
+    root = parts_root(store.path)
+    reports: list[LoadReport] = []
+    written: list[PartitionFile] = []
+    aliases = []
+    try:
+        if not is_partitioned(con):
+            make_partitioned(store, principal)
+        for i, st in enumerate(staged):
+            alias = f"staged_{secrets.token_hex(4)}_{i}"
+            con.execute(
+                f"ATTACH '{str(st.scratch).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)"
+            )
+            aliases.append(alias)
+        with store.transaction():
+            for alias, st in zip(aliases, staged, strict=True):
+                earlier = store.find_load(kind="vcf-region", checksum=st.key)
+                if earlier is not None:
+                    reports.append(LoadReport(str(st.source), 0, earlier, already_loaded=True))
+                    continue
+                report, files = _publish_one(store, alias, st, principal, root)
+                written += files
+                reports.append(report)
+            refresh_views(con, root)
+    except BaseException:
+        for part in written:
+            (root / part.path).unlink(missing_ok=True)
+        raise
+    finally:
+        for alias in aliases:
+            con.execute(f"DETACH {alias}")
+        for st in staged:
+            st.discard()
+    return reports
+
+
+def open_store_waiting(path: Path, *, timeout: float = 600.0) -> Store:
+    """Open a store for writing, waiting while another process holds its lock.
+
+    Raises
+    ------
+    StoreError
+        If the store cannot be opened, or is still locked after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return Store(path, create=False)
+        except StoreError as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def load_region(
+    store_path: Path,
+    path: str | Path,
+    region: Region | None,
+    *,
+    principal: Principal,
+    info_fields: Sequence[str] = (),
+    call_fields: Sequence[str] = (),
+    pack: bool = True,
+    timeout: float = 600.0,
+) -> LoadReport:
+    """Stage one region without the store, then publish it (one Snakemake job).
+
+    The store is opened only to publish, waiting up to ``timeout`` seconds
+    while another job publishes.
+    """
+    require(principal, Permission.LOAD_DATA)
+    staged = stage_region(
+        path,
+        region,
+        scratch=scratch_path(store_path),
+        info_fields=info_fields,
+        call_fields=call_fields,
+        pack=pack,
+    )
+    try:
+        store = open_store_waiting(store_path, timeout=timeout)
+    except BaseException:
+        staged.discard()
+        raise
+    with store:
+        return publish(store, [staged], principal=principal)[0]
+
+
+def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
+    path, region, scratch, info_fields, call_fields, pack, checksum = args
+    return stage_region(
+        path,
+        region,
+        scratch=scratch,
+        info_fields=info_fields,
+        call_fields=call_fields,
+        pack=pack,
+        checksum=checksum,
+    )
+
+
+def load_regions(
+    store: Store,
+    path: str | Path,
+    *,
+    principal: Principal,
+    regions: Sequence[Region] | None = None,
+    workers: int = 1,
+    info_fields: Sequence[str] = (),
+    call_fields: Sequence[str] = (),
+    pack: bool = True,
+) -> LoadReport:
+    """Load a file as partitions: its regions staged by ``workers`` processes, one publish.
+
+    ``regions``: default :func:`plan_regions` for an indexed file, else the
+    whole file as one. Regions loaded before are skipped; all the others are
+    published in one transaction (all or nothing).
+
+    Returns
+    -------
+    LoadReport
+        The totals (``already_loaded`` if every region was loaded before).
+    """
+    require(principal, Permission.LOAD_DATA)
+    if store.in_transaction:
+        raise StoreError("a load commits its own transaction: call it outside Store.transaction()")
+    t0 = time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"VCF file {path} does not exist", file=path)
+    checksum = file_checksum(path)
+    if regions is None:
+        try:
+            regions = plan_regions(path)
+        except ValidationError:
+            regions = None
+    todo: list[Region | None] = list(regions) if regions is not None else [None]
+    todo = [
+        r
+        for r in todo
+        if store.find_load(kind="vcf-region", checksum=f"{checksum}:{r or '*'}") is None
+    ]
+    if not todo:
+        return LoadReport(str(path), 0, 0, already_loaded=True)
+    jobs = [
+        (path, r, scratch_path(store.path), list(info_fields), list(call_fields), pack, checksum)
+        for r in todo
+    ]
+    staged: list[StagedRegion] = []
+    try:
+        if workers <= 1 or len(jobs) == 1:
+            for job in jobs:
+                staged.append(_stage_job(job))
+        else:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
+                futures = [ex.submit(_stage_job, job) for job in jobs]
+                try:
+                    for fut in futures:
+                        staged.append(fut.result())
+                finally:
+                    for fut in futures:
+                        fut.cancel()
+                    for fut in futures:
+                        if fut.done() and not fut.cancelled() and fut.exception() is None:
+                            if fut.result() not in staged:
+                                fut.result().discard()
+    except BaseException:
+        for st in staged:
+            st.discard()
+        for job in jobs:
+            Path(job[2]).unlink(missing_ok=True)
+        raise
+    reports = [r for r in publish(store, staged, principal=principal) if not r.already_loaded]
+    if not reports:
+        return LoadReport(str(path), 0, 0, already_loaded=True)
+    return LoadReport(
+        source=str(path),
+        batch_id=reports[0].batch_id,
+        load_id=reports[-1].load_id,
+        already_loaded=False,
+        n_samples=reports[0].n_samples,
+        n_records=sum(r.n_records for r in reports),
+        n_variants=sum(r.n_variants for r in reports),
+        n_new_variants=sum(r.n_new_variants for r in reports),
+        n_calls=sum(r.n_calls for r in reports),
+        n_packed=sum(r.n_packed for r in reports),
+        seconds=time.perf_counter() - t0,
+    )
