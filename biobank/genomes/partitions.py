@@ -151,50 +151,59 @@ def make_partitioned(store: Store, principal: Principal) -> int:
     written: list[PartitionFile] = []
     try:
         with store.transaction():
-            groups = con.execute(
-                "SELECT b.batch_id, v.contig, min(v.position), max(v.position)"
-                " FROM batch_variant b JOIN variant v USING (variant_key)"
-                " GROUP BY ALL ORDER BY 1, 2"
-            ).fetchall()
-            load_id = store.record_provenance(
-                con, kind="partition", source=str(store.path), checksum="", user=principal.user
-            )
-            for batch_id, contig, start, end in groups:
-                in_contig = "variant_key IN (SELECT variant_key FROM variant WHERE contig = ?)"
-                calls = (
-                    "SELECT c.* FROM genotype_call c JOIN genotype_sample s USING (sample_key)"
-                    f" WHERE s.batch_id = ? AND c.{in_contig} ORDER BY c.variant_key, c.sample_key"
-                )
-                packed = (
-                    "SELECT * FROM genotype_packed WHERE batch_id = ?"
-                    f" AND {in_contig} ORDER BY variant_key"
-                )
-                for kind, sql in (("calls", calls), ("packed", packed)):
-                    part = write_partition(
-                        con,
-                        root,
-                        sql,
-                        [batch_id, contig],
-                        kind=kind,
-                        batch_id=batch_id,
-                        contig=contig,
-                        start=start,
-                        end=end,
-                    )
-                    if part is not None:
-                        written.append(part)
-                        part.register(con, load_id)
-            con.execute("DROP TABLE genotype_call")
-            con.execute("DROP TABLE genotype_packed")
-            refresh_views(con, root)  # genotype_call_all reads the views by name
-            audit.record(
-                con, principal, "genotype.partition", str(store.path), {"files": len(written)}
-            )
+            partition_calls(store, principal, written)
     except BaseException:
         for part in written:
             (root / part.path).unlink(missing_ok=True)
         raise
     return len(written)
+
+
+def partition_calls(store: Store, principal: Principal, written: list[PartitionFile]) -> None:
+    """:func:`make_partitioned` inside the caller's transaction.
+
+    Each file is added to ``written`` as soon as it is written (for the caller
+    to remove them if the transaction fails). With no calls stored, only the
+    tables become views (nothing is recorded).
+    """
+    con = store.con
+    root = parts_root(store.path)
+    groups = con.execute(
+        "SELECT b.batch_id, v.contig, min(v.position), max(v.position)"
+        " FROM batch_variant b JOIN variant v USING (variant_key)"
+        " GROUP BY ALL ORDER BY 1, 2"
+    ).fetchall()
+    load_id = 0
+    if groups:
+        load_id = store.record_provenance(
+            con, kind="partition", source=str(store.path), checksum="", user=principal.user
+        )
+    in_contig = "variant_key IN (SELECT variant_key FROM variant WHERE contig = ?)"
+    calls = (
+        "SELECT c.* FROM genotype_call c JOIN genotype_sample s USING (sample_key)"
+        f" WHERE s.batch_id = ? AND c.{in_contig} ORDER BY c.variant_key, c.sample_key"
+    )
+    packed = (
+        f"SELECT * FROM genotype_packed WHERE batch_id = ? AND {in_contig} ORDER BY variant_key"
+    )
+    n_before = len(written)
+    for batch_id, contig, start, end in groups:
+        for kind, sql in (("calls", calls), ("packed", packed)):
+            part = write_partition(
+                con, root, sql, [batch_id, contig],
+                kind=kind, batch_id=batch_id, contig=contig, start=start, end=end,
+            )  # fmt: skip
+            if part is not None:
+                written.append(part)
+                part.register(con, load_id)
+    con.execute("DROP TABLE genotype_call")
+    con.execute("DROP TABLE genotype_packed")
+    refresh_views(con, root)  # genotype_call_all reads the views by name
+    if groups:
+        audit.record(
+            con, principal, "genotype.partition", str(store.path),
+            {"files": len(written) - n_before},
+        )  # fmt: skip
 
 
 @dataclass
@@ -280,6 +289,7 @@ def write_partition(
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, directory / name)
+        logger.debug("wrote partition file %s (%d rows)", rel / name, n_rows)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -57,7 +57,7 @@ from biobank.genomes.load import (
 from biobank.genomes.partitions import (
     PartitionFile,
     is_partitioned,
-    make_partitioned,
+    partition_calls,
     parts_root,
     refresh_views,
     write_partition,
@@ -379,9 +379,10 @@ def _write_files(
     batch_id: int,
     sample_offset: int,
     offset: int | None,
-) -> list[PartitionFile]:
-    """Write the staged calls as one calls and one packed file per contig."""
-    out = []
+    out: list[PartitionFile],
+) -> None:
+    """Write the staged calls as one calls and one packed file per contig (added to ``out``
+    as soon as each is written, so that a failure can remove them)."""
     groups = con.execute(
         "SELECT contig, min(variant_key), max(variant_key), count(*), min(position),"
         f" max(position) FROM {alias}.stage.variant GROUP BY contig ORDER BY min(variant_key)"
@@ -432,12 +433,16 @@ def _write_files(
             )
             if part is not None:
                 out.append(part)
-    return out
 
 
 def _publish_one(
-    store: Store, alias: str, staged: StagedRegion, principal: Principal, root: Path
-) -> tuple[LoadReport, list[PartitionFile]]:
+    store: Store,
+    alias: str,
+    staged: StagedRegion,
+    principal: Principal,
+    root: Path,
+    written: list[PartitionFile],
+) -> LoadReport:
     con = store.con
     path = staged.source
     participant_of = resolve_samples(con, staged.names)
@@ -464,7 +469,11 @@ def _publish_one(
         user=principal.user,
     )
     plan.write_batch(con, staged.names, [participant_of[s] for s in staged.names])
-    files = _write_files(con, root, alias, staged, plan.batch_id, int(keys[0]) - 1, offset)
+    files: list[PartitionFile] = []
+    try:
+        _write_files(con, root, alias, staged, plan.batch_id, int(keys[0]) - 1, offset, files)
+    finally:
+        written += files
     for part in files:
         part.register(con, load_id)
     import datetime as dt
@@ -513,17 +522,23 @@ def _publish_one(
         n_packed=staged.n_packed,
         seconds=staged.seconds,
     )
-    return report, files
+    return report
 
 
 def publish(
-    store: Store, staged: Sequence[StagedRegion], *, principal: Principal
+    store: Store,
+    staged: Sequence[StagedRegion],
+    *,
+    principal: Principal,
+    complete: str | None = None,
 ) -> list[LoadReport]:
     """Publish staged regions into the store in one transaction (all or nothing).
 
     Regions loaded before (same file and region) are skipped (reported as
     ``already_loaded``). The store is made partitioned first if it holds no
-    calls yet. The scratch files are removed afterwards, whatever happens.
+    calls yet. ``complete``: the SHA-256 of a file whose every region is now
+    loaded (recorded as a load of the whole file: loading it again is a
+    no-op). The scratch files are removed afterwards, whatever happens.
 
     Raises
     ------
@@ -538,8 +553,6 @@ def publish(
     written: list[PartitionFile] = []
     aliases = []
     try:
-        if not is_partitioned(con):
-            make_partitioned(store, principal)
         for i, st in enumerate(staged):
             alias = f"staged_{secrets.token_hex(4)}_{i}"
             con.execute(
@@ -547,14 +560,23 @@ def publish(
             )
             aliases.append(alias)
         with store.transaction():
+            if not is_partitioned(con):
+                partition_calls(store, principal, written)
             for alias, st in zip(aliases, staged, strict=True):
                 earlier = store.find_load(kind="vcf-region", checksum=st.key)
                 if earlier is not None:
                     reports.append(LoadReport(str(st.source), 0, earlier, already_loaded=True))
                     continue
-                report, files = _publish_one(store, alias, st, principal, root)
-                written += files
-                reports.append(report)
+                reports.append(_publish_one(store, alias, st, principal, root, written))
+            if complete is not None:
+                store.record_provenance(
+                    con,
+                    kind="vcf",
+                    source=str(staged[0].source),
+                    checksum=complete,
+                    parameters={"regions": len(staged)},
+                    user=principal.user,
+                )
             refresh_views(con, root)
     except BaseException:
         for part in written:
@@ -665,6 +687,9 @@ def load_regions(
     if not path.is_file():
         raise ValidationError(f"VCF file {path} does not exist", file=path)
     checksum = file_checksum(path)
+    if store.find_load(kind="vcf", checksum=checksum) is not None:  # loaded as a whole
+        return LoadReport(str(path), 0, 0, already_loaded=True)
+    complete = checksum if regions is None else None
     if regions is None:
         try:
             regions = plan_regions(path)
@@ -693,20 +718,18 @@ def load_regions(
                 try:
                     for fut in futures:
                         staged.append(fut.result())
-                finally:
+                finally:  # on a failure, stop what has not started (the pool waits for the rest)
                     for fut in futures:
                         fut.cancel()
-                    for fut in futures:
-                        if fut.done() and not fut.cancelled() and fut.exception() is None:
-                            if fut.result() not in staged:
-                                fut.result().discard()
     except BaseException:
         for st in staged:
             st.discard()
-        for job in jobs:
-            Path(job[2]).unlink(missing_ok=True)
+        for job in jobs:  # what finished staging after the failure
+            for f in (Path(job[2]), Path(f"{job[2]}.wal")):
+                f.unlink(missing_ok=True)
         raise
-    reports = [r for r in publish(store, staged, principal=principal) if not r.already_loaded]
+    published = publish(store, staged, principal=principal, complete=complete)
+    reports = [r for r in published if not r.already_loaded]
     if not reports:
         return LoadReport(str(path), 0, 0, already_loaded=True)
     return LoadReport(
