@@ -256,6 +256,26 @@ class Header:
     contigs: frozenset[str] = frozenset()  # the contigs the header declares (##contig)
 
 
+def _header_lines(path: Path, vcf: Any) -> int:
+    """Header lines of the file itself (htslib may add lines, e.g. ``##FILTER=<ID=PASS>``)."""
+    import gzip
+
+    if path.suffix != ".bcf":
+        try:
+            with open(path, "rb") as fh:
+                gz = fh.read(2) == b"\x1f\x8b"
+            with (gzip.open if gz else open)(path, "rb") as fh:
+                n = 0
+                for text in fh:
+                    if not text.startswith(b"#"):
+                        break
+                    n += 1
+                return n
+        except (OSError, EOFError):
+            pass
+    return len(vcf.raw_header.rstrip("\n").split("\n"))
+
+
 def read_header(
     vcf: Any, path: Path, info_fields: Sequence[str], call_fields: Sequence[str]
 ) -> Header:
@@ -290,7 +310,7 @@ def read_header(
         has_bcsq="BCSQ" in info_numbers,
         want_dp="DP" in call_fields,
         want_gq="GQ" in call_fields,
-        lines=len(vcf.raw_header.rstrip("\n").split("\n")),
+        lines=_header_lines(path, vcf),
         contigs=frozenset(_CONTIG_LINE.findall(vcf.raw_header)),
     )
 
