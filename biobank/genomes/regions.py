@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -63,12 +62,14 @@ from biobank.genomes.partitions import (
     write_partition,
 )
 from biobank.genomes.records import read_header
+from biobank.genomes.region_chunks import CHUNK_BP, MAX_POS, Region, plan_regions, read_bed
 from biobank.registry.inventory import resolve_samples
 
 if TYPE_CHECKING:
     import duckdb
 
 __all__ = [
+    "CHUNK_BP",
     "MAX_POS",
     "Region",
     "StagedRegion",
@@ -77,79 +78,11 @@ __all__ = [
     "open_store_waiting",
     "plan_regions",
     "publish",
+    "read_bed",
     "stage_region",
 ]
 
 logger = logging.getLogger(__name__)
-
-#: the end of an open region (VCF positions are 32-bit)
-MAX_POS = 2**31 - 1
-#: default region chunk: 5 Mb
-CHUNK_BP = 5_000_000
-
-
-@dataclass(frozen=True, order=True)
-class Region:
-    """A region chunk ``contig:start-end`` (1-based, inclusive, by record POS)."""
-
-    contig: str
-    start: int = 1
-    end: int = MAX_POS
-
-    def __str__(self) -> str:
-        return f"{self.contig}:{self.start}-{self.end}"
-
-    @classmethod
-    def parse(cls, text: str) -> Region:
-        """Parse ``chr1``, ``chr1:1000-2000`` (commas allowed in numbers)."""
-        m = re.fullmatch(r"(.+?)(?::([\d,]+)-([\d,]+))?", text.strip())
-        if not m or not m.group(1):
-            raise ValidationError(
-                f"region {text!r} is not CONTIG or CONTIG:START-END", field="region", value=text
-            )
-        if m.group(2) is None:
-            return cls(m.group(1))
-        start, end = (int(g.replace(",", "")) for g in m.group(2, 3))
-        if not 1 <= start <= end <= MAX_POS:
-            raise ValidationError(
-                f"region {text!r}: need 1 <= START <= END", field="region", value=text
-            )
-        return cls(m.group(1), start, end)
-
-
-def plan_regions(path: Path, *, chunk_bp: int = CHUNK_BP) -> list[Region]:
-    """Region chunks of ``chunk_bp`` covering every contig with records in an indexed file.
-
-    Uses ``bcftools index --stats`` (contig lengths and record counts from the
-    index); a contig without a length in the header is one region.
-
-    Raises
-    ------
-    ValidationError
-        If the file has no index (make one with ``bcftools index`` or ``tabix``).
-    """
-    proc = subprocess.run(
-        ["bcftools", "index", "--stats", str(path)], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise ValidationError(
-            f"{path} has no usable index for a region load ({proc.stderr.strip()}): "
-            f"index it with 'bcftools index {path}' (or tabix -p vcf)",
-            file=path,
-        )
-    out = []
-    for line in proc.stdout.splitlines():
-        contig, length, n = line.split("\t")[:3]
-        if n == "0":
-            continue
-        if not length.isdigit():
-            out.append(Region(contig))
-            continue
-        size = int(length)
-        for start in range(1, size + 1, chunk_bp):
-            end = min(start + chunk_bp - 1, size)
-            out.append(Region(contig, start, MAX_POS if end == size else end))
-    return out
 
 
 def _table_ddl() -> str:
@@ -610,10 +543,31 @@ def open_store_waiting(path: Path, *, timeout: float = 600.0) -> Store:
         delay = min(delay * 2, 1.0)
 
 
+def _total(path: Path, reports: Sequence[LoadReport], t0: float) -> LoadReport:
+    """One report for the regions of a load (``already_loaded`` if none was new)."""
+    new = [r for r in reports if not r.already_loaded]
+    if not new:
+        earlier = next((r.load_id for r in reports), 0)
+        return LoadReport(str(path), 0, earlier, already_loaded=True)
+    return LoadReport(
+        source=str(path),
+        batch_id=new[0].batch_id,
+        load_id=new[-1].load_id,
+        already_loaded=False,
+        n_samples=new[0].n_samples,
+        n_records=sum(r.n_records for r in new),
+        n_variants=sum(r.n_variants for r in new),
+        n_new_variants=sum(r.n_new_variants for r in new),
+        n_calls=sum(r.n_calls for r in new),
+        n_packed=sum(r.n_packed for r in new),
+        seconds=time.perf_counter() - t0,
+    )
+
+
 def load_region(
     store_path: Path,
     path: str | Path,
-    region: Region | None,
+    regions: Sequence[Region],
     *,
     principal: Principal,
     info_fields: Sequence[str] = (),
@@ -621,27 +575,36 @@ def load_region(
     pack: bool = True,
     timeout: float = 600.0,
 ) -> LoadReport:
-    """Stage one region without the store, then publish it (one Snakemake job).
+    """Stage some regions without the store, then publish them together (one Snakemake job).
 
     The store is opened only to publish, waiting up to ``timeout`` seconds
-    while another job publishes.
+    while another job publishes. Regions loaded before are skipped.
     """
     require(principal, Permission.LOAD_DATA)
-    staged = stage_region(
-        path,
-        region,
-        scratch=scratch_path(store_path),
-        info_fields=info_fields,
-        call_fields=call_fields,
-        pack=pack,
-    )
+    t0 = time.perf_counter()
+    path = Path(path)
+    checksum = file_checksum(path) if path.is_file() else None
+    staged: list[StagedRegion] = []
     try:
+        for region in regions:
+            staged.append(
+                stage_region(
+                    path,
+                    region,
+                    scratch=scratch_path(store_path),
+                    info_fields=info_fields,
+                    call_fields=call_fields,
+                    pack=pack,
+                    checksum=checksum,
+                )
+            )
         store = open_store_waiting(store_path, timeout=timeout)
     except BaseException:
-        staged.discard()
+        for st in staged:
+            st.discard()
         raise
     with store:
-        return publish(store, [staged], principal=principal)[0]
+        return _total(path, publish(store, staged, principal=principal), t0)
 
 
 def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
@@ -729,19 +692,4 @@ def load_regions(
                 f.unlink(missing_ok=True)
         raise
     published = publish(store, staged, principal=principal, complete=complete)
-    reports = [r for r in published if not r.already_loaded]
-    if not reports:
-        return LoadReport(str(path), 0, 0, already_loaded=True)
-    return LoadReport(
-        source=str(path),
-        batch_id=reports[0].batch_id,
-        load_id=reports[-1].load_id,
-        already_loaded=False,
-        n_samples=reports[0].n_samples,
-        n_records=sum(r.n_records for r in reports),
-        n_variants=sum(r.n_variants for r in reports),
-        n_new_variants=sum(r.n_new_variants for r in reports),
-        n_calls=sum(r.n_calls for r in reports),
-        n_packed=sum(r.n_packed for r in reports),
-        seconds=time.perf_counter() - t0,
-    )
+    return _total(path, published, t0)
