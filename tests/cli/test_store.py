@@ -17,7 +17,7 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.mark.slow
-def test_load_region_verify_compact(store: Store, tmp_path: Path, run: Run) -> None:  # noqa: F811
+def test_load_region_verify_compact(store: Store, tmp_path: Path, run: Run) -> None:
     vcf = tmp_path / "c.vcf.gz"
     names = random_vcf(vcf, 8, 60, seed=2)
     store.con.execute(
