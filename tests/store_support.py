@@ -27,8 +27,10 @@ def random_vcf(
     """Write a bgzipped, indexed VCF of random genotypes; return its sample names.
 
     Records alternate between ``contigs`` blocks, positions 1,000 bp apart. With
-    ``odd`` some records are multi-allelic, some calls haploid, phased, missing or
-    half-calls (every kind of stored call); otherwise plain unphased diploid SNVs.
+    ``odd`` some records are multi-allelic, and in every third record some calls
+    are haploid, phased, missing or half-calls (every kind of stored call; the
+    other records are plain, so that some variants are stored packed); otherwise
+    plain unphased diploid SNVs.
     """
     rng = np.random.default_rng(seed)
     names = [f"{prefix}{i:04d}" for i in range(n_samples)]
@@ -49,7 +51,7 @@ def random_vcf(
             cells = []
             for i in range(n_samples):
                 a, b = g[i]
-                r = rng.random() if odd else 1.0
+                r = rng.random() if odd and j % 3 == 0 else 1.0
                 if r < 0.03:
                     cells.append("./.")
                 elif r < 0.05:
@@ -59,7 +61,8 @@ def random_vcf(
                 elif r < 0.15:
                     cells.append(f"{a}|{b}")
                 else:
-                    cells.append(f"{a}/{b}" if rng.random() < 0.99 else "./.")
+                    lo, hi = (a, b) if odd and j % 3 == 0 else sorted((a, b))  # 1/0 is not plain
+                    cells.append(f"{lo}/{hi}" if rng.random() < 0.99 else "./.")
             alts = ",".join(["G", "T"][:n_alt])
             lines.append(
                 f"{contig}\t{1000 * (j + 1)}\t.\tA\t{alts}\t.\tPASS\t.\tGT\t" + "\t".join(cells)
