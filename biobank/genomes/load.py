@@ -530,17 +530,19 @@ def _commit(
     info_fields: list[str],
     call_fields: list[str],
     counts: _Counts,
+    kind: str,
+    tool: str,
 ) -> int:
     """Publish the staged rows with the batch, provenance and audit entry; return the load id."""
     with store.transaction() as con:
         plan.check_unchanged(store, path, checksum)
         load_id = store.record_provenance(
             con,
-            kind="vcf",
+            kind=kind,
             source=str(path),
             checksum=checksum,
             parameters={"info_fields": info_fields, "call_fields": call_fields},
-            tool_version=f"cyvcf2 {_cyvcf2_version()}",
+            tool_version=tool,
             user=principal.user,
         )
         plan.write_batch(con, header.names, participants)
@@ -591,8 +593,10 @@ def _load(
     pack: bool,
     t0: float,
     end_of_input: Callable[[], None] | None = None,
+    source: tuple[Header, Iterator[tuple[int | None, Any]], str, str] | None = None,
 ) -> LoadReport:
-    header = read_header(vcf, path, info_fields, call_fields)
+    # source: (header, records, provenance kind, tool) of a non-VCF input (arrays)
+    header = read_header(vcf, path, info_fields, call_fields) if source is None else source[0]
     names = header.names
     n = len(names)
     per_chunk = chunk_records or max(1, min(20_000, _CHUNK_CELLS // n))
@@ -624,6 +628,7 @@ def _load(
             per_chunk=per_chunk,
             progress=progress,
             end_of_input=end_of_input,
+            records=None if source is None else source[1],
         )
         if counts.records == 0:
             raise ValidationError("the VCF has no records: there is nothing to load", file=path)
@@ -640,6 +645,8 @@ def _load(
             info_fields=info_fields,
             call_fields=call_fields,
             counts=counts,
+            kind="vcf" if source is None else source[2],
+            tool=f"cyvcf2 {_cyvcf2_version()}" if source is None else source[3],
         )
     seconds = time.perf_counter() - t0
     logger.info(
