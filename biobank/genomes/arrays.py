@@ -139,7 +139,7 @@ class _Record:
 
 def _records(pgen: Path, pvar_path: Path, pvar: Pvar, n: int) -> Iterator[tuple[int | None, Any]]:
     """Each variant of the fileset as ``(pvar line, record)``, read in blocks."""
-    import pgenlib
+    import pgenlib  # type: ignore[import-untyped]
 
     n_alts = np.array([len(r[4].split(",")) if len(r) > 4 else 1 for r in pvar.rows])
     offsets = None
