@@ -1,5 +1,6 @@
 """Partitioned-store commands (:mod:`biobank.genomes.partitions`, :mod:`biobank.genomes.regions`):
-``store verify``, ``store compact``, ``store partition`` and ``load-region``."""
+``store verify``, ``store compact``, ``store partition``, ``load-region`` and
+``load-pgen`` (:mod:`biobank.genomes.arrays`)."""
 
 from __future__ import annotations
 
@@ -133,7 +134,26 @@ def load_region(
     )
 
 
+def load_pgen(
+    ctx: typer.Context,
+    pgen: Annotated[Path, typer.Argument(help="A .pgen (with .pvar and .psam beside it).")],
+) -> None:
+    """Load a PLINK 2 fileset (e.g. a genotyping-array batch) as one batch, all or nothing."""
+    from biobank.genomes.arrays import load_pgen as run
+
+    with open_store(ctx) as store:
+        report = run(store, pgen, principal=acting_principal(ctx, store))
+    if report.already_loaded:
+        typer.echo(f"{pgen} was already loaded (load {report.load_id}): nothing to do")
+        return
+    typer.echo(
+        f"loaded {pgen}: batch {report.batch_id}, {report.n_samples} samples, "
+        f"{report.n_variants} variants, {report.n_calls} stored calls in {report.seconds:.1f} s"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.add_typer(store_app, name="store")
     app.command("load-region")(load_region)
+    app.command("load-pgen")(load_pgen)
