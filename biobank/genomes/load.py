@@ -191,7 +191,8 @@ def load_vcf(
         partitioned load, see :func:`biobank.genomes.regions.load_regions`).
     partitioned
         Write the calls as Parquet partitions (:mod:`biobank.genomes.partitions`);
-        always so in a store that is partitioned already, and with ``workers > 1``.
+        always so in a store that is partitioned already, with ``workers > 1``,
+        and when ``BIOBANK_STORE_LAYOUT=partitioned`` is set (a center's default).
 
     Returns
     -------
@@ -221,6 +222,9 @@ def load_vcf(
     path = Path(path)
     from biobank.genomes.partitions import is_partitioned
 
+    import os
+
+    partitioned = partitioned or os.environ.get("BIOBANK_STORE_LAYOUT") == "partitioned"
     if partitioned or workers > 1 or is_partitioned(store.con):
         from biobank.genomes.regions import load_regions
 

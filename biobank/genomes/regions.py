@@ -167,6 +167,7 @@ def stage_region(
     pack: bool = True,
     chunk_records: int | None = None,
     checksum: str | None = None,
+    db_threads: int | None = None,
 ) -> StagedRegion:
     """Read one region (or, with ``None``, a whole file) into the scratch file ``scratch``.
 
@@ -192,7 +193,8 @@ def stage_region(
     except Exception as exc:  # cyvcf2 raises plain Exceptions for unreadable input
         raise ValidationError(f"cannot open {path} as VCF/BCF: {exc}", file=path) from exc
     staged = StagedRegion(path, region, scratch, checksum, [], list(info_fields), list(call_fields))
-    con = duckdb.connect(str(scratch))
+    # one of several workers: DuckDB's own threads would only compete with the others
+    con = duckdb.connect(str(scratch), config={"threads": db_threads} if db_threads else {})
     try:
         header = read_header(vcf, path, info_fields, call_fields)
         staged.names = names = header.names
@@ -608,7 +610,7 @@ def load_region(
 
 
 def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
-    path, region, scratch, info_fields, call_fields, pack, checksum = args
+    path, region, scratch, info_fields, call_fields, pack, checksum, db_threads = args
     return stage_region(
         path,
         region,
@@ -617,6 +619,7 @@ def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
         call_fields=call_fields,
         pack=pack,
         checksum=checksum,
+        db_threads=db_threads,
     )
 
 
@@ -667,7 +670,16 @@ def load_regions(
     if not todo:
         return LoadReport(str(path), 0, 0, already_loaded=True)
     jobs = [
-        (path, r, scratch_path(store.path), list(info_fields), list(call_fields), pack, checksum)
+        (
+            path,
+            r,
+            scratch_path(store.path),
+            list(info_fields),
+            list(call_fields),
+            pack,
+            checksum,
+            1 if workers > 1 else None,
+        )
         for r in todo
     ]
     staged: list[StagedRegion] = []
