@@ -220,9 +220,9 @@ def load_vcf(
 
     require(principal, Permission.LOAD_DATA)
     path = Path(path)
-    from biobank.genomes.partitions import is_partitioned
-
     import os
+
+    from biobank.genomes.partitions import is_partitioned
 
     partitioned = partitioned or os.environ.get("BIOBANK_STORE_LAYOUT") == "partitioned"
     if partitioned or workers > 1 or is_partitioned(store.con):
