@@ -120,8 +120,7 @@ def main(n_samples: int = 3000, n_variants: int = 45_000, json_out: Path | None 
     plink_cmd = ["plink2", "--pfile", str(prefix), "--keep", str(keep_file), "--freq",
                  "--out", str(WORK / f"freq_{tag}"), "--threads", "2"]  # fmt: skip
     bcftools_sh = (
-        f"bcftools view -S {keep_file} -Ou {bcf} | bcftools +fill-tags -Ou -o /dev/null"
-        " -- -t AC,AN"
+        f"bcftools view -S {keep_file} -Ou {bcf} | bcftools +fill-tags -Ou -o /dev/null -- -t AC,AN"
     )
     region = VariantFilter(region=f"{regions[0].contig}:1-{regions[-1].end // 100}")
     with Store(single, read_only=True) as a, Store(part2) as b:
