@@ -40,7 +40,7 @@ def test_load_region_verify_compact(store: Store, tmp_path: Path, run: Run) -> N
     assert '"problems": 0' in proc.stdout
     proc = run(*base, "store", "compact", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "merged 2 files into 1" in proc.stdout  # the two chr1 calls files
+    assert "merged 4 files into 2" in proc.stdout  # chr1: two calls and two packed files
     proc = run(*base, "verify", str(vcf), cwd=tmp_path)  # every genotype against bcftools
     assert proc.returncode == 0, proc.stderr + proc.stdout
     with Store(db) as s:
