@@ -262,10 +262,16 @@ class Store:
     # -- scratch databases ---------------------------------------------------
     def _remove_stale_scratch(self) -> None:
         """Delete scratch files of processes that ended without removing them (killed)."""
+        import socket
+
         name = re.escape(self.path.name)
         pattern = re.compile(rf"\.{name}\.scratch-(\d+)-[0-9a-f]+\.duckdb(\.wal)?")
-        for f in self.path.parent.glob(f".{self.path.name}.scratch-*"):
-            m = pattern.fullmatch(f.name)
+        # region-load workers name their host: on a shared file system only the
+        # files of this host's dead processes are stale
+        host = re.escape(socket.gethostname())
+        region = re.compile(rf"\.{name}\.region-{host}-(\d+)-[0-9a-f]+\.duckdb(\.wal)?")
+        for f in self.path.parent.glob(f".{self.path.name}.*-*.duckdb*"):
+            m = pattern.fullmatch(f.name) or region.fullmatch(f.name)
             if m is None:
                 continue
             pid = int(m.group(1))

@@ -98,9 +98,16 @@ def _table_ddl() -> str:
 
 
 def scratch_path(store_path: Path) -> Path:
-    """A new scratch file beside the store (removed with the store's stale scratch files)."""
-    name = f".{store_path.name}.scratch-{os.getpid()}-{secrets.token_hex(6)}.duckdb"
-    return store_path.parent / name
+    """A new scratch file beside the store, named by host and process.
+
+    Opening the store for writing removes such files of this host's processes
+    that ended (killed workers); those of other hosts (cluster jobs on a shared
+    file system) are left alone.
+    """
+    import socket
+
+    name = f".{store_path.name}.region-{socket.gethostname()}-{os.getpid()}-"
+    return store_path.parent / f"{name}{secrets.token_hex(6)}.duckdb"
 
 
 @dataclass

@@ -153,7 +153,7 @@ def test_partitioned_load__failure_in_publish_leaves_store_and_files_as_they_wer
         assert sorted(f for f in parts_root(s.path).rglob("*") if f.is_file()) == [
             f for f in files if f.is_file()
         ]
-        assert not list(tmp_path.glob(".p.duckdb.scratch-*"))
+        assert not list(tmp_path.glob(".p.duckdb.region-*"))
         monkeypatch.undo()
         load_regions(s, vcf, principal=REGISTRAR, regions=[Region("chr2")])
         assert verify_vcf(s, vcf).ok
@@ -185,7 +185,7 @@ def test_partitioned_load__bad_record_in_a_region_names_file_line_and_writes_not
         assert table_counts(s) == before
         assert not is_partitioned(s.con)
         assert not [f for f in parts_root(s.path).rglob("*") if f.is_file()]
-        assert not list(tmp_path.glob(".p.duckdb.scratch-*"))
+        assert not list(tmp_path.glob(".p.duckdb.region-*"))
 
 
 def test_partitioned_load__kill_9_while_publishing_leaves_store_as_it_was(
@@ -334,3 +334,25 @@ def test_verify_partitions__finds_changed_missing_and_unlisted_files(
         assert any("changed" in p for p in check.problems)
         assert any("missing" in p for p in check.problems)
         assert check.unlisted == ["batch=1/stray.parquet"]
+
+
+def test_scratch_of_a_killed_worker_is_removed_only_on_its_host(
+    tmp_path: Path, cohort: tuple[Path, list[str]]
+) -> None:
+    import socket
+
+    _, names = cohort
+    db = tmp_path / "p.duckdb"
+    sample_store(db, names).close()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    mine = tmp_path / f".p.duckdb.region-{socket.gethostname()}-{dead.pid}-abcdef012345.duckdb"
+    other = tmp_path / f".p.duckdb.region-node-b7-{dead.pid}-abcdef012345.duckdb"
+    live = regions_mod.scratch_path(db)  # this process: alive
+    for f in (mine, other, live):
+        f.write_bytes(b"")
+    with Store(db):
+        pass
+    assert not mine.exists()
+    assert other.exists()  # another host's job may still be writing it
+    assert live.exists()
