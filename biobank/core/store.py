@@ -131,6 +131,10 @@ class Store:
         _malloc.tune()  # reuse freed buffers between queries (see biobank.core._malloc)
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
+            # files named relative to the store (the partitioned store's Parquet
+            # files, biobank.genomes.partitions) are found beside it, wherever it moved
+            here = str(self.path.resolve().parent).replace("'", "''")
+            self.con.execute(f"SET GLOBAL file_search_path = '{here}'")
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._in_transaction = False

@@ -116,14 +116,18 @@ def refresh_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     """(Re)define ``genotype_call`` and ``genotype_packed`` over the catalog's files.
 
     Run inside the transaction that changes ``genotype_partition``, so that the
-    views and the catalog change together.
+    views and the catalog change together. ``root`` is the store's parts
+    directory (:func:`parts_root`); the views name the files relative to the
+    store's directory.
     """
     rows = con.execute(
         "SELECT kind, path FROM genotype_partition"
         " ORDER BY batch_id, contig, region_start, partition_id"
     ).fetchall()
     for kind, (view, columns) in _KIND_VIEW.items():
-        files = [root.resolve() / str(p) for k, p in rows if k == kind]
+        # relative to the store's directory (DuckDB's file_search_path, set by
+        # Store): a store moved or copied with its parts directory still reads
+        files = [Path(root.name) / str(p) for k, p in rows if k == kind]
         con.execute(_view_sql(view, columns, files))
 
 

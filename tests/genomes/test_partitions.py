@@ -356,3 +356,18 @@ def test_scratch_of_a_killed_worker_is_removed_only_on_its_host(
     assert not mine.exists()
     assert other.exists()  # another host's job may still be writing it
     assert live.exists()
+
+
+def test_partitioned_store_moved_with_its_parts_still_reads(
+    tmp_path: Path, cohort: tuple[Path, list[str]], single: Store
+) -> None:
+    vcf, names = cohort
+    first = tmp_path / "first"
+    first.mkdir()
+    with sample_store(first / "p.duckdb", names) as s:
+        load_regions(s, vcf, principal=REGISTRAR, regions=[Region("chr1"), Region("chr2")])
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    with Store(moved / "p.duckdb", read_only=True) as s:
+        assert verify_partitions(s).ok
+        assert stored_calls(s) == stored_calls(single)
