@@ -225,19 +225,19 @@ def load_vcf(
     from biobank.genomes.partitions import is_partitioned
 
     partitioned = partitioned or os.environ.get("BIOBANK_STORE_LAYOUT") == "partitioned"
-    if partitioned or workers > 1 or is_partitioned(store.con):
-        from biobank.genomes.regions import load_regions
-
-        return load_regions(
-            store,
-            path,
-            principal=principal,
-            workers=workers,
-            info_fields=info_fields,
-            call_fields=call_fields,
-            pack=pack,
-        )
     try:
+        if partitioned or workers > 1 or is_partitioned(store.con):
+            from biobank.genomes.regions import load_regions
+
+            return load_regions(
+                store,
+                path,
+                principal=principal,
+                workers=workers,
+                info_fields=info_fields,
+                call_fields=call_fields,
+                pack=pack,
+            )
         return _load_file(
             store,
             path,

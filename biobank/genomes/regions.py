@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from biobank.core import audit
 from biobank.core.access import Permission, Principal, require
-from biobank.core.errors import ConflictError, StoreError, ValidationError
+from biobank.core.errors import StoreError, ValidationError
 from biobank.core.store import Store, file_checksum
 from biobank.genomes import staging
 from biobank.genomes.load import (
@@ -322,9 +323,23 @@ def _write_files(
     sample_offset: int,
     offset: int | None,
     out: list[PartitionFile],
+    perm: np.ndarray | None = None,
 ) -> None:
     """Write the staged calls as one calls and one packed file per contig (added to ``out``
-    as soon as each is written, so that a failure can remove them)."""
+    as soon as each is written, so that a failure can remove them).
+
+    ``perm``: the batch position of each file column when the file's columns are
+    in another order than the batch's (then ``_region_samples`` maps the sample
+    keys and the packed planes' bits are moved); ``None``: the same order.
+    """
+    packed_from = f"{alias}.stage.genotype_packed"
+    if perm is not None:
+        _register_permuted_planes(con, packed_from, perm)
+        packed_from = "_region_packed"
+    sk = f"x.sample_key + {sample_offset}"
+    sample_join = ""
+    if perm is not None:
+        sk, sample_join = "m.sample_key", " JOIN _region_samples m ON m.local_key = x.sample_key"
     groups = con.execute(
         "SELECT contig, min(variant_key), max(variant_key), count(*), min(position),"
         f" max(position) FROM {alias}.stage.variant GROUP BY contig ORDER BY min(variant_key)"
@@ -346,17 +361,16 @@ def _write_files(
                 " JOIN _region_keys k ON k.local_key = x.variant_key",
                 "",
             )
-        if offset is None or not contiguous:
+        if offset is None or not contiguous or perm is not None:
             order = " ORDER BY 1"
         calls = (
-            f"SELECT CAST({vk} AS INTEGER) AS variant_key,"
-            f" CAST(x.sample_key + {sample_offset} AS INTEGER) AS sample_key,"
+            f"SELECT CAST({vk} AS INTEGER) AS variant_key, CAST({sk} AS INTEGER) AS sample_key,"
             f" x.dosage, x.flags, x.dp, x.gq FROM {alias}.stage.genotype_call x{join}"
-            f" WHERE {where}{order}"
+            f"{sample_join} WHERE {where}{order}"
         )
         packed = (
             f"SELECT CAST(? AS INTEGER) AS batch_id, CAST({vk} AS INTEGER) AS variant_key,"
-            f" x.lo, x.hi FROM {alias}.stage.genotype_packed x{join} WHERE {where}"
+            f" x.lo, x.hi FROM {packed_from} x{join} WHERE {where}"
             + (" ORDER BY 2" if order else "")
         )
         region = staged.region
@@ -377,6 +391,30 @@ def _write_files(
                 out.append(part)
 
 
+def _register_permuted_planes(
+    con: duckdb.DuckDBPyConnection, staged_packed: str, perm: np.ndarray
+) -> None:
+    """Register ``_region_packed``: the staged planes with bit ``c`` moved to ``perm[c]``."""
+    import pyarrow as pa
+
+    from biobank.genomes.encoding import word_lists
+
+    n = len(perm)
+    n_words = (n + 63) // 64
+    table = con.execute(
+        f"SELECT variant_key, lo, hi FROM {staged_packed} ORDER BY variant_key"
+    ).to_arrow_table()
+    columns: dict[str, Any] = {"variant_key": table.column("variant_key")}
+    for name in ("lo", "hi"):
+        flat = table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        words = np.asarray(flat, dtype="<u8").reshape(table.num_rows, n_words)
+        bits = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little")[:, :n]
+        moved = np.zeros((table.num_rows, n_words * 64), dtype=bool)
+        moved[:, perm] = bits.astype(bool)
+        columns[name] = word_lists(moved, n_words)
+    con.register("_region_packed", pa.table(columns))
+
+
 def _publish_one(
     store: Store,
     alias: str,
@@ -390,11 +428,12 @@ def _publish_one(
     participant_of = resolve_samples(con, staged.names)
     plan = staging.plan_batch(con, path, staged.names)
     keys = plan.sample_keys.astype(np.int64)
+    perm = None  # the file's columns in another order than the batch's samples
     if len(keys) > 1 and not (np.diff(keys) == 1).all():
-        raise ConflictError(
-            f"{path}: its samples are those of batch {plan.batch_id} but in another column "
-            "order; reorder the columns as in the batch's first file (bcftools view -s) "
-            "to load it as partitions"
+        perm = np.argsort(np.argsort(keys))  # batch position of each column
+        con.register(
+            "_region_samples",
+            pa.table({"local_key": np.arange(1, len(keys) + 1), "sample_key": keys}),
         )
     offset, n_new = _map_keys(con, alias, path, plan.batch_id, extends=not plan.new_batch)
     load_id = store.record_provenance(
@@ -413,7 +452,7 @@ def _publish_one(
     plan.write_batch(con, staged.names, [participant_of[s] for s in staged.names])
     files: list[PartitionFile] = []
     try:
-        _write_files(con, root, alias, staged, plan.batch_id, int(keys[0]) - 1, offset, files)
+        _write_files(con, root, alias, staged, plan.batch_id, int(keys[0]) - 1, offset, files, perm)
     finally:
         written += files
     for part in files:
@@ -552,6 +591,15 @@ def open_store_waiting(path: Path, *, timeout: float = 600.0) -> Store:
         delay = min(delay * 2, 1.0)
 
 
+def _first_load(store: Store, checksum: str) -> tuple[int, int]:
+    """Batch and first load id of a file's loads (``(0, 0)`` if none)."""
+    row = store.con.execute(
+        "SELECT batch_id, load_id FROM genotype_load WHERE checksum = ? ORDER BY load_id LIMIT 1",
+        [checksum],
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 def _total(path: Path, reports: Sequence[LoadReport], t0: float) -> LoadReport:
     """One report for the regions of a load (``already_loaded`` if none was new)."""
     new = [r for r in reports if not r.already_loaded]
@@ -660,8 +708,10 @@ def load_regions(
     if not path.is_file():
         raise ValidationError(f"VCF file {path} does not exist", file=path)
     checksum = file_checksum(path)
-    if store.find_load(kind="vcf", checksum=checksum) is not None:  # loaded as a whole
-        return LoadReport(str(path), 0, 0, already_loaded=True)
+    earlier = store.find_load(kind="vcf", checksum=checksum)
+    if earlier is not None:  # loaded as a whole: report its (first) load
+        batch_id, first = _first_load(store, checksum)
+        return LoadReport(str(path), batch_id, first or earlier, already_loaded=True)
     complete = checksum if regions is None else None
     if regions is None:
         try:

@@ -371,3 +371,29 @@ def test_partitioned_store_moved_with_its_parts_still_reads(
     with Store(moved / "p.duckdb", read_only=True) as s:
         assert verify_partitions(s).ok
         assert stored_calls(s) == stored_calls(single)
+
+
+def test_partitioned_load__same_samples_in_another_column_order_extend_their_batch(
+    tmp_path: Path, cohort: tuple[Path, list[str]], single: Store
+) -> None:
+    vcf, names = cohort
+    chr2 = tmp_path / "chr2.vcf.gz"
+    order = names[::-1]  # the chr2 file lists the samples backwards
+    subprocess.run(
+        ["bcftools", "view", "-r", "chr2", "-s", ",".join(order), "-Oz", "-o", str(chr2), str(vcf)],
+        check=True,
+    )
+    with sample_store(tmp_path / "p.duckdb", names) as s:
+        load_regions(s, vcf, principal=REGISTRAR, regions=[Region("chr1")])
+        report = load_regions(s, chr2, principal=REGISTRAR)
+        assert report.batch_id == 1
+        assert s.con.execute("SELECT count(*) FROM genotype_batch").fetchone() == (1,)
+        assert (
+            s.con.execute(
+                "SELECT count(*) FROM genotype_packed p JOIN variant v USING (variant_key)"
+                " WHERE v.contig = 'chr2'"
+            ).fetchone()[0]
+            > 0
+        )  # packed planes whose bits had to move
+        _same(_answers(s), _answers(single))
+        assert verify_vcf(s, chr2).ok
