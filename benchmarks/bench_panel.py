@@ -44,14 +44,12 @@ KG = HERE.parents[1] / "shared" / "data" / "1kg-phase3-subset"
 def _copy_store(demo: Path) -> Path:
     WORK.mkdir(parents=True, exist_ok=True)
     dst = WORK / "panel_demo.duckdb"
-    for suffix in ("", ".key", ".wal"):
+    for suffix in ("", ".key", ".wal", ".audit-head"):
         src = Path(f"{demo / 'biobank.duckdb'}{suffix}")
         target = Path(f"{dst}{suffix}")
         target.unlink(missing_ok=True)
         if src.exists():
             shutil.copy2(src, target)
-    for stale in WORK.glob("panel_demo.duckdb.*head*"):
-        stale.unlink()
     return dst
 
 

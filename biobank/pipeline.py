@@ -161,6 +161,14 @@ def _ensure_demo_users(store: Store) -> None:
                 map_login(con, admin, login, user)
 
 
+def _grant_demo_access(store: Store, step: Callable[[str], None]) -> None:
+    """Approve a data access request of demo-researcher for HMB (the notebooks' purpose)."""
+    from biobank.testing.access import grant_record_access
+
+    (req,) = grant_record_access(store, "demo-researcher", ("HMB",))
+    step(f"access: demo-researcher holds approved request {req.request_id} for HMB")
+
+
 def _load_registry_and_population(
     store: Store, directory: Path, step: Callable[[str], None]
 ) -> None:
@@ -304,6 +312,7 @@ def run_demo(
     center_key(result.store, create=True)
     with Store(result.store) as store:
         _ensure_demo_users(store)
+        _grant_demo_access(store, step)
         _load_registry_and_population(store, directory, step)
     step("workflow: FASTQ -> QC -> alignment -> joint calling -> annotation -> QC report")
     cohort_vcf = _run_workflow(directory, root, cores)

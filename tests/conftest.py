@@ -52,6 +52,7 @@ def build_clinical_store(
     from biobank.core.store import Store
     from biobank.registry.consent import add_consent
     from biobank.registry.participants import register_participant
+    from biobank.testing.access import grant_record_access
 
     with Store(path) as store:
         center_key(store.path, create=True)
@@ -88,6 +89,7 @@ def build_clinical_store(
                     disease=disease or None,
                 )
                 ids.append((row["national_id"], pid))
+        grant_record_access(store, "rita", ("HMB", "DS:E11", "GRU", "POA"))
         if load:
             load_clinical(store, CLINICAL / "good", principal=registrar)
         if genotypes:
@@ -147,6 +149,7 @@ def build_demo_store(root: Path, *, preset: str = "tiny", seed: int = 42) -> Pat
     from biobank.genomes.load import load_vcf
     from biobank.registry.imports import import_all
     from biobank.testing import generate_demo
+    from biobank.testing.access import grant_record_access
 
     demo = root / "demo"
     generate_demo(demo, preset=preset, seed=seed)
@@ -163,6 +166,7 @@ def build_demo_store(root: Path, *, preset: str = "tiny", seed: int = 42) -> Pat
         import_all(store, registrar, demo / "registry")
         load_vcf(store, demo / "population" / "cohort.vcf.gz", principal=registrar)
         load_clinical(store, demo / "clinical", principal=registrar)
+        grant_record_access(store, "researcher", ("HMB", "DS:E11", "GRU"))
     return path
 
 
@@ -176,3 +180,12 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     not set ``BIOBANK_CENTER_KEY`` in tests that use it. Treat it as read-only.
     """
     return build_demo_store(tmp_path_factory.mktemp("demo_center"))
+
+
+@pytest.fixture(scope="session")
+def beacon_centre(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A small demo centre with three partner centres (``tests/beacon_support.py``), read only
+    except for the query budget rows the Beacon writes."""
+    from beacon_support import build_beacon_centre
+
+    return build_beacon_centre(tmp_path_factory.mktemp("beacon_centre"))

@@ -33,6 +33,7 @@ def build_demo_project(root: Path) -> Path:
     from biobank.pipeline import DEMO_USERS, annotate_population
     from biobank.registry.imports import import_all
     from biobank.testing import generate_demo
+    from biobank.testing.access import grant_record_access
 
     demo = root / "demo"
     generate_demo(demo, preset="tiny", seed=42)
@@ -52,6 +53,7 @@ def build_demo_project(root: Path) -> Path:
         import_all(store, registrar, demo / "registry")
         load_vcf(store, annotate_population(demo), principal=registrar)
         load_clinical(store, demo / "clinical", principal=registrar)
+        grant_record_access(store, "demo-researcher", ("HMB",))
     notebooks = root / "notebooks"
     notebooks.mkdir()
     for name in NAMES:

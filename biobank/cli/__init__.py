@@ -28,6 +28,8 @@ happen only inside commands:
     ``query``.
 ``sequencing``
     ``compare-calls``, ``load-sample-qc``, ``workflow`` (and ``registry sample-sheet``).
+``network``
+    ``partner`` (tokens of partner centres), ``federate`` (ask the network's centres).
 """
 
 from __future__ import annotations
@@ -64,9 +66,11 @@ COMMAND_MODULES = [
     "genomes",
     "clinical",
     "research",
+    "access",
     "sequencing",
     "service",
     "panels",
+    "network",
 ]
 
 

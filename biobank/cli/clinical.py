@@ -113,9 +113,14 @@ def cohort_define(
         raise ValidationError("give at least one criterion option or --json", field="criteria")
     with open_workbench(ctx, purpose) as wb:
         wb.define_cohort(name, crit, description=description, replace=replace)
-        size = wb.count(name)
+        release = wb.count_release(name)
     emit(
-        {"name": name, "participants": size, "definition": crit.to_json()},
+        {
+            "name": name,
+            "participants": release.n,
+            "withheld": release.withheld,
+            "definition": crit.to_json(),
+        },
         fmt,
     )
 

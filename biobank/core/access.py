@@ -9,7 +9,12 @@ admin         manage users; everything a registrar may; read the audit log
 registrar     write and read the registry (participants, consents, specimens)
 researcher    read pseudonymised research data of consented participants
 auditor       read and verify the audit log
+approver      decide data access requests and issue project extracts
+              (the data access committee; never for their own request)
 ============  ==========================================================
+
+A researcher may apply for data access (:mod:`biobank.research.access_requests`);
+record-level research reads need an approved request for the purpose.
 
 No role may read the re-contact identifiers through a research query.
 """
@@ -49,6 +54,7 @@ class Role(StrEnum):
     REGISTRAR = "registrar"
     RESEARCHER = "researcher"
     AUDITOR = "auditor"
+    APPROVER = "approver"
 
 
 class Permission(StrEnum):
@@ -61,6 +67,9 @@ class Permission(StrEnum):
     LOAD_DATA = "load_data"
     RESEARCH_READ = "research_read"
     AUDIT_READ = "audit_read"
+    ACCESS_REQUEST = "access_request"
+    ACCESS_APPROVE = "access_approve"
+    ACCESS_EXTRACT = "access_extract"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -82,8 +91,9 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.LOAD_DATA,
         }
     ),
-    Role.RESEARCHER: frozenset({Permission.RESEARCH_READ}),
+    Role.RESEARCHER: frozenset({Permission.RESEARCH_READ, Permission.ACCESS_REQUEST}),
     Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
+    Role.APPROVER: frozenset({Permission.ACCESS_APPROVE, Permission.ACCESS_EXTRACT}),
 }
 
 

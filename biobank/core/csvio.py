@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import logging
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from biobank.core.errors import ImportRejected, Problem, ValidationError
 if TYPE_CHECKING:
     from _csv import Reader
 
-__all__ = ["CsvFile", "CsvRow", "decode_bytes", "read_csv"]
+__all__ = ["CsvFile", "CsvRow", "decode_bytes", "parse_csv", "read_csv"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,35 +161,35 @@ def _first_unassigned(text: str) -> tuple[int, str] | None:
     private-use characters), never from a name. CJK extension planes are
     allowed whatever this Python's Unicode tables say, for rare names.
     """
-    for i, ch in enumerate(text):
-        if ord(ch) < 0x3400 or 0x20000 <= ord(ch) <= 0x323AF:
-            continue
+    for m in _BEYOND_BMP_BASICS.finditer(text):  # only these can be unassigned or private
+        ch = m.group()
         if unicodedata.category(ch) in ("Co", "Cn", "Cs"):
-            return i, ch
+            return m.start(), ch
     return None
 
 
-def _plausible(ch: str) -> bool:
-    """Whether a character is expected in a Chinese registry export."""
-    code = ord(ch)
-    return (
-        code < 0x7F
-        or 0xA0 <= code <= 0xFF  # Latin-1: accented Latin letters, °, µ, ·, ×
-        or code == 0x3BC  # Greek mu (µ written as μ)
-        or 0x2000 <= code <= 0x206F  # general punctuation: – — ‘ ’ “ ” …
-        or 0x3000 <= code <= 0x303F  # CJK symbols and punctuation: 、。《》
-        or 0x3400 <= code <= 0x4DBF  # CJK ideographs extension A
-        or 0x4E00 <= code <= 0x9FFF  # CJK unified ideographs
-        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
-        or 0xFF00 <= code <= 0xFFEF  # full-width forms: ，（）：
-        or code == 0xFEFF
-        or 0x20000 <= code <= 0x2FA1F  # CJK extensions B-F (rare names)
-    )
+#: Characters :func:`_first_unassigned` must look at (the others are assigned, not private).
+_BEYOND_BMP_BASICS = re.compile("[^\\x00-\\u33ff\\U00020000-\\U000323af]")
+#: The characters expected in a Chinese registry export.
+_PLAUSIBLE = (
+    "\\x00-\\x7e"  # ASCII
+    "\\xa0-\\xff"  # Latin-1: accented Latin letters, °, µ, ·, ×
+    "\\u03bc"  # Greek mu (µ written as μ)
+    "\\u2000-\\u206f"  # general punctuation: – — ‘ ’ “ ” …
+    "\\u3000-\\u303f"  # CJK symbols and punctuation: 、。《》
+    "\\u3400-\\u4dbf"  # CJK ideographs extension A
+    "\\u4e00-\\u9fff"  # CJK unified ideographs
+    "\\uf900-\\ufaff"  # CJK compatibility ideographs
+    "\\uff00-\\uffef"  # full-width forms: ，（）：
+    "\\ufeff"  # byte order mark
+    "\\U00020000-\\U0002fa1f"  # CJK extensions B-F (rare names)
+)
+_IMPLAUSIBLE = re.compile(f"[^{_PLAUSIBLE}]")
 
 
 def _implausible(text: str) -> int:
     """Count characters unlikely in a Chinese registry file (Cyrillic, Greek, emoji ...)."""
-    return sum(1 for ch in text if not _plausible(ch))
+    return sum(1 for _ in _IMPLAUSIBLE.finditer(text))
 
 
 def _guess_encoding(data: bytes) -> str | None:
@@ -236,6 +237,26 @@ def read_csv(
         data = path.read_bytes()
     except OSError as exc:
         raise ValidationError(f"cannot read the file: {exc.strerror}", file=path) from exc
+    return parse_csv(data, path=path, required=required, optional=optional)
+
+
+def parse_csv(
+    data: bytes,
+    *,
+    path: str | Path,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+) -> CsvFile:
+    """Parse the bytes of a CSV file (an upload) as :func:`read_csv` parses a file.
+
+    ``path`` names the file in problems and in the result; nothing is read from it.
+
+    Raises
+    ------
+    ValidationError, ImportRejected
+        As for :func:`read_csv`.
+    """
+    path = Path(path)
     text, encoding = decode_bytes(data, source=path)
     logger.debug("%s decoded as %s", path, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)

@@ -13,6 +13,8 @@ tools are translated at the boundary with ``raise ... from exc``.
     ├── NotFoundError          a participant, specimen, variant, cohort ... does not exist
     ├── ConflictError          a duplicate label, an occupied freezer position, a re-registration
     ├── AccessDenied           the principal's role does not permit the action
+    │   ├── QuotaExceeded      a requester used up its query budget (Beacon, federation)
+    │   └── DisclosureRefused  an aggregate output failed disclosure control (differencing ...)
     ├── ConsentError           consent does not permit the use, or was withdrawn
     ├── StoreError             the DuckDB store cannot be opened, migrated or written
     │   └── AuditIntegrityError the audit chain was edited or truncated
@@ -34,10 +36,12 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConsentError",
+    "DisclosureRefused",
     "ExternalToolError",
     "ImportRejected",
     "NotFoundError",
     "Problem",
+    "QuotaExceeded",
     "StoreError",
     "ToolNotFoundError",
     "ValidationError",
@@ -151,6 +155,14 @@ class ConflictError(BiobankError):
 
 class AccessDenied(BiobankError, PermissionError):
     """The acting user's role does not permit the requested action."""
+
+
+class QuotaExceeded(AccessDenied):
+    """A requester used up its query budget (re-identification defence of the Beacon)."""
+
+
+class DisclosureRefused(AccessDenied):
+    """An aggregate output failed disclosure control and is not shown."""
 
 
 class ConsentError(BiobankError):

@@ -29,7 +29,7 @@ import duckdb
 
 from biobank.core import audit
 from biobank.core.access import Permission, Principal, require
-from biobank.core.csvio import CsvFile, read_csv
+from biobank.core.csvio import CsvFile, parse_csv, read_csv
 from biobank.core.errors import ImportRejected, Problem, ValidationError
 from biobank.core.ids import center_key, national_id_birth_date, pseudonym, validate_national_id
 from biobank.registry import events
@@ -59,11 +59,15 @@ __all__ = [
     "FAULT_ENV",
     "PARTICIPANT_COLUMNS",
     "SPECIMEN_COLUMNS",
+    "ImportPreview",
     "ImportResult",
     "import_all",
     "import_consents",
     "import_participants",
     "import_specimens",
+    "import_upload",
+    "preview_import",
+    "read_upload",
 ]
 
 logger = logging.getLogger(__name__)
@@ -459,13 +463,44 @@ def _execute(store: Store, principal: Principal, plan: _Plan) -> list[ImportResu
     return plan.results
 
 
+_COLUMNS = {
+    "participants": PARTICIPANT_COLUMNS,
+    "consents": CONSENT_COLUMNS,
+    "specimens": SPECIMEN_COLUMNS,
+}
+_PLANNERS = {
+    "participants": _plan_participants,
+    "consents": _plan_consents,
+    "specimens": _plan_specimens,
+}
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValidationError(
+            f"unknown kind of import '{kind}': one of {', '.join(KINDS)}", field="kind", value=kind
+        )
+    return kind
+
+
 def _read(kind: str, path: str | Path) -> CsvFile:
-    required, optional = {
-        "participants": PARTICIPANT_COLUMNS,
-        "consents": CONSENT_COLUMNS,
-        "specimens": SPECIMEN_COLUMNS,
-    }[kind]
+    required, optional = _COLUMNS[_kind(kind)]
     return read_csv(path, required=required, optional=optional)
+
+
+def read_upload(kind: str, data: bytes, *, source: str) -> CsvFile:
+    """Decode and parse the bytes of an uploaded ``kind`` file (as :func:`read_csv` would).
+
+    Raises
+    ------
+    ValidationError
+        For an unknown kind, or bytes neither UTF-8 nor GB18030 (naming the
+        encodings tried), or an empty file.
+    ImportRejected
+        For a bad header or malformed rows.
+    """
+    required, optional = _COLUMNS[_kind(kind)]
+    return parse_csv(data, path=source, required=required, optional=optional)
 
 
 def _already(store: Store, kind: str, csv: CsvFile) -> ImportResult | None:
@@ -484,21 +519,132 @@ def _already(store: Store, kind: str, csv: CsvFile) -> ImportResult | None:
     )
 
 
-def _import_one(store: Store, principal: Principal, kind: str, path: str | Path) -> ImportResult:
-    require(principal, Permission.REGISTRY_WRITE)
-    csv = _read(kind, path)
+def _planned(store: Store, kind: str, csv: CsvFile) -> tuple[ImportResult | None, _Plan]:
+    """The plan of importing ``csv`` (or the earlier load of the same bytes)."""
+    plan = _Plan()
     done = _already(store, kind, csv)
+    if done is None:
+        _PLANNERS[kind](store.con, csv, center_key(store.path), plan)
+    return done, plan
+
+
+def _import_csv(store: Store, principal: Principal, kind: str, csv: CsvFile) -> ImportResult:
+    done, plan = _planned(store, kind, csv)
     if done is not None:
         return done
-    key = center_key(store.path)
-    plan = _Plan()
-    planner = {
-        "participants": _plan_participants,
-        "consents": _plan_consents,
-        "specimens": _plan_specimens,
-    }[kind]
-    planner(store.con, csv, key, plan)
     return _execute(store, principal, plan)[0]
+
+
+def _import_one(store: Store, principal: Principal, kind: str, path: str | Path) -> ImportResult:
+    require(principal, Permission.REGISTRY_WRITE)
+    return _import_csv(store, principal, kind, _read(kind, path))
+
+
+#: Rows of what an import adds or changes shown by :func:`preview_import`, at most.
+PREVIEW_ROWS = 500
+
+
+@dataclass
+class ImportPreview:
+    """What importing a file would do, computed without writing anything.
+
+    ``added`` and ``changed`` describe the records (first :data:`PREVIEW_ROWS`
+    of each; never a name or a full identity number); ``problems`` lists every
+    bad row (line, field, value, message with the fix). The import would be
+    written only if ``problems`` is empty.
+    """
+
+    result: ImportResult
+    problems: list[Problem]
+    added: list[dict[str, Any]]
+    changed: list[dict[str, Any]]
+
+
+def _preview_rows(plan: _Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    added: list[dict[str, Any]] = [
+        {
+            "participant_id": p.participant_id,
+            "national_id": mask_national_id(p.national_id),
+            "sex": p.sex,
+            "birth_year": p.birth_year,
+            "site": p.site,
+            "cohorts": ";".join(p.cohorts),
+        }
+        for p in plan.participants[:PREVIEW_ROWS]
+    ]
+    added += [
+        {
+            "participant_id": pid,
+            "consent_version": version,
+            "signed_date": signed.isoformat(),
+            "duo_codes": ";".join(
+                [
+                    codes.primary_code + (f":{codes.disease}" if codes.disease else ""),
+                    *codes.modifiers,
+                ]
+            ),
+            "withdrawn_date": withdrawn.isoformat() if withdrawn else "",
+        }
+        for pid, version, signed, codes, withdrawn in plan.consents[:PREVIEW_ROWS]
+    ]
+    added += [
+        {
+            "label": r.label,
+            "participant_id": r.participant_id,
+            "specimen_type": r.specimen_type,
+            "quantity": f"{r.quantity:g} {r.unit}",
+            "status": r.status,
+            "position": "/".join(str(x) for x in (r.freezer, r.rack, r.box, r.position))
+            if r.freezer
+            else "",
+        }
+        for r in plan.specimens[:PREVIEW_ROWS]
+    ]
+    changed = [
+        {"participant_id": pid, "consent_version": version, "withdrawn_date": when.isoformat()}
+        for pid, version, when in plan.withdrawals[:PREVIEW_ROWS]
+    ]
+    return added, changed
+
+
+def preview_import(
+    store: Store, principal: Principal, kind: str, data: bytes, *, source: str
+) -> ImportPreview:
+    """Check an uploaded file against the store and say what importing it would do.
+
+    Nothing is written (the same checks as :func:`import_upload`, which a
+    preview without problems promises will succeed on an unchanged store).
+
+    Raises
+    ------
+    AccessDenied
+        Without ``registry_write``.
+    ValidationError, ImportRejected
+        As for :func:`read_upload` (the file as a whole cannot be read).
+    """
+    require(principal, Permission.REGISTRY_WRITE)
+    csv = read_upload(kind, data, source=source)
+    done, plan = _planned(store, kind, csv)
+    if done is not None:
+        return ImportPreview(done, [], [], [])
+    added, changed = _preview_rows(plan)
+    return ImportPreview(plan.results[0], list(plan.problems), added, changed)
+
+
+def import_upload(
+    store: Store, principal: Principal, kind: str, data: bytes, *, source: str
+) -> ImportResult:
+    """Import the bytes of an uploaded ``kind`` file, all or nothing.
+
+    See :func:`import_participants`; ``source`` names the file in the provenance.
+
+    Raises
+    ------
+    AccessDenied, ValidationError, ImportRejected
+        As for :func:`import_participants`.
+    """
+    require(principal, Permission.REGISTRY_WRITE)
+    return _import_csv(store, principal, kind, read_upload(kind, data, source=source))
 
 
 def import_participants(store: Store, principal: Principal, path: str | Path) -> ImportResult:
@@ -566,11 +712,7 @@ def import_all(store: Store, principal: Principal, directory: str | Path) -> lis
     key = center_key(store.path)
     plan = _Plan()
     skipped: dict[str, ImportResult] = {}
-    planners = {
-        "participants": _plan_participants,
-        "consents": _plan_consents,
-        "specimens": _plan_specimens,
-    }
+    planners = _PLANNERS
     for kind, csv in files.items():
         done = _already(store, kind, csv)
         if done is not None:

@@ -508,7 +508,7 @@ def resolve_samples(con: duckdb.DuckDBPyConnection, sample_ids: Iterable[str]) -
     found = dict(
         con.execute(
             "SELECT sample_id, participant_id FROM sequencing_sample"
-            " WHERE list_contains(?, sample_id)",
+            " WHERE sample_id IN (SELECT unnest(?))",
             [wanted],
         ).fetchall()
     )

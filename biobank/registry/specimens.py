@@ -336,16 +336,26 @@ def _stored_specimens(
     )
     if not labels:
         return {}
-    cur = con.execute("SELECT * FROM specimen WHERE list_contains(?, label)", [labels])
+    cur = con.execute("SELECT * FROM specimen WHERE label IN (SELECT unnest(?))", [labels])
     names = [d[0] for d in cur.description]
     return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
 
-def _aliquoted(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], float]:
-    """(parent label, dimension) -> what its stored aliquots took, in the base unit."""
+def _aliquoted(
+    con: duckdb.DuckDBPyConnection, parents: Iterable[str]
+) -> dict[tuple[str, str], float]:
+    """(parent label, dimension) -> what its stored aliquots took, in the base unit.
+
+    Only for the given parent labels (the parents a batch refers to).
+    """
     taken: dict[tuple[str, str], float] = {}
+    wanted = sorted(set(parents))
+    if not wanted:
+        return taken
     for row in con.execute(
-        "SELECT c.parent_label, c.quantity, c.unit FROM specimen c WHERE c.parent_label IS NOT NULL"
+        "SELECT c.parent_label, c.quantity, c.unit FROM specimen c"
+        " WHERE c.parent_label IN (SELECT unnest(?))",
+        [wanted],
     ).fetchall():
         dim, amount = in_base(float(row[1]), str(row[2]))
         taken[(row[0], dim)] = taken.get((row[0], dim), 0.0) + amount
@@ -557,7 +567,7 @@ def check_specimens(
     existing_pids = {
         r[0]
         for r in con.execute(
-            "SELECT participant_id FROM participant WHERE list_contains(?, participant_id)",
+            "SELECT participant_id FROM participant WHERE participant_id IN (SELECT unnest(?))",
             [sorted({r.participant_id for _, r in new.values()})],
         ).fetchall()
     }
@@ -568,8 +578,10 @@ def check_specimens(
         participants=existing_pids | set(known_participants),
         birth_dates=birth_dates,
         now=now,
-        occupied=occupied_positions(con),
-        children_base=_aliquoted(con),
+        occupied=occupied_positions(
+            con, boxes={r.location[:3] for _, r in new.values() if r.location is not None}
+        ),
+        children_base=_aliquoted(con, (r.parent_label for _, r in new.values() if r.parent_label)),
         problems=problems,
     )
     for label, (line, rec) in new.items():

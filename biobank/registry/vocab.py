@@ -9,6 +9,7 @@ are shown: :func:`label` picks the language.
 * :data:`UNITS`: quantity units with their dimension (volume, mass, count) and
   the factor to the dimension's base unit, so an aliquot can be compared with
   its parent (``500 µL`` of plasma is less than ``4 mL`` of blood).
+* :data:`DERIVATIONS`: which types a derivative of each type may have.
 * :data:`SPECIMEN_STATUSES`: ``available``, ``consumed``, ``shipped``,
   ``destroyed``.
 * :data:`DUO_PRIMARY` and :data:`DUO_MODIFIERS`: GA4GH Data Use Ontology codes
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from biobank.core.errors import ValidationError
 
 __all__ = [
+    "DERIVATIONS",
     "DUO_MODIFIERS",
     "DUO_PRIMARY",
     "NUCLEIC_ACID_TYPES",
@@ -78,6 +80,25 @@ SPECIMEN_TYPES: Mapping[str, Term] = {
     "dna": Term("DNA", "DNA"),
     "rna": Term("RNA", "RNA"),
     "cfdna": Term("cell-free DNA", "游离DNA"),
+}
+
+#: Parent type -> the types a derivative of it may have (an aliquot keeps the parent's
+#: type and is always allowed): blood -> buffy coat -> DNA and the like.
+DERIVATIONS: Mapping[str, frozenset[str]] = {
+    "whole_blood": frozenset({"plasma", "buffy_coat", "pbmc", "dna", "rna", "cfdna"}),
+    "clotted_blood": frozenset({"serum"}),
+    "plasma": frozenset({"cfdna"}),
+    "serum": frozenset(),
+    "buffy_coat": frozenset({"dna", "rna", "pbmc"}),
+    "pbmc": frozenset({"dna", "rna"}),
+    "tissue_fresh_frozen": frozenset({"dna", "rna"}),
+    "tissue_ffpe": frozenset({"dna", "rna"}),
+    "saliva": frozenset({"dna"}),
+    "urine": frozenset({"cfdna", "dna"}),
+    "stool": frozenset({"dna"}),
+    "dna": frozenset(),
+    "rna": frozenset(),
+    "cfdna": frozenset(),
 }
 
 #: Specimen types that can be linked to a sequencing sample.

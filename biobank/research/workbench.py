@@ -15,6 +15,15 @@ not also browse research data under the same login). Every answer is a
   are suppressed (null) in aggregate output; see :func:`suppress_small_counts`.
 * :meth:`Workbench.sql` runs read-only SQL in a sandbox holding only the
   research tables, restricted to the permitted participants.
+* **Record-level access.** Methods whose result has one row per participant
+  (:meth:`~Workbench.participant_ids`, :meth:`~Workbench.cohort`,
+  :meth:`~Workbench.sql`, :meth:`~Workbench.case_control`, genotype matrices,
+  covariates, PCs, survival data ...) need an approved data access request in
+  force for the purpose (:mod:`biobank.research.access_requests`). Without one,
+  a researcher gets aggregates only, and those pass the output checks of
+  :mod:`biobank.research.output_checks` (small counts, dominance, and the
+  per-user differencing record): :meth:`~Workbench.count`,
+  :meth:`~Workbench.summary`, frequencies and association results.
 
 Examples
 --------
@@ -33,9 +42,11 @@ place where those rules meet.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,8 +63,9 @@ from biobank.core.disclosure import (
     suppress_small_counts,
     suppressed_count,
 )
-from biobank.core.errors import AccessDenied, StoreError, ValidationError
+from biobank.core.errors import AccessDenied, DisclosureRefused, StoreError, ValidationError
 from biobank.core.store import Store
+from biobank.research.output_checks import CountRelease
 from biobank.research.sandbox import SandboxLimits
 
 if TYPE_CHECKING:
@@ -192,6 +204,11 @@ class Workbench:
         self.min_count = min_count
         #: limits of :meth:`sql` (default: :meth:`SandboxLimits.from_env`)
         self.sql_limits = SandboxLimits.from_env() if sql_limits is None else sql_limits
+        from biobank.research.access_requests import approved_request_for
+
+        #: the approved request giving record-level access for this purpose, or ``None``
+        self.record_access = approved_request_for(store.con, principal.user, self.purpose)
+        self._depth = 0
 
     # -- lifecycle -----------------------------------------------------------
     def close(self) -> None:
@@ -214,6 +231,58 @@ class Workbench:
     def _audit(self, action: str, target: str, detail: dict[str, Any]) -> None:
         with self.store.transaction() as con:
             audit.record(con, self.principal, action, target, {"purpose": self.purpose, **detail})
+
+    @contextmanager
+    def _inside(self) -> Iterator[None]:
+        """Call record-level methods as inputs of an aggregate (their rows are not shown)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
+    def _require_record_level(self, what: str) -> None:
+        """Refuse (and audit) a per-participant result without an approved request."""
+        if self.record_access is not None or self._depth:
+            return
+        message = (
+            f"{what} lists individual participants: it needs an approved data access request"
+            f" in force for purpose {self.purpose} ('biobank access request'); without one,"
+            " use aggregate results (count, summary, frequencies, association)"
+        )
+        audit.record_refusal(
+            self.store.con,
+            user=self.principal.user,
+            role=self.principal.role.value,
+            action="access.refused",
+            target=what,
+            detail={"purpose": self.purpose, "reason": "no record-level access"},
+        )
+        raise AccessDenied(message)
+
+    def _release_ids(self, ids: Sequence[str], cohort: CohortLike, *, prefix: str = "") -> None:
+        """Record an aggregate over ``ids`` as released; refuse it if it differences a release.
+
+        Without record-level access, an aggregate result (frequencies,
+        association counts, a regression) over a cohort whose members differ
+        from a cohort already released to this user by 1 .. ``min_count - 1``
+        people would give them away (:func:`~biobank.research.output_checks.release_count`).
+        """
+        if self.record_access is not None or not ids:
+            return
+        from biobank.research.output_checks import release_count
+
+        label = cohort if isinstance(cohort, str) else json.dumps(self._describe(cohort))
+        release = release_count(
+            self.store,
+            self.principal,
+            ids,
+            purpose=self.purpose,
+            label=prefix + str(label),
+            min_count=self.min_count,
+        )
+        if release.withheld is not None and "differencing" in release.withheld:
+            raise DisclosureRefused(f"this result is withheld: {release.withheld}")
 
     def _criterion(self, cohort: CohortLike) -> Criterion | None:
         if isinstance(cohort, str):
@@ -250,6 +319,7 @@ class Workbench:
 
         Audited (``research.ids``).
         """
+        self._require_record_level("participant_ids")
         ids = self._ids(cohort)
         self._audit("research.ids", str(self._describe(cohort))[:200], {"rows": len(ids)})
         return ids
@@ -305,15 +375,40 @@ class Workbench:
             ``participant_id``, ``sex``, ``year_of_birth``, ``age`` (at ``at``,
             default today), ``diagnoses`` (list of ICD-10 codes), ``death_date``.
         """
+        self._require_record_level("cohort")
         ids = self._ids(cohort)
         df = self._attributes(ids, at=at)
         self._audit("research.cohort", str(self._describe(cohort))[:200], {"rows": df.height})
         return df
 
+    def count_release(self, cohort: CohortLike = None) -> CountRelease:
+        """Return the size of a cohort as released to this user, or why it is withheld.
+
+        With record-level access only the small-count rule applies; without it
+        the size also passes the differencing check of
+        :func:`biobank.research.output_checks.release_count` (and is recorded).
+        """
+        ids = self._ids(cohort)
+        if self.record_access is not None:
+            n = suppressed_count(len(ids), self.min_count)
+            return CountRelease(
+                n, None if n is not None else f"fewer than {self.min_count} participants"
+            )
+        from biobank.research.output_checks import release_count
+
+        label = cohort if isinstance(cohort, str) else json.dumps(self._describe(cohort))
+        return release_count(
+            self.store,
+            self.principal,
+            ids,
+            purpose=self.purpose,
+            label=str(label),
+            min_count=self.min_count,
+        )
+
     def count(self, cohort: CohortLike = None) -> int | None:
-        """Return the size of a cohort, or ``None`` if it is below the small-count threshold."""
-        n = len(self._ids(cohort))
-        return suppressed_count(n, self.min_count)
+        """Return the size of a cohort, or ``None`` if withheld (see :meth:`count_release`)."""
+        return self.count_release(cohort).n
 
     def case_control(
         self, cases: CohortLike, controls: CohortLike = None, *, at: dt.date | None = None
@@ -328,6 +423,7 @@ class Workbench:
         polars.DataFrame
             ``participant_id``, ``is_case`` and the columns of :meth:`cohort`.
         """
+        self._require_record_level("case_control")
         case_c = self._criterion(cases)
         if case_c is None:
             raise ValidationError("a case definition is needed", field="cases")
@@ -360,18 +456,31 @@ class Workbench:
             ``sex``, ``age_band`` (e.g. ``60-69``), ``participants``.
         """
         ids = self._ids(cohort)
-        df = self._attributes(ids)
-        out = (
-            df.with_columns(
-                age_band=((pl.col("age") // 10) * 10).cast(pl.Int64).cast(pl.String)
-                + "-"
-                + ((pl.col("age") // 10) * 10 + 9).cast(pl.Int64).cast(pl.String)
-            )
-            .group_by("sex", "age_band")
-            .agg(participants=pl.len())
-            .sort("sex", "age_band")
+        df = self._attributes(ids).with_columns(
+            age_band=((pl.col("age") // 10) * 10).cast(pl.Int64).cast(pl.String)
+            + "-"
+            + ((pl.col("age") // 10) * 10 + 9).cast(pl.Int64).cast(pl.String)
         )
-        return suppress_small_counts(out, ["participants"], min_count=self.min_count)
+        out = df.group_by("sex", "age_band").agg(participants=pl.len()).sort("sex", "age_band")
+        if self.record_access is not None:
+            return suppress_small_counts(out, ["participants"], min_count=self.min_count)
+        release = self.count_release(cohort)
+        if release.withheld is not None and "differencing" in release.withheld:
+            raise DisclosureRefused(f"the summary of this cohort is withheld: {release.withheld}")
+        if not ids:
+            return out
+        from biobank.research.output_checks import check_table
+
+        checked = check_table(df, "sex", "age_band", min_count=self.min_count).table
+        withheld = checked.filter(pl.col("withheld") != "").select("sex", "age_band")
+        flagged = withheld.with_columns(_withheld=pl.lit(True))
+        return (
+            out.join(flagged, on=["sex", "age_band"], how="left")
+            .with_columns(
+                participants=pl.when(pl.col("_withheld")).then(None).otherwise("participants")
+            )
+            .drop("_withheld")
+        )
 
     # -- genotypes (biobank.genomes.reader, biobank.stats) -------------------------------
     @staticmethod
@@ -417,6 +526,7 @@ class Workbench:
             ``year_of_birth``, ``age``, ``diagnoses``, ``death_date``. Audited
             (``genotype.read``).
         """
+        self._require_record_level("carriers")
         from biobank.genomes import reader as genotypes
 
         ids = self._ids(cohort)
@@ -453,9 +563,11 @@ class Workbench:
         """
         from biobank import stats
 
+        ids = self._ids(cohort)
+        self._release_ids(ids, cohort)
         return stats.allele_frequencies(
             self.store.con,
-            self._ids(cohort),
+            ids,
             variant_filter=self._filter(
                 _renamed_filter(variant_filter, filter),
                 region=region,
@@ -511,6 +623,7 @@ class Workbench:
         Ages at ``at`` (default today); PCs from :func:`biobank.genomes.reader.pca` over
         the cohort. Audited (``research.covariates``).
         """
+        self._require_record_level("covariates")
         df = self._covariates(self._ids(cohort), n_pcs=n_pcs, at=at)
         self._audit("research.covariates", str(self._describe(cohort))[:200], {"rows": df.height})
         return df
@@ -527,6 +640,8 @@ class Workbench:
         labels = self._query(sql, params)
         case_ids = labels.filter(pl.col("is_case"))["participant_id"].to_list()
         ctrl_ids = labels.filter(~pl.col("is_case"))["participant_id"].to_list()
+        self._release_ids(case_ids, cases)
+        self._release_ids(ctrl_ids, controls, prefix="controls of ")
         return case_ids, ctrl_ids
 
     def association(
@@ -626,6 +741,7 @@ class Workbench:
             (the message lists those that exist), or its values come in more than
             one unit.
         """
+        self._require_record_level("measurement_values")
         if rule not in ("latest", "mean"):
             raise ValidationError(
                 f"rule must be 'latest' or 'mean', not {rule!r}", field="rule", value=rule
@@ -707,8 +823,10 @@ class Workbench:
         """
         from biobank import stats
 
-        trait = self.measurement_values(measurement, cohort, rule=rule)
+        with self._inside():  # an input of the aggregate, not shown
+            trait = self.measurement_values(measurement, cohort, rule=rule)
         ids = trait["participant_id"].to_list()
+        self._release_ids(ids, cohort, prefix=f"{measurement} of ")
         wanted = [*covariates, *[f"pc{i}" for i in range(1, n_pcs + 1)]]
         result = stats.linear_association(
             self.store.con,
@@ -774,6 +892,7 @@ class Workbench:
         tuple
             ``participant_id, sample_id, pc1 .. pcK`` and the explained variance ratios.
         """
+        self._require_record_level("pca")
         from biobank.genomes import reader as genotypes
 
         if "filter" in options:  # deprecated: variant_filter's old name
@@ -800,6 +919,7 @@ class Workbench:
         filter: VariantFilter | None = None,  # deprecated: variant_filter's old name
     ) -> GenotypeMatrix:
         """Genotypes of a cohort over a region as ``allel.GenotypeArray`` (audited)."""
+        self._require_record_level("genotype_matrix")
         from biobank.genomes import reader as genotypes
 
         return genotypes.genotype_matrix(
@@ -833,6 +953,7 @@ class Workbench:
         ValidationError
             If ``variant`` selects no variant or more than one.
         """
+        self._require_record_level("dosages")
         if ":" in variant:
             flt = self._filter(None, region=variant)
         else:
@@ -890,6 +1011,7 @@ class Workbench:
         -------
         SurvivalResult
         """
+        self._require_record_level("survival")
         from biobank.clinical import survival
 
         crit = self._criterion(cohort)
@@ -944,6 +1066,7 @@ class Workbench:
         StoreError
             If DuckDB rejects the query (syntax, unknown column).
         """
+        self._require_record_level("sql")
         from biobank.research.sandbox import run_sandboxed
 
         permitted = self.permitted_sql()
@@ -987,6 +1110,7 @@ class Workbench:
             ``confidence`` (share of the neighbours' votes), ``distance`` (to the
             centroid of the group in PC space).
         """
+        self._require_record_level("panel_ancestry")
         from biobank.genomes import ancestry as panels
 
         projected, _ = panels.project_onto_panel(

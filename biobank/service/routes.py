@@ -2,7 +2,10 @@
 
 :func:`biobank.service.app.create_app` adds exactly these routes, each guarded
 by its ``access``; ``tests/service/test_permissions.py`` walks this table for
-every role and for a logged-out client.
+every role and for a logged-out client. Beacon routes (access ``BEACON``) are
+open to anyone, a partner centre's bearer token raising the granularity;
+federation routes (``PARTNER``) need a partner token (see ``docs/beacon.md``,
+``docs/federation.md``).
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from biobank.core.access import Permission
+from biobank.service import access_views as av
+from biobank.service import beacon, federation
+from biobank.service import import_views as imp
+from biobank.service import specimen_views as sv
+from biobank.service import storage_views as sto
 from biobank.service import views as v
-from biobank.service.app import AUTHENTICATED, PUBLIC, Access
+from biobank.service.app import AUTHENTICATED, BEACON, PARTNER, PUBLIC, Access
 
 __all__ = ["ROUTES", "RouteSpec"]
 
@@ -36,6 +44,7 @@ W, R, A, U = (
     Permission.AUDIT_READ,
     Permission.MANAGE_USERS,
 )
+AR, AA = Permission.ACCESS_REQUEST, Permission.ACCESS_APPROVE
 
 ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/login", v.login_form, PUBLIC, "login_form"),
@@ -57,8 +66,18 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/specimens", v.specimens_page, R, "specimens"),
     _R("GET", "/specimens/new", v.specimen_form, W, "specimen_form"),
     _R("POST", "/specimens", v.specimen_accession, W, "specimen_accession"),
-    _R("GET", "/specimens/{label}", v.specimen_page, R, "specimen"),
+    _R("GET", "/specimens/{label}", sv.specimen_page, R, "specimen"),
     _R("GET", "/specimens/{label}/barcode.svg", v.specimen_barcode, R, "specimen_barcode"),
+    _R("GET", "/specimens/{label}/qr.svg", sv.specimen_qr, R, "specimen_qr"),
+    _R("GET", "/specimens/{label}/label.pdf", sv.specimen_label, R, "specimen_label"),
+    _R("POST", "/specimens/{label}/aliquot", sv.specimen_aliquot, W, "specimen_aliquot"),
+    _R("POST", "/specimens/{label}/derive", sv.specimen_derive, W, "specimen_derive"),
+    _R("POST", "/specimens/{label}/consume", sv.specimen_consume, W, "specimen_consume"),
+    _R("POST", "/specimens/{label}/ship", sv.specimen_ship, W, "specimen_ship"),
+    _R("POST", "/specimens/{label}/destroy", sv.specimen_destroy, W, "specimen_destroy"),
+    _R("GET", "/scan", sv.scan, R, "scan"),
+    _R("GET", "/labels", sv.labels_page, R, "labels"),
+    _R("GET", "/labels/box.pdf", sv.box_labels, R, "box_labels"),
     _R("GET", "/api/specimens/{label}", v.specimen_json, R, "specimen_json"),
     _R("GET", "/audit", v.audit_page, A, "audit"),
     _R("POST", "/audit/verify", v.audit_verify, A, "audit_verify"),
@@ -67,4 +86,24 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("POST", "/admin/users/{name}/role", v.user_role, U, "user_role"),
     _R("POST", "/admin/users/{name}/password", v.user_password, U, "user_password"),
     _R("POST", "/admin/users/{name}/active", v.user_active, U, "user_active"),
+    # storage: freezer -> rack -> box, moving specimens (biobank/service/storage_views.py)
+    _R("GET", "/storage", sto.storage_home, R, "storage"),
+    _R("POST", "/storage/move", sto.storage_move, W, "storage_move"),
+    _R("GET", "/storage/{freezer}", sto.storage_freezer, R, "storage_freezer"),
+    _R("GET", "/storage/{freezer}/{rack}", sto.storage_rack, R, "storage_rack"),
+    _R("GET", "/storage/{freezer}/{rack}/{box}", sto.storage_box, R, "storage_box"),
+    # bulk CSV import: upload, preview, commit (biobank/service/import_views.py)
+    _R("GET", "/import", imp.import_form, W, "import_form"),
+    _R("POST", "/import", imp.import_upload_view, W, "import_upload"),
+    _R("GET", "/import/{token}", imp.import_preview, W, "import_preview"),
+    _R("POST", "/import/{token}/commit", imp.import_commit, W, "import_commit"),
+    _R("POST", "/import/{token}/discard", imp.import_discard, W, "import_discard"),
+    *(_R(m, p, e, BEACON, n) for m, p, e, n in beacon.endpoints()),
+    *(_R(m, p, e, PARTNER, n) for m, p, e, n in federation.endpoints()),
+    _R("GET", "/access", av.access_page, AR, "access"),
+    _R("POST", "/access/requests", av.access_submit, AR, "access_submit"),
+    _R("GET", "/access/extracts/{extract_id}", av.extract_download, AR, "extract_download"),
+    _R("GET", "/access/review", av.review_page, AA, "access_review"),
+    _R("POST", "/access/requests/{request_id}/approve", av.access_approve, AA, "access_approve"),
+    _R("POST", "/access/requests/{request_id}/reject", av.access_reject, AA, "access_reject"),
 )

@@ -460,18 +460,6 @@ def specimen_accession(
     return redirect(request, f"/specimens/{rec.label}")
 
 
-def specimen_page(request: Request, label: str) -> Response:
-    ctx = ctx_of(request)
-
-    def read(store: Any) -> dict[str, Any]:
-        return {
-            "s": get_specimen(store, ctx.user, label),
-            "events": queries.specimen_events(store, ctx.user, label),
-        }
-
-    return ctx.render("specimen.html", **ctx.act(read), types=SPECIMEN_TYPES)
-
-
 def specimen_barcode(request: Request, label: str) -> Response:
     ctx = ctx_of(request)
     svg = ctx.act(lambda store: (get_specimen(store, ctx.user, label), label_barcode_svg(label)))[1]

@@ -36,7 +36,7 @@ def store_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with Store(path) as store:
         center_key(store.path, create=True)
         admin = create_account(store, None, ACCOUNTS[Role.ADMIN], Role.ADMIN, PASSWORD, client="t")
-        for role in (Role.REGISTRAR, Role.RESEARCHER, Role.AUDITOR):
+        for role in (Role.REGISTRAR, Role.RESEARCHER, Role.AUDITOR, Role.APPROVER):
             create_account(store, admin, ACCOUNTS[role], role, PASSWORD, client="t")
             # an admin-created account must change its password: the fixture clears that
             store.con.execute("UPDATE web_account SET must_change = FALSE")

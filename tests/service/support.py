@@ -17,6 +17,7 @@ ACCOUNTS = {
     Role.REGISTRAR: "reg1",
     Role.RESEARCHER: "res1",
     Role.AUDITOR: "aud1",
+    Role.APPROVER: "dac1",
 }
 WANG = "110105196503120128"
 CLIENT_ADDRESS = "203.0.113.7"
@@ -32,6 +33,7 @@ class TestClient:
     __test__ = False
 
     def __init__(self, app: object, *, follow_redirects: bool = False) -> None:
+        self.app = app
         transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 50000))  # type: ignore[arg-type]
         self._client = httpx.AsyncClient(
             transport=transport, base_url="http://testserver", follow_redirects=follow_redirects
