@@ -10,15 +10,15 @@
 -- listed here (a killed load's, a compacted one not yet removed) is not part of the
 -- store: `biobank store verify` lists such files, `biobank store compact` removes them.
 CREATE TABLE genotype_partition (
-    partition_id    INTEGER PRIMARY KEY,
-    batch_id        INTEGER NOT NULL,
-    contig          VARCHAR NOT NULL,
-    region_start    INTEGER NOT NULL,       -- 1-based, inclusive: records with POS in
-    region_end      INTEGER NOT NULL,       -- [region_start, region_end]
+    partition_id    INTEGER PRIMARY KEY,    -- 1, 2, 3 ... in the order files were listed
+    batch_id        INTEGER NOT NULL,       -- genotype_batch.batch_id
+    contig          VARCHAR NOT NULL,       -- the contig of every row's variant
+    region_start    INTEGER NOT NULL,       -- first record POS of the region (1-based)
+    region_end      INTEGER NOT NULL,       -- last record POS of the region (inclusive)
     kind            VARCHAR NOT NULL,       -- 'calls' (genotype_call rows) or 'packed'
     path            VARCHAR NOT NULL UNIQUE,-- relative to <store>.parts/
-    n_rows          BIGINT NOT NULL,
-    n_bytes         BIGINT NOT NULL,
+    n_rows          BIGINT NOT NULL,        -- rows in the file
+    n_bytes         BIGINT NOT NULL,        -- size of the file
     checksum        VARCHAR NOT NULL,       -- sha256 of the file
     load_id         BIGINT NOT NULL,        -- the load (or compaction) that wrote it
     created_at      TIMESTAMP NOT NULL      -- UTC
