@@ -258,7 +258,7 @@ class Workbench:
             target=what,
             detail={"purpose": self.purpose, "reason": "no record-level access"},
         )
-        raise AccessDenied(message)
+        raise AccessDenied(message).mark_audited()
 
     def _release_ids(self, ids: Sequence[str], cohort: CohortLike, *, prefix: str = "") -> None:
         """Record an aggregate over ``ids`` as released; refuse it if it differences a release.
@@ -282,7 +282,8 @@ class Workbench:
             min_count=self.min_count,
         )
         if release.withheld is not None and "differencing" in release.withheld:
-            raise DisclosureRefused(f"this result is withheld: {release.withheld}")
+            # audited as disclosure.withheld by release_count
+            raise DisclosureRefused(f"this result is withheld: {release.withheld}").mark_audited()
 
     def _criterion(self, cohort: CohortLike) -> Criterion | None:
         if isinstance(cohort, str):
@@ -466,7 +467,9 @@ class Workbench:
             return suppress_small_counts(out, ["participants"], min_count=self.min_count)
         release = self.count_release(cohort)
         if release.withheld is not None and "differencing" in release.withheld:
-            raise DisclosureRefused(f"the summary of this cohort is withheld: {release.withheld}")
+            raise DisclosureRefused(
+                f"the summary of this cohort is withheld: {release.withheld}"
+            ).mark_audited()  # audited as disclosure.withheld by release_count
         if not ids:
             return out
         from biobank.research.output_checks import check_table
