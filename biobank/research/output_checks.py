@@ -106,7 +106,7 @@ def released_cohorts(store: Store, user: str) -> pl.DataFrame:
 def _nearest(
     store: Store, users: Sequence[str], members: Sequence[str]
 ) -> tuple[int, str, int] | None:
-    """The released cohort of ``users`` closest to ``members``: (id, label, symmetric difference)."""
+    """The released cohort of ``users`` nearest ``members``: (id, label, symmetric difference)."""
     cur = store.cursor()
     try:
         cur.register("_release_new", pl.DataFrame({"m": list(members)}, schema={"m": pl.String}))

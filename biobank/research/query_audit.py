@@ -45,6 +45,7 @@ the rows).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -122,32 +123,31 @@ def membership_classes(
     cur = con.cursor()
     try:
         cur.register("_audit_new", pl.DataFrame({"m": list(members)}, schema={"m": pl.String}))
-        (k,) = cur.execute(
-            "SELECT count(*) FROM disclosure_release WHERE list_contains(?, user_name)",
-            [list(users)],
-        ).fetchone() or (0,)
-        rows = cur.execute(
+        found = cur.execute(
             """
-            WITH idx AS (SELECT row_number() OVER (ORDER BY release_id) AS j, members
-                         FROM disclosure_release WHERE list_contains(?, user_name)),
-                 m AS (SELECT j, unnest(members) AS m FROM idx
-                       UNION ALL SELECT 0 AS j, m FROM _audit_new),
-                 p AS (SELECT m, list(DISTINCT j ORDER BY j) AS pattern FROM m GROUP BY m)
-            SELECT pattern, count(*) AS n FROM p GROUP BY pattern ORDER BY n, pattern
+            WITH r AS (SELECT row_number() OVER (ORDER BY release_id) AS j, members
+                       FROM disclosure_release WHERE list_contains(?, user_name)),
+                 u AS (SELECT j, unnest(members) AS m FROM r
+                       UNION ALL SELECT 0 AS j, m FROM _audit_new)
+            SELECT CAST(j AS BIGINT) AS j, dense_rank() OVER (ORDER BY m) - 1 AS p,
+                   (SELECT count(*) FROM r) AS k
+            FROM u
             """,
             [list(users)],
-        ).fetchall()
+        ).fetchnumpy()
     finally:
         cur.close()
-    matrix = np.zeros((int(k) + 1, len(rows)), dtype=np.int64)
-    for c, (pattern, _) in enumerate(rows):
-        matrix[list(pattern), c] = 1
-    return matrix, np.array([int(n) for _, n in rows], dtype=np.int64)
+    j, person = np.asarray(found["j"], dtype=np.int64), np.asarray(found["p"], dtype=np.int64)
+    k = int(found["k"][0]) if len(found["k"]) else 0
+    present = np.zeros((k + 1, int(person.max()) + 1 if person.size else 0), dtype=np.bool_)
+    present[j, person] = True
+    patterns, sizes = np.unique(present, axis=1, return_counts=True)
+    return patterns.astype(np.int64), sizes.astype(np.int64)
 
 
-def _echelon(matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The reduced row echelon form of ``matrix`` modulo :data:`PRIME` (zero rows dropped)."""
-    a = np.unique(matrix % PRIME, axis=0)
+def _echelon(a: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The reduced row echelon form of ``a`` modulo :data:`PRIME` (zero rows dropped)."""
+    a = a % PRIME
     n_rows, n_cols = a.shape
     r = 0
     for c in range(n_cols):
@@ -170,10 +170,62 @@ def _echelon(matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return a[:r]
 
 
+def _isolable_exact(a: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Unit vectors in the row space from the full echelon form (``e_c`` is one of its rows)."""
+    out = np.zeros(a.shape[1], dtype=np.bool_)
+    ech = _echelon(a)
+    single = np.count_nonzero(ech, axis=1) == 1
+    for row in ech[single]:
+        out[int(np.flatnonzero(row)[0])] = True
+    return out
+
+
+def _isolable_projected(a: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_] | None:
+    """The same answer for a wide matrix (many more columns than rows), or ``None``.
+
+    A column basis ``B`` is proposed by an LU factorisation in floating point, then
+    checked exactly: ``M[:, B]`` must have full column rank modulo
+    :data:`PRIME` and the other columns, combined with random weights ``w``,
+    must be a combination ``M[:, B] y`` (consistency of the system on every
+    row). Columns outside ``B`` are then in the span of ``B`` (never
+    isolable); a basis column ``b`` is isolable exactly when no other column
+    uses it, i.e. row ``b`` of the coefficients is zero, which ``y_b = 0``
+    tests with an error probability of at most ``1 / PRIME`` towards
+    *isolable* (refusing), never towards releasing. ``None`` when the float
+    basis does not check out (the caller eliminates in full).
+    """
+    from scipy.linalg import LinAlgWarning, lu_factor
+
+    # LU with partial pivoting of the transpose picks independent columns as pivot rows
+    with warnings.catch_warnings():  # a singular factor is expected (rank < columns)
+        warnings.simplefilter("ignore", LinAlgWarning)
+        lu, swaps = lu_factor(a.T.astype(np.float64), check_finite=False)
+    order = np.arange(a.shape[1])
+    for i, other in enumerate(swaps):
+        order[i], order[other] = order[other], order[i]
+    diag = np.abs(np.diag(lu))
+    keep = diag > max(float(diag.max()), 1.0) * max(a.shape) * np.finfo(np.float64).eps
+    basis = np.sort(order[: diag.size][keep])
+    rank = int(basis.size)
+    rest = np.setdiff1d(np.arange(a.shape[1]), basis)
+    w = np.random.default_rng().integers(1, PRIME, size=rest.size, dtype=np.int64)
+    z = np.zeros(a.shape[0], dtype=np.int64)
+    for start in range(0, rest.size, 1 << 11):  # sums of 0/1 x w stay below 2**63
+        part = rest[start : start + (1 << 11)]
+        z = (z + a[:, part] @ w[start : start + (1 << 11)]) % PRIME
+    ech = _echelon(np.column_stack([a[:, basis], z]))
+    if ech.shape[0] != rank or np.any(ech[:, :rank] != np.eye(rank, dtype=np.int64)):
+        return None  # the float basis is not a basis, or the system is inconsistent
+    out = np.zeros(a.shape[1], dtype=np.bool_)
+    out[basis[ech[:, rank] == 0]] = True
+    return out
+
+
 def isolable_columns(matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Return, per column ``c``, whether the unit vector ``e_c`` lies in the row space.
 
-    Exact over the integers modulo :data:`PRIME` (see the module docstring).
+    Exact over the integers modulo :data:`PRIME` (see the module docstring);
+    a wide matrix takes the faster route of :func:`_isolable_projected`.
 
     Examples
     --------
@@ -183,14 +235,17 @@ def isolable_columns(matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     >>> isolable_columns(np.array([[1, 1, 0], [0, 1, 1]])).tolist()
     [False, False, False]
     """
-    out = np.zeros(matrix.shape[1], dtype=np.bool_)
     if matrix.size == 0:
-        return out
-    ech = _echelon(matrix)
-    single = np.count_nonzero(ech, axis=1) == 1
-    for row in ech[single]:
-        out[int(np.flatnonzero(row)[0])] = True
-    return out
+        return np.zeros(matrix.shape[1], dtype=np.bool_)
+    a = np.unique(matrix.astype(np.int64), axis=0)
+    a = a[a.any(axis=1)]
+    if a.shape[0] == 0:
+        return np.zeros(matrix.shape[1], dtype=np.bool_)
+    if a.shape[1] > 2 * a.shape[0]:
+        fast = _isolable_projected(a)
+        if fast is not None:
+            return fast
+    return _isolable_exact(a)
 
 
 def audit_release(
@@ -225,7 +280,9 @@ def audit_release(
     if not now.any():
         return None
     # the same participants isolable before (an unsplit class of the old history) is not new
-    old_patterns = [tuple(np.flatnonzero(matrix[1:, c])) for c in range(matrix.shape[1])]
+    old_patterns = [
+        tuple(int(j) for j in np.flatnonzero(matrix[1:, c])) for c in range(matrix.shape[1])
+    ]
     merged: dict[tuple[int, ...], list[int]] = {}
     for c, pattern in enumerate(old_patterns):
         merged.setdefault(pattern, []).append(c)

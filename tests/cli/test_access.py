@@ -98,4 +98,5 @@ def test_a_refused_command_is_audited_once_whether_the_library_or_the_cli_record
     assert "may not" in capsys.readouterr().err
     cli = _refusals(clinical_store)[before + 1 :]
     assert len(cli) == 1, cli
-    assert cli[0][0] == "rita" and "cli" in cli[0][2]
+    assert cli[0][0] == "rita"
+    assert "cli" in cli[0][2]
