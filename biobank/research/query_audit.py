@@ -138,7 +138,8 @@ def membership_classes(
     finally:
         cur.close()
     j, person = np.asarray(found["j"], dtype=np.int64), np.asarray(found["p"], dtype=np.int64)
-    k = int(found["k"][0]) if len(found["k"]) else 0
+    ks = np.asarray(found["k"], dtype=np.int64)
+    k = int(ks[0]) if ks.size else 0
     present = np.zeros((k + 1, int(person.max()) + 1 if person.size else 0), dtype=np.bool_)
     present[j, person] = True
     patterns, sizes = np.unique(present, axis=1, return_counts=True)
