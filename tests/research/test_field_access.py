@@ -61,9 +61,9 @@ def test_a_method_needing_an_unapproved_field_is_refused_naming_it(rex: Clinical
         assert "clinical_measurement.value" in message
         assert "--field clinical_measurement.value" in message
         assert "biobank access request" in message
-        with pytest.raises(AccessDenied, match="genotype_call_all.dosage"):
+        with pytest.raises(AccessDenied, match=r"genotype_call_all\.dosage"):
             wb.genotype_matrix(region="chr1")
-        with pytest.raises(AccessDenied, match="genotype_call_all.dosage"):
+        with pytest.raises(AccessDenied, match=r"genotype_call_all\.dosage"):
             wb.covariates(n_pcs=2)
         new = _refusals(wb)[before:]
     assert [d["reason"] for d in new] == ["fields not approved"] * 3  # once each
