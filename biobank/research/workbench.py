@@ -19,7 +19,10 @@ not also browse research data under the same login). Every answer is a
   (:meth:`~Workbench.participant_ids`, :meth:`~Workbench.cohort`,
   :meth:`~Workbench.sql`, :meth:`~Workbench.case_control`, genotype matrices,
   covariates, PCs, survival data ...) need an approved data access request in
-  force for the purpose (:mod:`biobank.research.access_requests`). Without one,
+  force for the purpose (:mod:`biobank.research.access_requests`), and show
+  only the fields it approves (:mod:`biobank.research.field_access`: other
+  attribute columns are dropped, methods needing other fields are refused
+  naming them, SQL tables hold the approved columns). Without one,
   a researcher gets aggregates only, and those pass the output checks of
   :mod:`biobank.research.output_checks` (small counts, dominance, and the
   per-user differencing record): :meth:`~Workbench.count`,
