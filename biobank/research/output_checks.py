@@ -169,8 +169,9 @@ def release_count(
     if is_small(n, min_count):
         reason = f"fewer than {min_count} participants"
     elif nearest is not None and is_small(nearest[2], min_count):
+        whom = "you or your project" if len(users) > 1 else "you"
         reason = (
-            f"it differs from the cohort released to you as '{nearest[1][:80]}' by fewer"
+            f"it differs from the cohort released to {whom} as '{nearest[1][:80]}' by fewer"
             f" than {min_count} participants (differencing)"
         )
     elif n and (nearest is None or nearest[2] != 0):

@@ -1164,7 +1164,8 @@ class Workbench:
         except (ValidationError, StoreError) as exc:
             outcome = "refused" if isinstance(exc, ValidationError) else "stopped"
             self._audit("research.sql", query[:500], {outcome: str(exc)[:300]})
-            named = [f for c, f in dropped.items() if isinstance(exc, StoreError) and c in str(exc)]
+            text = str(exc) if isinstance(exc, StoreError) else ""
+            named = [f for c, f in dropped.items() if f'"{c}"' in text.split("Candidate")[0]]
             if named and self.record_access is not None:
                 from biobank.research.field_access import refusal
 
