@@ -198,3 +198,24 @@ def test_the_store_keeps_memberships_server_side_only(store: Store, tmp_path: Pa
     who = _fresh_user()
     _release(store, who, _group("s", 12))
     assert "members" not in released_cohorts(store, who.user).columns
+
+
+def test_a_history_that_already_isolates_someone_does_not_block_later_counts(
+    store: Store,
+) -> None:
+    """Releases made before the audit existed (written directly) leak t; new counts still flow."""
+    import datetime as dt
+
+    who = _fresh_user()
+    x, y = _group("x", 10), _group("y", 10)
+    for members in (x | {"t"}, y | {"t"}, x | y | {"t"}):
+        store.con.execute(
+            "INSERT INTO disclosure_release (user_name, purpose, label, n_members, members,"
+            " released_at) VALUES (?, 'HMB', 'old', ?, ?, ?)",
+            [who.user, len(members), sorted(members), dt.datetime(2025, 1, 1)],
+        )
+    assert _release(store, who, _group("z", 12) | x) == 22
+    # a class newly made isolable is still refused: (z | w) - ((z | x) - x) = w
+    out = release_count(store, who, sorted(_group("z", 12) | {"w"}), purpose="HMB", label="zw")
+    assert out.n is None
+    assert "several releases" in str(out.withheld)
