@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="biobank")
     except AccessDenied as exc:
         typer.echo(f"error: {exc}", err=True)
-        _audit_refusal(exc, sys.argv[1:] if argv is None else argv)
+        if not exc.audited:  # a library refusal is in the log already: record it once
+            _audit_refusal(exc, sys.argv[1:] if argv is None else argv)
         return 1
     except BiobankError as exc:
         typer.echo(f"error: {exc}", err=True)

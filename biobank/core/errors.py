@@ -154,7 +154,22 @@ class ConflictError(BiobankError):
 
 
 class AccessDenied(BiobankError, PermissionError):
-    """The acting user's role does not permit the requested action."""
+    """The acting user's role does not permit the requested action.
+
+    Attributes
+    ----------
+    audited
+        ``True`` once the refusal is in the audit log: the library function
+        that refused recorded it (:meth:`mark_audited`), so an outer layer (the
+        command line) does not record it a second time.
+    """
+
+    audited: bool = False
+
+    def mark_audited(self) -> AccessDenied:
+        """Note that the refusal has been audited; return the error (to raise it)."""
+        self.audited = True
+        return self
 
 
 class QuotaExceeded(AccessDenied):
