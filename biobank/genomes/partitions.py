@@ -8,7 +8,7 @@ In a partitioned store the calls (sparse ``genotype_call`` rows and packed
 
 The DuckDB file keeps everything else (registry, batches, samples, variants,
 which batch covered which variant) and the catalog of the files,
-``genotype_partition`` (``biobank/core/schema/120_partitions.sql``): each file's
+``genotype_partition`` (``biobank/core/schema/150_partitions.sql``): each file's
 region, row count, size and SHA-256. ``genotype_call`` and ``genotype_packed``
 are then *views* over the files the catalog lists, so every reader (queries,
 statistics, ``verify``) runs unchanged on either layout.
