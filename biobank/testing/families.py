@@ -423,7 +423,8 @@ def simulate_family_study(
     n = len(pop.sex)
     sample_ids = [f"S{i + 1:04d}" for i in range(n)]
     people = ppl.make_people(
-        rng, sexes=pop.sex, ancestries=pop.ancestry, parents=pop.parents, sample_ids=sample_ids
+        rng, sexes=pop.sex, ancestries=pop.ancestry, parents=pop.parents, sample_ids=sample_ids,
+        min_father_gap=20,
     )
     for p in people:
         p.cohorts = ["RD"]
