@@ -2,7 +2,7 @@
 
 :func:`simulate_family_study` writes, under ``OUT``:
 
-* ``reference/genome.fa`` (+ ``.fai``) and ``reference/genes.gff3``: the tiny demo genome;
+* ``reference/genome.fa`` (+ ``.fai``) and ``reference/genes.gff3``: the demo genome (2.5 Mb);
 * ``registry/``: participants, consents and specimens CSVs (as the demo's), every
   participant with a DNA specimen sequenced as their sample id;
 * ``families.vcf.gz`` (+ ``.tbi``): ``GT:DP:GQ`` of every participant, annotated with
@@ -60,6 +60,8 @@ SCENARIOS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 #: Decoys (de novo-looking, in the de novo family's child): gene, DP, GQ
 DECOYS = (("GAPDH", 4, 60), ("ACTB", 30, 12))
 HPO_TERMS_PER_CHILD = 4
+#: Share of family members' calls set missing, and share changed to a wrong genotype.
+NOISE = 0.001
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,10 @@ class FamilyStudy:
     child_terms: dict[str, list[str]]
 
 
-def _tiny_spec() -> GenomeSpec:
+def _study_spec() -> GenomeSpec:
     from biobank.testing.demo import PRESETS
 
-    return PRESETS["tiny"].genome
+    return PRESETS["demo"].genome
 
 
 def _families(pop: Population) -> list[tuple[int, int, list[int]]]:
@@ -278,9 +280,9 @@ def _format_cells(
         for i in range(n):
             a, b = int(v.hap[s, 2 * i]), int(v.hap[s, 2 * i + 1])
             d, q = special.get((s, i), (int(dp[s, i]), int(gq[s, i])))
-            if draw[s, i] < 0.004:  # missing
+            if draw[s, i] < NOISE:  # missing
                 a = -1
-            elif draw[s, i] < 0.008:  # a wrong non-reference genotype
+            elif draw[s, i] < 2 * NOISE:  # a wrong non-reference genotype
                 q = 5
                 if b < 0:
                     a = 1
@@ -408,7 +410,7 @@ def simulate_family_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 19])
-    genome = build_genome(_tiny_spec(), rng)
+    genome = build_genome(_study_spec(), rng)
     _write_reference(genome, out / "reference")
     pop = simulate_population(
         genome,

@@ -20,7 +20,8 @@ def family_store_rw(family_store: FamilyStore, tmp_path: Path) -> FamilyStore:
     """A writable copy of the family store (with its key file)."""
     path = tmp_path / "families.duckdb"
     shutil.copy(family_store.path, path)
-    key = Path(str(family_store.path) + ".key")
-    if key.exists():
-        shutil.copy(key, str(path) + ".key")
+    for suffix in (".key", ".audit-head"):  # the center key and the audit head file
+        side = Path(str(family_store.path) + suffix)
+        if side.exists():
+            shutil.copy(side, str(path) + suffix)
     return FamilyStore(path=path, study=family_store.study)
