@@ -209,6 +209,21 @@ def _insert(v: Variants, genome: Genome, sites: list[tuple[str, int, str, str, n
     return both.subset(_sort_order(both, genome, np.ones(len(both), dtype=bool)))
 
 
+def _drop_coding_indels(pop: Population, genome: Genome, genes: list[str]) -> None:
+    """Remove background indels from the coding span of ``genes``: bcftools csq reports
+    every variant downstream of a frameshift on the same haplotype at the frameshift's
+    record (``BCSQ=@pos``), which would hide a planted variant's own consequence."""
+    v = pop.variants
+    keep = np.ones(len(v), dtype=bool)
+    lengths = np.array([len(r) != len(a) for r, a in zip(v.ref, v.alt, strict=True)])
+    for name in genes:
+        g = next(x for x in genome.genes if x.name == name)
+        cds = g.cds_positions()
+        span = (v.contig == g.contig) & (v.pos >= cds.min() - 2) & (v.pos <= cds.max() + 2)
+        keep &= ~(span & lengths)
+    pop.variants = v.subset(keep)
+
+
 def _plant(
     rng: np.random.Generator,
     pop: Population,
@@ -216,6 +231,7 @@ def _plant(
     fams: list[tuple[int, int, list[int]]],
     fam_ids: list[str],
 ) -> tuple[list[PlantedCall], list[PlantedCall]]:
+    _drop_coding_indels(pop, genome, [g for _, g, _ in SCENARIOS] + [g for g, _, _ in DECOYS])
     taken: set[tuple[str, int]] = set()
     planted: list[PlantedCall] = []
     sites: list[tuple[str, int, str, str, np.ndarray]] = []
