@@ -15,7 +15,8 @@ a family fit a mode of inheritance:
 ``compound_het``
     two (or more) heterozygous variants of the child in one gene, at least one
     from the father only and one from the mother only (phased by transmission),
-    and no unaffected sibling carries a paternal and a maternal one of that gene;
+    in a pair that no unaffected sibling carries both of (``partner_variant_key``
+    names the first such partner);
 ``x_linked``
     on chrX: an affected son hemizygous ALT with a heterozygous mother and a
     hom-ref father, or an affected daughter homozygous with a hemizygous father
@@ -215,14 +216,13 @@ def _compound_het(
         pat, mat = np.flatnonzero(paternal & in_gene), np.flatnonzero(maternal & in_gene)
         if not len(pat) or not len(mat):
             continue
-        if any(
-            (~c.missing[pat, s] & (c.dosage[pat, s] > 0)).any()
-            and (~c.missing[mat, s] & (c.dosage[mat, s] > 0)).any()
-            for s in sibs
-        ):
-            continue  # an unaffected sibling has both haplotypes
-        hits += [("compound_het", int(r), int(mat[0])) for r in pat]
-        hits += [("compound_het", int(r), int(pat[0])) for r in mat]
+        carried = [~c.missing[:, s] & (c.dosage[:, s] > 0) for s in sibs]
+        # a (paternal, maternal) pair explains the disease unless an unaffected sibling has both
+        ok = np.ones((len(pat), len(mat)), dtype=bool)
+        for has in carried:
+            ok &= ~np.outer(has[pat], has[mat])
+        hits += [("compound_het", int(r), int(mat[np.argmax(ok[i])])) for i, r in enumerate(pat) if ok[i].any()]
+        hits += [("compound_het", int(r), int(pat[np.argmax(ok[:, j])])) for j, r in enumerate(mat) if ok[:, j].any()]
     return hits
 
 
