@@ -9,8 +9,9 @@
   ``IBS0`` counted as plink2 ``--make-king-table`` does (tested to agree).
 * :func:`check_relatedness`: each pair of members with its expected and
   inferred relationship and a status: ``ok``, ``expected_not_related`` (e.g.
-  non-paternity, a sample swap), ``unexpected_relative``, ``other_degree``
-  (e.g. half siblings registered as full); plus per-member sex checks
+  non-paternity, a sample swap), ``unexpected_relative`` (second degree or
+  closer), ``distant_relative`` (third degree: often population structure on a
+  small genome), ``other_degree`` (e.g. half siblings registered as full); plus per-member sex checks
   (:func:`check_sex`) from the chrX calls (males are haploid there).
 
 Degrees from kinship follow KING's thresholds: above 0.354 duplicate or
@@ -242,7 +243,7 @@ def _status(expected_phi: float, kinship: float) -> str:
     if e < 4 and o == 4:
         return "expected_not_related"
     if e == 4:
-        return "unexpected_relative"
+        return "unexpected_relative" if o <= 2 else "distant_relative"
     return "other_degree"
 
 
