@@ -1,6 +1,9 @@
-"""Support for tests/families: a family study store: the simulated trios of :mod:`biobank.testing.families`, loaded with
-the real parts (registry import, ``load-vcf`` with DP/GQ, PED and HPO imports). Built once per
-session (about a minute); tests must not change it (use ``family_store_rw`` for writes)."""
+"""Support for tests/families: a family study store.
+
+The simulated trios of :mod:`biobank.testing.families`, loaded with the real parts
+(registry import, ``load-vcf`` with DP/GQ, PED and HPO imports). Built once per
+session (about a minute); tests must not change it (use ``family_store_rw`` for writes).
+"""
 
 from __future__ import annotations
 

@@ -67,6 +67,7 @@ COMMAND_MODULES = [
     "sequencing",
     "service",
     "panels",
+    "families",
 ]
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -55,7 +55,7 @@ class CheckSummary:
         return {"families": self.families, "rows": self.rows, "failed": self.failed}
 
 
-def _mendel_rows(report: pl.DataFrame, ids: dict[str, str]) -> list[dict[str, object]]:
+def _mendel_rows(report: pl.DataFrame, ids: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     for r in report.iter_rows(named=True):
         rate = r["error_rate"]
@@ -75,7 +75,7 @@ def _mendel_rows(report: pl.DataFrame, ids: dict[str, str]) -> list[dict[str, ob
     return rows
 
 
-def _relatedness_rows(pairs: pl.DataFrame) -> list[dict[str, object]]:
+def _relatedness_rows(pairs: pl.DataFrame) -> list[dict[str, Any]]:
     by_member: dict[tuple[str, str, str], list[dict[str, object]]] = {}
     for r in pairs.iter_rows(named=True):
         for me, other in (("1", "2"), ("2", "1")):
@@ -119,9 +119,7 @@ def run_family_checks(
         mendel = mendel_errors(con, principal=principal, families=families).trios
         pairs = check_relatedness(con, principal=principal, families=families)
         sex = check_sex(con, principal=principal, families=families)
-        ids = dict(
-            con.execute("SELECT sample_id, participant_id FROM genotype_sample").fetchall()
-        )
+        ids = dict(con.execute("SELECT sample_id, participant_id FROM genotype_sample").fetchall())
         rows = _mendel_rows(mendel, ids) + _relatedness_rows(pairs)
         rows += [
             {
@@ -129,9 +127,9 @@ def run_family_checks(
                 "participant_id": r["participant_id"],
                 "sample_id": r["sample_id"],
                 "check_name": "sex",
-                "status": "not_tested" if r["status"] == "not_tested" else (
-                    "pass" if r["status"] == "ok" else "fail"
-                ),
+                "status": "not_tested"
+                if r["status"] == "not_tested"
+                else ("pass" if r["status"] == "ok" else "fail"),
                 "value": None,
                 "detail": f"registered {r['registered_sex']}, chrX calls suggest "
                 f"{r['inferred_sex'] or 'nothing'} ({r['x_haploid']} of {r['x_calls']} haploid)",

@@ -103,7 +103,11 @@ class _Calls:
 
 
 def _read_calls(
-    con: duckdb.DuckDBPyConnection, fs: FamilySamples, keys: np.ndarray, vdf: pl.DataFrame, cf: CandidateFilter
+    con: duckdb.DuckDBPyConnection,
+    fs: FamilySamples,
+    keys: np.ndarray,
+    vdf: pl.DataFrame,
+    cf: CandidateFilter,
 ) -> _Calls:
     n = fs.n_samples
     blocks = list(dense_blocks(con, fs.table, keys)) if len(keys) and n else []
@@ -221,8 +225,16 @@ def _compound_het(
         ok = np.ones((len(pat), len(mat)), dtype=bool)
         for has in carried:
             ok &= ~np.outer(has[pat], has[mat])
-        hits += [("compound_het", int(r), int(mat[np.argmax(ok[i])])) for i, r in enumerate(pat) if ok[i].any()]
-        hits += [("compound_het", int(r), int(pat[np.argmax(ok[:, j])])) for j, r in enumerate(mat) if ok[:, j].any()]
+        hits += [
+            ("compound_het", int(r), int(mat[np.argmax(ok[i])]))
+            for i, r in enumerate(pat)
+            if ok[i].any()
+        ]
+        hits += [
+            ("compound_het", int(r), int(pat[np.argmax(ok[:, j])]))
+            for j, r in enumerate(mat)
+            if ok[:, j].any()
+        ]
     return hits
 
 
@@ -261,7 +273,13 @@ def _rows_for_family(
     }
     out: list[dict[str, Any]] = []
 
-    def add(mode: str, r: int, partner: int | None, proband: dict[str, Any], cols: tuple[int, int, int] | None) -> None:
+    def add(
+        mode: str,
+        r: int,
+        partner: int | None,
+        proband: dict[str, Any],
+        cols: tuple[int, int, int] | None,
+    ) -> None:
         pc = int(proband["col"])
         out.append(
             {
@@ -282,10 +300,16 @@ def _rows_for_family(
 
     for t in trio_rows:
         sibs = [
-            s for s in unaffected_kids if s != int(t["c_col"])
+            s
+            for s in unaffected_kids
+            if s != int(t["c_col"])
             and g.filter(pl.col("col") == s)["father_id"][0] == t["father_id"]
         ]
-        proband = {"participant_id": t["child_id"], "sample_id": t["child_sample"], "col": t["c_col"]}
+        proband = {
+            "participant_id": t["child_id"],
+            "sample_id": t["child_sample"],
+            "col": t["c_col"],
+        }
         for mode, r, partner in _trio_modes(c, t, sibs, modes):
             add(mode, r, partner, proband, (int(t["c_col"]), int(t["f_col"]), int(t["m_col"])))
     if "dominant" in modes:
@@ -370,7 +394,9 @@ def find_candidates(
     return _candidate_frame(rows, vdf, freq)
 
 
-def _candidate_frame(rows: list[dict[str, Any]], vdf: pl.DataFrame, freq: pl.DataFrame) -> pl.DataFrame:
+def _candidate_frame(
+    rows: list[dict[str, Any]], vdf: pl.DataFrame, freq: pl.DataFrame
+) -> pl.DataFrame:
     schema = {
         "family_id": pl.String, "proband_id": pl.String, "proband_sample": pl.String,
         "mode": pl.String, "variant_key": pl.Int64, "partner_variant_key": pl.Int64,

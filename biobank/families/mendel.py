@@ -50,7 +50,9 @@ class MendelReport:
     variants: pl.DataFrame
 
 
-def _gives(d: np.ndarray, missing: np.ndarray, haploid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _gives(
+    d: np.ndarray, missing: np.ndarray, haploid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Whether a parent can give allele 0 and allele 1 (a missing parent can give either)."""
     give0 = missing | (d == 0) | ((d == 1) & ~haploid)
     give1 = missing | (d > 0)
@@ -103,7 +105,9 @@ def mendel_errors(
     with family_samples(con, families=families, purpose=purpose) as fs:
         tr = trios(fs.members)
         keys = variant_keys(con, fs.table, variant_filter)
-        contig_of = dict(zip(vdf["variant_key"].to_list(), vdf["variant_contig"].to_list(), strict=True))
+        contig_of = dict(
+            zip(vdf["variant_key"].to_list(), vdf["variant_contig"].to_list(), strict=True)
+        )
         n_t = tr.height
         ok = np.zeros(n_t, dtype=np.int64)
         bad = np.zeros(n_t, dtype=np.int64)
@@ -144,10 +148,14 @@ def mendel_errors(
     )
     vk = np.concatenate([k for k, _ in per_variant]) if per_variant else np.zeros(0, np.int64)
     ve = np.concatenate([e for _, e in per_variant]) if per_variant else np.zeros(0, np.int64)
-    counts = pl.DataFrame({"variant_key": vk.astype(np.int64), "n_trios_error": ve.astype(np.int64)})
+    counts = pl.DataFrame(
+        {"variant_key": vk.astype(np.int64), "n_trios_error": ve.astype(np.int64)}
+    )
     counts = counts.filter(pl.col("n_trios_error") > 0)
     var_df = (
-        vdf.select("variant_key", "variant_contig", "variant_position", "variant_ref", "variant_alt")
+        vdf.select(
+            "variant_key", "variant_contig", "variant_position", "variant_ref", "variant_alt"
+        )
         .with_columns(pl.col("variant_key").cast(pl.Int64))
         .join(counts, on="variant_key")
         .sort("variant_key")

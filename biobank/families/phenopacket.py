@@ -224,14 +224,20 @@ def family_phenopacket(
             meta_data=_meta(principal.user),
         )
         if with_candidates:
-            p.interpretations.append(_interpretation(row["participant_id"], ranked, genome_assembly))
+            p.interpretations.append(
+                _interpretation(row["participant_id"], ranked, genome_assembly)
+            )
         return p
 
     rows = {r["participant_id"]: r for r in members.iter_rows(named=True)}
     message = Family(
         id=family_id,
         proband=packet(rows[proband_id], with_candidates=True),
-        relatives=[packet(r, with_candidates=r["participant_id"] in probands) for pid, r in rows.items() if pid != proband_id],
+        relatives=[
+            packet(r, with_candidates=r["participant_id"] in probands)
+            for pid, r in rows.items()
+            if pid != proband_id
+        ],
         pedigree=_pedigree(family_id, members),
         meta_data=_meta(principal.user),
     )
@@ -288,4 +294,4 @@ def from_json(text: str, *, kind: str = "family") -> Family:
         raise ValidationError(
             f"the {kind} lacks required field(s): {', '.join(missing)}", field=missing[0]
         )
-    return message  # type: ignore[no-any-return]
+    return message

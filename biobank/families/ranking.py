@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -184,9 +183,10 @@ def rank_candidates(candidates: pl.DataFrame, phenotypes: pl.DataFrame) -> pl.Da
         pl.Series("consequence_score", csq, dtype=pl.Float64),
         (1 - (pl.col("control_frequency").fill_null(0.0) / 0.05).clip(0, 1)).alias("rarity_score"),
     )
-    df = df.with_columns(
-        sum(pl.col(f"{k}_score") * w for k, w in WEIGHTS.items()).alias("score")  # type: ignore[arg-type]
-    )
+    score = pl.lit(0.0)
+    for k, w in WEIGHTS.items():
+        score = score + pl.col(f"{k}_score") * w
+    df = df.with_columns(score.alias("score"))
     df = df.with_columns(
         pl.col("score")
         .rank(method="ordinal", descending=True)
@@ -224,6 +224,8 @@ def rank_families(
     pheno = (
         participant_phenotypes(store, principal, probands)
         if probands
-        else pl.DataFrame(schema={"participant_id": pl.String, "hpo_id": pl.String, "observed": pl.Boolean})
+        else pl.DataFrame(
+            schema={"participant_id": pl.String, "hpo_id": pl.String, "observed": pl.Boolean}
+        )
     )
     return rank_candidates(cands, pheno)

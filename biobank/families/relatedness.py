@@ -11,7 +11,8 @@
   inferred relationship and a status: ``ok``, ``expected_not_related`` (e.g.
   non-paternity, a sample swap), ``unexpected_relative`` (second degree or
   closer), ``distant_relative`` (third degree: often population structure on a
-  small genome), ``other_degree`` (e.g. half siblings registered as full); plus per-member sex checks
+  small genome), ``other_degree`` (e.g. half siblings registered as full); plus
+  per-member sex checks
   (:func:`check_sex`) from the chrX calls (males are haploid there).
 
 Degrees from kinship follow KING's thresholds: above 0.354 duplicate or
@@ -219,7 +220,9 @@ def _pairs_frame(members: pl.DataFrame, scope: str) -> pl.DataFrame:
         rows = []
         for (_,), fam in g.group_by(["family_id"], maintain_order=True):
             for a, b in itertools.combinations(fam.sort("col").iter_rows(named=True), 2):
-                rows.append((a["family_id"], a["participant_id"], b["family_id"], b["participant_id"]))
+                rows.append(
+                    (a["family_id"], a["participant_id"], b["family_id"], b["participant_id"])
+                )
     return pl.DataFrame(
         rows, schema=["family_1", "participant_1", "family_2", "participant_2"], orient="row"
     )
@@ -293,7 +296,10 @@ def check_relatedness(
             .iter_rows()
         )
         idx = np.array(
-            [[col[a], col[b]] for a, b in zip(pairs["participant_1"], pairs["participant_2"], strict=True)],
+            [
+                [col[a], col[b]]
+                for a, b in zip(pairs["participant_1"], pairs["participant_2"], strict=True)
+            ],
             dtype=np.int64,
         ).reshape(-1, 2)
         king = king_pairs(con, fs.table, idx)

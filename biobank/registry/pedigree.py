@@ -52,8 +52,8 @@ __all__ = [
     "AFFECTED_STATUSES",
     "MIN_PARENT_AGE",
     "FamilyMember",
-    "PedigreeImport",
     "PedRow",
+    "PedigreeImport",
     "family_members",
     "import_pedigree",
     "read_ped",
@@ -143,7 +143,9 @@ def read_ped(path: str | Path) -> list[PedRow]:
                 line=number,
                 value=line[:80],
             )
-        rows.append(PedRow(*parts[:6], parts[6] if len(parts) == 7 else ".", line=number))
+        fam, ind, father, mother, sex, pheno = parts[:6]
+        twin = parts[6] if len(parts) == 7 else "."
+        rows.append(PedRow(fam, ind, father, mother, sex, pheno, twin, line=number))
     if not rows:
         raise ValidationError("the PED file has no members", file=path)
     return rows
@@ -221,9 +223,7 @@ def _parse_rows(
         if len(chk.problems) > n_before or pid is None:
             continue
         twin = None if row.twin_group in _NONE else row.twin_group
-        member = FamilyMember(
-            row.family_id, pid, father, mother, _PHENOTYPE[row.phenotype], twin
-        )
+        member = FamilyMember(row.family_id, pid, father, mother, _PHENOTYPE[row.phenotype], twin)
         out.append((row, member))
     return out
 
@@ -242,7 +242,10 @@ def _check_registry(
         coded = _SEX.get(row.sex)
         if coded is not None and coded != sex:
             chk.bad(row, f"sex {row.sex} ({coded}) differs from the registered {sex}", "sex")
-        for parent, fld, want in ((m.father_id, "father", "male"), (m.mother_id, "mother", "female")):
+        for parent, fld, want in (
+            (m.father_id, "father", "male"),
+            (m.mother_id, "mother", "female"),
+        ):
             if parent is None or parent not in known:
                 continue
             p_sex, p_year = known[parent]
@@ -370,8 +373,10 @@ def validate_family(
             )
     for row, m in parsed:  # a person has one father and mother, in whichever family
         for (fam, pid), old in stored.items():
-            if pid == m.participant_id and fam != m.family_id and (
-                (old.father_id, old.mother_id) != (m.father_id, m.mother_id)
+            if (
+                pid == m.participant_id
+                and fam != m.family_id
+                and ((old.father_id, old.mother_id) != (m.father_id, m.mother_id))
             ):
                 chk.bad(
                     row,
@@ -537,4 +542,3 @@ def family_members(
             {"families": wanted[:50], "rows": df.height},
         )
     return df
-

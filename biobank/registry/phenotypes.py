@@ -140,7 +140,9 @@ def _write_terms(
                 "SELECT participant_id, hpo_id, observed, source FROM participant_phenotype"
             ).fetchall()
         }
-        registered = {r[0] for r in con.execute("SELECT participant_id FROM participant").fetchall()}
+        registered = {
+            r[0] for r in con.execute("SELECT participant_id FROM participant").fetchall()
+        }
         missing = sorted({pid for pid, *_ in rows if pid not in registered})
         if missing:
             raise ValidationError(
@@ -190,7 +192,9 @@ def add_phenotypes(
     require(principal, Permission.REGISTRY_WRITE)
     terms = [check_hpo_term(t) for t in hpo_ids]
     rows = [(participant_id, t, observed, "staff") for t in terms]
-    return _write_terms(store, principal, rows, reason="phenotype registration", target=participant_id)
+    return _write_terms(
+        store, principal, rows, reason="phenotype registration", target=participant_id
+    )
 
 
 def import_phenotypes(store: Store, principal: Principal, path: str | Path) -> int:
@@ -225,15 +229,21 @@ def import_phenotypes(store: Store, principal: Principal, path: str | Path) -> i
                 term = check_hpo_term(rec["hpo_id"] or "")
                 flag = (rec.get("observed") or "yes").strip().lower()
                 if flag not in ("yes", "no"):
-                    raise ValidationError("observed must be yes or no", field="observed", value=flag)
+                    raise ValidationError(
+                        "observed must be yes or no", field="observed", value=flag
+                    )
             except ValidationError as exc:
                 p = exc.problem
-                problems.append(Problem(p.message, file=str(path), line=line, field=p.field, value=p.value))
+                problems.append(
+                    Problem(p.message, file=str(path), line=line, field=p.field, value=p.value)
+                )
                 continue
             rows.append((pseudonym(number, key), term, flag == "yes", "staff"))
     if problems:
         raise ImportRejected(problems, file=path)
-    return _write_terms(store, principal, rows, reason=f"phenotype import {path.name}", target=str(path))
+    return _write_terms(
+        store, principal, rows, reason=f"phenotype import {path.name}", target=str(path)
+    )
 
 
 def map_icd10_phenotypes(store: Store, principal: Principal) -> int:

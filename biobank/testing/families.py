@@ -198,7 +198,9 @@ def _plant_rows(
     return row
 
 
-def _insert(v: Variants, genome: Genome, sites: list[tuple[str, int, str, str, np.ndarray]]) -> Variants:
+def _insert(
+    v: Variants, genome: Genome, sites: list[tuple[str, int, str, str, np.ndarray]]
+) -> Variants:
     both = Variants(
         np.concatenate([v.contig, np.array([s[0] for s in sites], dtype=object)]),
         np.concatenate([v.pos, np.array([s[1] for s in sites], dtype=v.pos.dtype)]),
@@ -245,7 +247,9 @@ def _plant(
             contig, gp, ref, alt = _new_site(rng, genome, pop.variants, gene, consequence, taken)
             sites.append((contig, gp, ref, alt, _plant_rows(rng, pop, mode, fam, contig, k)))
             planted.append(
-                PlantedCall(fam_ids[k_fam], mode, gene, consequence, contig, gp, ref, alt, fam[2][0])
+                PlantedCall(
+                    fam_ids[k_fam], mode, gene, consequence, contig, gp, ref, alt, fam[2][0]
+                )
             )
     de_novo = next(p for p in planted if p.mode == "de_novo")
     decoys = []
@@ -255,8 +259,17 @@ def _plant(
         row[2 * de_novo.child] = 1
         sites.append((contig, gp, ref, alt, row))
         decoys.append(
-            PlantedCall(de_novo.family_id, "decoy", gene, "missense_variant", contig, gp, ref, alt,
-                        de_novo.child)
+            PlantedCall(
+                de_novo.family_id,
+                "decoy",
+                gene,
+                "missense_variant",
+                contig,
+                gp,
+                ref,
+                alt,
+                de_novo.child,
+            )
         )
     pop.variants = _insert(pop.variants, genome, sites)
     return planted, decoys
@@ -309,9 +322,7 @@ def _format_cells(
     return rows
 
 
-def _vcf_text(
-    genome: Genome, v: Variants, names: list[str], cells: list[list[str]]
-) -> str:
+def _vcf_text(genome: Genome, v: Variants, names: list[str], cells: list[list[str]]) -> str:
     header = [
         "##fileformat=VCFv4.2",
         '##FILTER=<ID=PASS,Description="All filters passed">',
@@ -386,8 +397,19 @@ def _annotate(plain: Path, out: Path, ref: Path) -> Path:
     vcf = out / "families.vcf.gz"
     run_tool(
         [
-            "bcftools", "csq", "--fasta-ref", ref / "genome.fa", "--gff-annot",
-            ref / "genes.gff3", "--phase", "a", "--output-type", "z", "--output", vcf, plain,
+            "bcftools",
+            "csq",
+            "--fasta-ref",
+            ref / "genome.fa",
+            "--gff-annot",
+            ref / "genes.gff3",
+            "--phase",
+            "a",
+            "--output-type",
+            "z",
+            "--output",
+            vcf,
+            plain,
         ]
     )
     pysam.tabix_index(str(vcf), preset="vcf", force=True)
@@ -441,7 +463,11 @@ def simulate_family_study(
     n = len(pop.sex)
     sample_ids = [f"S{i + 1:04d}" for i in range(n)]
     people = ppl.make_people(
-        rng, sexes=pop.sex, ancestries=pop.ancestry, parents=pop.parents, sample_ids=sample_ids,
+        rng,
+        sexes=pop.sex,
+        ancestries=pop.ancestry,
+        parents=pop.parents,
+        sample_ids=sample_ids,
         min_father_gap=20,
     )
     for p in people:
@@ -464,11 +490,11 @@ def simulate_family_study(
     _write_ped(out / "pedigree.ped", fams, fam_ids, people, affected)
     terms: dict[str, list[str]] = {}
     lines = ["national_id\thpo_id"]
-    for p in planted:
-        if sample_ids[p.child] in terms:
+    for pc in planted:
+        if sample_ids[pc.child] in terms:
             continue
-        terms[sample_ids[p.child]] = _child_terms(rng, p.gene)
-        lines += [f"{people[p.child].national_id}\t{t}" for t in terms[sample_ids[p.child]]]
+        terms[sample_ids[pc.child]] = _child_terms(rng, pc.gene)
+        lines += [f"{people[pc.child].national_id}\t{t}" for t in terms[sample_ids[pc.child]]]
     (out / "phenotypes.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     _write_truth(out, planted, decoys, sample_ids)
     logger.info("family study: %d people, %d families, %d sites", n, len(fams), len(v))

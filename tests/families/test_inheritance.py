@@ -36,9 +36,7 @@ def test_find_candidates__default_filters_find_exactly_the_planted(
     study = family_store.study
     with Store(family_store.path) as store:
         df = find_candidates(store.con, principal=REGISTRAR)
-    planted = {
-        (p.family_id, p.mode, study.sample_ids[p.child], p.pos + 1) for p in study.planted
-    }
+    planted = {(p.family_id, p.mode, study.sample_ids[p.child], p.pos + 1) for p in study.planted}
     assert _found(df) == planted
     het = df.filter(pl.col("mode") == "compound_het")
     assert set(het["partner_variant_key"]) == set(het["variant_key"])  # phased pair
@@ -46,7 +44,8 @@ def test_find_candidates__default_filters_find_exactly_the_planted(
     assert set(df["variant_gene"]) == {p.gene for p in study.planted}
     row = df.filter(pl.col("mode") == "de_novo").row(0, named=True)
     assert (row["call_proband"], row["call_father"], row["call_mother"]) == ("0/1", "0/0", "0/0")
-    assert row["proband_DP"] >= 10 and row["proband_GQ"] >= 20
+    assert row["proband_DP"] >= 10
+    assert row["proband_GQ"] >= 20
     xl = df.filter(pl.col("mode") == "x_linked").row(0, named=True)
     assert (xl["call_proband"], xl["call_father"], xl["call_mother"]) == ("1", "0", "0/1")
 
@@ -57,9 +56,14 @@ def test_find_candidates__decoys_fail_only_the_depth_and_quality_filters(
     study = family_store.study
     relaxed = CandidateFilter(min_depth=0, min_quality=0)
     with Store(family_store.path) as store:
-        df = find_candidates(store.con, principal=REGISTRAR, modes=["de_novo"], candidate_filter=relaxed)
+        df = find_candidates(
+            store.con, principal=REGISTRAR, modes=["de_novo"], candidate_filter=relaxed
+        )
         only_gq = find_candidates(
-            store.con, principal=REGISTRAR, modes=["de_novo"], candidate_filter=CandidateFilter(min_quality=0)
+            store.con,
+            principal=REGISTRAR,
+            modes=["de_novo"],
+            candidate_filter=CandidateFilter(min_quality=0),
         )
     decoys = {(d.family_id, "de_novo", study.sample_ids[d.child], d.pos + 1) for d in study.decoys}
     planted = {
@@ -86,35 +90,47 @@ def _trio_dnm2(vcf: Path, ped: Path, out: Path) -> set[tuple[str, int]]:
     )
     calls = set()
     for line in text.read_text().splitlines():
-        chrom, pos, sample, dnm = line.split("\t")
+        _, pos, sample, dnm = line.split("\t")
         if dnm == "1":
             calls.add((sample, int(pos)))
     return calls
 
 
-def _trio_gts(vcf: Path, trios: pl.DataFrame, out: Path) -> dict[tuple[str, int], tuple[str, str, str]]:
-    samples = sorted(set(trios["child_sample"]) | set(trios["father_sample"]) | set(trios["mother_sample"]))
+def _trio_gts(
+    vcf: Path, trios: pl.DataFrame, out: Path
+) -> dict[tuple[str, int], tuple[str, str, str]]:
+    samples = sorted(
+        set(trios["child_sample"]) | set(trios["father_sample"]) | set(trios["mother_sample"])
+    )
     text = out / "gts.tsv"
-    run_tool(["bcftools", "query", "-s", ",".join(samples), "-f", "%POS[\t%GT]\n", vcf], stdout=text)
+    run_tool(
+        ["bcftools", "query", "-s", ",".join(samples), "-f", "%POS[\t%GT]\n", vcf], stdout=text
+    )
     col = {s: i for i, s in enumerate(samples)}
     gts: dict[tuple[str, int], tuple[str, str, str]] = {}
     for line in text.read_text().splitlines():
         pos, *g = line.split("\t")
         for t in trios.iter_rows(named=True):
             gts[(t["child_sample"], int(pos))] = (
-                g[col[t["child_sample"]]], g[col[t["father_sample"]]], g[col[t["mother_sample"]]]
+                g[col[t["child_sample"]]],
+                g[col[t["father_sample"]]],
+                g[col[t["mother_sample"]]],
             )
     return gts
 
 
-def test_de_novo__against_bcftools_trio_dnm2_naive(family_store: FamilyStore, tmp_path: Path) -> None:
+def test_de_novo__against_bcftools_trio_dnm2_naive(
+    family_store: FamilyStore, tmp_path: Path
+) -> None:
     """Unfiltered de novo calls are the naive trio-dnm2 calls of an ALT allele absent from
     both hom-ref parents; trio-dnm2 also flags other Mendelian errors (a child lacking a
     parental allele, a 1/1 child of a carrier), which are not de novo ALT alleles."""
     from biobank.families.members import family_samples, trios
 
     with Store(family_store.path) as store:
-        ours = find_candidates(store.con, principal=REGISTRAR, modes=["de_novo"], candidate_filter=NO_FILTERS)
+        ours = find_candidates(
+            store.con, principal=REGISTRAR, modes=["de_novo"], candidate_filter=NO_FILTERS
+        )
         with family_samples(store.con) as fs:
             tr = trios(fs.members)
     ped = tmp_path / "trios.ped"
@@ -157,6 +173,8 @@ def test_find_candidates__honours_consent(family_store_rw: FamilyStore) -> None:
 
 
 def test_find_candidates__rejects_unknown_mode(family_store: FamilyStore) -> None:
-    with Store(family_store.path) as store:
-        with pytest.raises(ValidationError, match="unknown mode 'mitochondrial'"):
-            find_candidates(store.con, principal=REGISTRAR, modes=["mitochondrial"])
+    with (
+        Store(family_store.path) as store,
+        pytest.raises(ValidationError, match="unknown mode 'mitochondrial'"),
+    ):
+        find_candidates(store.con, principal=REGISTRAR, modes=["mitochondrial"])

@@ -30,7 +30,8 @@ def test_family_phenopacket__round_trip_and_content(family_store: FamilyStore) -
     back = from_json(text)
     assert back == message
     assert json_format.MessageToDict(back) == json.loads(text)
-    assert proband is not None and back.proband.subject.id == proband[0]
+    assert proband is not None
+    assert back.proband.subject.id == proband[0]
     terms = {f.type.id for f in back.proband.phenotypic_features}
     assert terms == set(study.child_terms[study.sample_ids[planted.child]])
     genomic = back.proband.interpretations[0].diagnosis.genomic_interpretations
@@ -38,7 +39,7 @@ def test_family_phenopacket__round_trip_and_content(family_store: FamilyStore) -
     assert (first.vcf_record.chrom, first.vcf_record.pos) == (planted.contig, planted.pos + 1)
     assert first.gene_context.symbol == planted.gene
     assert first.allelic_state.label == "homozygous"
-    f, m, kids = study.families[planted.family_id]
+    _, _, kids = study.families[planted.family_id]
     assert len(back.pedigree.persons) == 2 + len(kids)
     assert len(back.relatives) == 1 + len(kids)
     assert back.meta_data.phenopacket_schema_version == "2.0"
@@ -60,6 +61,5 @@ def test_from_json__refuses_fields_outside_the_schema(family_store: FamilyStore)
 
 
 def test_family_phenopacket__unknown_family(family_store: FamilyStore) -> None:
-    with Store(family_store.path) as store:
-        with pytest.raises(NotFoundError, match="no family 'NOPE'"):
-            family_phenopacket(store, REGISTRAR, "NOPE")
+    with Store(family_store.path) as store, pytest.raises(NotFoundError, match="no family 'NOPE'"):
+        family_phenopacket(store, REGISTRAR, "NOPE")

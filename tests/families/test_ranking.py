@@ -20,7 +20,9 @@ RELAXED = CandidateFilter(
 )
 
 
-def test_rank_families__planted_variant_ranks_first_for_its_child(family_store: FamilyStore) -> None:
+def test_rank_families__planted_variant_ranks_first_for_its_child(
+    family_store: FamilyStore,
+) -> None:
     """Without any filter (over 1,000 candidates) each child's planted variant is rank 1
     (the two of the compound heterozygote ranks 1 and 2)."""
     study = family_store.study

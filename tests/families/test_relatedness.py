@@ -87,7 +87,9 @@ def test_check_relatedness__flags_a_child_who_is_not_theirs(family_store_rw: Fam
     with Store(family_store_rw.path) as store:
         register_family(store, REGISTRAR, rows)
         df = check_relatedness(store.con, principal=REGISTRAR, families=["SWAP"])
-    status = {frozenset((r["sample_1"], r["sample_2"])): r["status"] for r in df.iter_rows(named=True)}
+    status = {
+        frozenset((r["sample_1"], r["sample_2"])): r["status"] for r in df.iter_rows(named=True)
+    }
     s = study.sample_ids
     assert status[frozenset((s[f], s[stranger]))] == "expected_not_related"
     assert status[frozenset((s[m], s[stranger]))] == "expected_not_related"

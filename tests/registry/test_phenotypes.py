@@ -41,7 +41,9 @@ def test_add_phenotypes__registers_events_once(clinical_store) -> None:  # type:
         df = participant_phenotypes(store, REG, [pid])
         assert events.replay(store.con) == events.current_state(store.con)
         with pytest.raises(AccessDenied):
-            add_phenotypes(store, Principal("rita", Role.RESEARCHER, purpose="HMB"), pid, ["HP:0001394"])
+            add_phenotypes(
+                store, Principal("rita", Role.RESEARCHER, purpose="HMB"), pid, ["HP:0001394"]
+            )
     assert set(df["hpo_id"]) == {"HP:0001394", "HP:0010836", "HP:0002240"}
     assert df.filter(df["hpo_id"] == "HP:0002240")["observed"].to_list() == [False]
 
@@ -54,7 +56,7 @@ def test_import_phenotypes__all_or_nothing_with_lines(clinical_store, tmp_path: 
         f"{nid}\tHP:0001638\tmaybe\n"
     )
     with Store(clinical_store.path) as store:
-        with pytest.raises(ImportRejected, match="3 problems|2 problems") as info:
+        with pytest.raises(ImportRejected, match=r"2 problems found") as info:
             import_phenotypes(store, REG, path)
         n = store.con.execute("SELECT count(*) FROM participant_phenotype").fetchone()
     assert {p.line for p in info.value.problems} == {3, 4}
@@ -68,6 +70,8 @@ def test_map_icd10_phenotypes__maps_listed_diagnoses(clinical_store) -> None:  #
             "SELECT hpo_id, source FROM participant_phenotype ORDER BY 1"
         ).fetchall()
         again = map_icd10_phenotypes(store, REG)
-    assert created == len(rows) > 0 and again == 0
+    assert created == len(rows)
+    assert created > 0
+    assert again == 0
     assert ("HP:0005978", "icd10:E11.9") in rows  # type 2 diabetes
     assert any(h == "HP:0000822" and s.startswith("icd10:I10") for h, s in rows)  # hypertension
