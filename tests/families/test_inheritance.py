@@ -78,9 +78,11 @@ def test_find_candidates__decoys_fail_only_the_depth_and_quality_filters(
 
 
 def _trio_dnm2(vcf: Path, ped: Path, out: Path) -> set[tuple[str, int]]:
+    fai = (vcf.parent / "reference" / "genome.fa.fai").read_text().splitlines()
+    x_length = next(int(x.split("\t")[1]) for x in fai if x.startswith("chrX\t"))
     bcf = out / "dnm.bcf"
     run_tool(
-        ["bcftools", "+trio-dnm2", "-P", ped, "-X", "chrX:1-500000", "--use-NAIVE", vcf,
+        ["bcftools", "+trio-dnm2", "-P", ped, "-X", f"chrX:1-{x_length}", "--use-NAIVE", vcf,
          "-Ob", "-o", bcf]
     )  # fmt: skip
     text = out / "dnm.tsv"
