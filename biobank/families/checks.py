@@ -36,7 +36,13 @@ from biobank.registry import events
 if TYPE_CHECKING:
     from biobank.core.store import Store
 
-__all__ = ["MAX_MENDEL_ERROR_RATE", "CheckSummary", "member_checks", "run_family_checks"]
+__all__ = [
+    "MAX_MENDEL_ERROR_RATE",
+    "CheckSummary",
+    "member_checks",
+    "participant_family_summary",
+    "run_family_checks",
+]
 
 MAX_MENDEL_ERROR_RATE = 0.01
 _FAILING = {"expected_not_related", "unexpected_relative"}
@@ -177,3 +183,32 @@ def member_checks(store: Store, principal: Principal, participant_id: str) -> pl
         ).pl()
         audit.record(con, principal, "family.check.read", participant_id, {"rows": df.height})
     return df
+
+
+def participant_family_summary(
+    store: Store, principal: Principal, participant_id: str
+) -> dict[str, list[dict[str, Any]]]:
+    """A participant's families, HPO terms and stored checks, for their page (staff only).
+
+    Returns
+    -------
+    dict
+        ``families`` (family_id, father_id, mother_id, affected), ``phenotypes``
+        (hpo_id, hpo_name, observed, source) and ``checks`` (see :func:`member_checks`).
+    """
+    from biobank.registry.phenotypes import participant_phenotypes
+
+    require(principal, Permission.REGISTRY_READ)
+    with store.transaction() as con:
+        fams = con.execute(
+            "SELECT family_id, father_id, mother_id, affected FROM family_member"
+            " WHERE participant_id = ? ORDER BY family_id",
+            [participant_id],
+        ).pl()
+    pheno = participant_phenotypes(store, principal, [participant_id])
+    checks = member_checks(store, principal, participant_id)
+    return {
+        "families": fams.to_dicts(),
+        "phenotypes": pheno.select("hpo_id", "hpo_name", "observed", "source").to_dicts(),
+        "checks": checks.to_dicts(),
+    }

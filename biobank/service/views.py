@@ -285,11 +285,20 @@ def participant_register(
 
 def _participant_view(ctx: Ctx, pid: str) -> dict[str, Any]:
     def read(store: Any) -> dict[str, Any]:
+        from biobank.core.access import Permission
+        from biobank.families.checks import participant_family_summary
+
         record = get_participant(store, ctx.user, pid, lang=ctx.locale)
+        family = (
+            participant_family_summary(store, ctx.user, pid)
+            if ctx.user.can(Permission.REGISTRY_READ)
+            else None
+        )
         return {
             "p": record,
             "consents": queries.consent_history(store, ctx.user, pid),
             "specimens": list_specimens(store, ctx.user, participant_id=pid, limit=500),
+            "family": family,
         }
 
     return ctx.act(read)
