@@ -56,6 +56,7 @@ __all__ = [
     "PedigreeImport",
     "family_members",
     "import_pedigree",
+    "parse_ped",
     "read_ped",
     "register_family",
     "validate_family",
@@ -129,6 +130,18 @@ def read_ped(path: str | Path) -> list[PedRow]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"cannot read the PED file: {exc}", file=path) from exc
+    return parse_ped(text, file=path)
+
+
+def parse_ped(text: str, *, file: str | Path | None = None) -> list[PedRow]:
+    """Parse PED text (a file's content, or lines typed in a form); see :func:`read_ped`.
+
+    Raises
+    ------
+    ValidationError
+        If a line has fewer than 6 or more than 7 columns, or there is no member.
+    """
+    path = file
     rows: list[PedRow] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

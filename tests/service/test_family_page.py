@@ -23,3 +23,27 @@ def test_participant_page__family_section_for_staff(app: object) -> None:
     assert "biobank family check" in page.text  # no check stored yet
     auditor = logged_in(app, Role.AUDITOR)
     assert "FAMX" not in auditor.get(f"/participants/{pid}").text
+
+
+def test_participant_page__forms_register_phenotypes_and_family(app: object) -> None:
+    from service.support import form
+
+    staff = logged_in(app, Role.REGISTRAR)
+    pid = register(staff).headers["location"].removeprefix("/participants/")
+    page = f"/participants/{pid}"
+    ok = form(staff, f"{page}/phenotypes", {"hpo_ids": "HP:0001394; HP:0010836"}, page=page)
+    assert ok.status_code == 303
+    bad = form(staff, f"{page}/phenotypes", {"hpo_ids": "HP:0000057"}, page=page)
+    assert bad.status_code == 422
+    assert "obsolete" in bad.text
+    fam = form(staff, f"{page}/family", {"ped": f"FAMW {WANG} 0 0 2 2"}, page=page)
+    assert fam.status_code == 303
+    wrong = form(staff, f"{page}/family", {"ped": f"FAMV {WANG} 0 0 1 2"}, page=page)
+    assert wrong.status_code == 422
+    assert "differs from the registered female" in wrong.text
+    text = staff.get(page).text
+    assert "FAMW" in text
+    assert "HP:0010836" in text
+    researcher = logged_in(app, Role.RESEARCHER)
+    refused = researcher.post(f"{page}/phenotypes", data={"hpo_ids": "HP:0001394"})
+    assert refused.status_code == 403
