@@ -106,6 +106,16 @@ COMMANDS = {
     "load-sample-qc": "sequencing",
     "workflow check": "sequencing",
     "workflow run": "sequencing",
+    "family import-ped": "families",
+    "family members": "families",
+    "family import-hpo": "families",
+    "family add-hpo": "families",
+    "family map-icd10": "families",
+    "family check": "families",
+    "family mendel": "families",
+    "family relatedness": "families",
+    "family candidates": "families",
+    "family phenopacket": "families",
 }
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from families_support import FamilyStore
 
 
@@ -22,6 +23,7 @@ def _run(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_family_commands(family_store_rw: FamilyStore, tmp_path: Path) -> None:
     store = family_store_rw.path
     study = family_store_rw.study
