@@ -71,6 +71,7 @@ COMMAND_MODULES = [
     "service",
     "panels",
     "network",
+    "families",
 ]
 
 

@@ -62,6 +62,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/participants/{pid}", v.participant_page, R, "participant"),
     _R("POST", "/participants/{pid}/consents", v.consent_add, W, "consent_add"),
     _R("POST", "/participants/{pid}/withdraw", v.consent_withdraw, W, "consent_withdraw"),
+    _R("POST", "/participants/{pid}/phenotypes", v.phenotype_add, W, "phenotype_add"),
+    _R("POST", "/participants/{pid}/family", v.family_register, W, "family_register"),
     _R("POST", "/api/national-id/check", v.national_id_check, W, "national_id_check"),
     _R("GET", "/specimens", v.specimens_page, R, "specimens"),
     _R("GET", "/specimens/new", v.specimen_form, W, "specimen_form"),

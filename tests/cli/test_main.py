@@ -125,6 +125,16 @@ COMMANDS = {
     "federate count": "network",
     "federate frequencies": "network",
     "federate logistic": "network",
+    "family import-ped": "families",
+    "family members": "families",
+    "family import-hpo": "families",
+    "family add-hpo": "families",
+    "family map-icd10": "families",
+    "family check": "families",
+    "family mendel": "families",
+    "family relatedness": "families",
+    "family candidates": "families",
+    "family phenopacket": "families",
 }
 
 
