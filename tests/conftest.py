@@ -180,3 +180,12 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     not set ``BIOBANK_CENTER_KEY`` in tests that use it. Treat it as read-only.
     """
     return build_demo_store(tmp_path_factory.mktemp("demo_center"))
+
+
+@pytest.fixture(scope="session")
+def beacon_centre(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A small demo centre with three partner centres (``tests/beacon_support.py``), read only
+    except for the query budget rows the Beacon writes."""
+    from beacon_support import build_beacon_centre
+
+    return build_beacon_centre(tmp_path_factory.mktemp("beacon_centre"))

@@ -28,6 +28,8 @@ happen only inside commands:
     ``query``.
 ``sequencing``
     ``compare-calls``, ``load-sample-qc``, ``workflow`` (and ``registry sample-sheet``).
+``network``
+    ``partner`` (tokens of partner centres), ``federate`` (ask the network's centres).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ COMMAND_MODULES = [
     "sequencing",
     "service",
     "panels",
+    "network",
+    "families",
 ]
 
 
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="biobank")
     except AccessDenied as exc:
         typer.echo(f"error: {exc}", err=True)
-        _audit_refusal(exc, sys.argv[1:] if argv is None else argv)
+        if not exc.audited:  # a library refusal is in the log already: record it once
+            _audit_refusal(exc, sys.argv[1:] if argv is None else argv)
         return 1
     except BiobankError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -1,4 +1,5 @@
-"""Genome commands (:mod:`biobank.genomes`): ``load-vcf`` and ``verify``."""
+"""Genome commands (:mod:`biobank.genomes`): ``load-vcf`` and ``verify`` (and those of
+:mod:`biobank.cli.store`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Annotated
 import typer
 
 from biobank.cli._common import FormatOption, OutputFormat, acting_principal, emit, open_store
+from biobank.cli.store import RegionOption, RegionsFileOption, regions_of
+from biobank.cli.store import register as register_store
 
 __all__ = ["register"]
 
@@ -43,23 +46,53 @@ def load_vcf(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", help="Processes reading region chunks at once (partitioned)."),
+    ] = 1,
+    partitioned: Annotated[
+        bool,
+        typer.Option(
+            "--partitioned/--single-file",
+            help="Write Parquet partitions (always so once the store is partitioned).",
+        ),
+    ] = False,
+    region: RegionOption = None,
+    regions_file: RegionsFileOption = None,
 ) -> None:
     """Load genotypes from a VCF as one batch (all or nothing; the same file again is a no-op)."""
     from biobank.genomes.load import load_vcf as load
 
+    chosen = regions_of(region, regions_file)
     with open_store(ctx) as store:
         principal = acting_principal(ctx, store)
-        report = load(
-            store,
-            vcf,
-            principal=principal,
-            info_fields=_split(info),
-            call_fields=_split(call_fields),
-            chunk_records=chunk,
-            progress=progress,
-            threads=threads,
-            pack=pack,
-        )
+        if chosen is not None:
+            from biobank.genomes.regions import load_regions
+
+            report = load_regions(
+                store,
+                vcf,
+                principal=principal,
+                regions=chosen,
+                workers=workers,
+                info_fields=_split(info),
+                call_fields=_split(call_fields),
+                pack=pack,
+            )
+        else:
+            report = load(
+                store,
+                vcf,
+                principal=principal,
+                info_fields=_split(info),
+                call_fields=_split(call_fields),
+                chunk_records=chunk,
+                progress=progress,
+                threads=threads,
+                pack=pack,
+                workers=workers,
+                partitioned=partitioned,
+            )
     if report.already_loaded:
         typer.echo(f"{vcf} was already loaded (load {report.load_id}): nothing to do")
         return
@@ -106,3 +139,4 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("load-vcf")(load_vcf)
     app.command("verify")(verify)
+    register_store(app)

@@ -24,15 +24,20 @@ def serve(
         str,
         typer.Option(help="Proxies trusted for X-Forwarded-For (the audited client address)."),
     ] = "127.0.0.1",
+    beacon_config: Annotated[
+        Path | None, typer.Option(help="YAML settings of the Beacon (docs/beacon.md).")
+    ] = None,
 ) -> None:
     """Run the staff web application over the store (see docs/service.md)."""
     import uvicorn
 
+    from biobank.research.beacon.config import BeaconConfig
     from biobank.service import create_app
     from biobank.service.app import load_secret
 
     store = Path(state(ctx).store)
-    app = create_app(store, secret_key=load_secret(store), https_only=secure_cookies)
+    beacon = BeaconConfig.load(beacon_config) if beacon_config else None
+    app = create_app(store, secret_key=load_secret(store), https_only=secure_cookies, beacon=beacon)
     uvicorn.run(
         app,
         host=host,

@@ -13,6 +13,7 @@ tools are translated at the boundary with ``raise ... from exc``.
     ├── NotFoundError          a participant, specimen, variant, cohort ... does not exist
     ├── ConflictError          a duplicate label, an occupied freezer position, a re-registration
     ├── AccessDenied           the principal's role does not permit the action
+    │   ├── QuotaExceeded      a requester used up its query budget (Beacon, federation)
     │   └── DisclosureRefused  an aggregate output failed disclosure control (differencing ...)
     ├── ConsentError           consent does not permit the use, or was withdrawn
     ├── StoreError             the DuckDB store cannot be opened, migrated or written
@@ -40,6 +41,7 @@ __all__ = [
     "ImportRejected",
     "NotFoundError",
     "Problem",
+    "QuotaExceeded",
     "StoreError",
     "ToolNotFoundError",
     "ValidationError",
@@ -152,7 +154,26 @@ class ConflictError(BiobankError):
 
 
 class AccessDenied(BiobankError, PermissionError):
-    """The acting user's role does not permit the requested action."""
+    """The acting user's role does not permit the requested action.
+
+    Attributes
+    ----------
+    audited
+        ``True`` once the refusal is in the audit log: the library function
+        that refused recorded it (:meth:`mark_audited`), so an outer layer (the
+        command line) does not record it a second time.
+    """
+
+    audited: bool = False
+
+    def mark_audited(self) -> AccessDenied:
+        """Note that the refusal has been audited; return the error (to raise it)."""
+        self.audited = True
+        return self
+
+
+class QuotaExceeded(AccessDenied):
+    """A requester used up its query budget (re-identification defence of the Beacon)."""
 
 
 class DisclosureRefused(AccessDenied):

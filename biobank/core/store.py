@@ -131,6 +131,10 @@ class Store:
         _malloc.tune()  # reuse freed buffers between queries (see biobank.core._malloc)
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
+            # files named relative to the store (the partitioned store's Parquet
+            # files, biobank.genomes.partitions) are found beside it, wherever it moved
+            here = str(self.path.resolve().parent).replace("'", "''")
+            self.con.execute(f"SET GLOBAL file_search_path = '{here}'")
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._in_transaction = False
@@ -262,10 +266,16 @@ class Store:
     # -- scratch databases ---------------------------------------------------
     def _remove_stale_scratch(self) -> None:
         """Delete scratch files of processes that ended without removing them (killed)."""
+        import socket
+
         name = re.escape(self.path.name)
         pattern = re.compile(rf"\.{name}\.scratch-(\d+)-[0-9a-f]+\.duckdb(\.wal)?")
-        for f in self.path.parent.glob(f".{self.path.name}.scratch-*"):
-            m = pattern.fullmatch(f.name)
+        # region-load workers name their host: on a shared file system only the
+        # files of this host's dead processes are stale
+        host = re.escape(socket.gethostname())
+        region = re.compile(rf"\.{name}\.region-{host}-(\d+)-[0-9a-f]+\.duckdb(\.wal)?")
+        for f in self.path.parent.glob(f".{self.path.name}.*-*.duckdb*"):
+            m = pattern.fullmatch(f.name) or region.fullmatch(f.name)
             if m is None:
                 continue
             pid = int(m.group(1))

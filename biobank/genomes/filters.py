@@ -87,6 +87,9 @@ class VariantFilter:
         (:mod:`biobank.genomes.panels`) is at most ``max_frequency``; variants the
         panel does not have count as rare (frequency 0). E.g.
         ``("1kg", "CHB", 0.01)``.
+    variant_keys
+        Store keys of the variants (``variant.variant_key``), e.g. those a Beacon
+        query matched.
     """
 
     genes: Sequence[str] | None = None
@@ -97,6 +100,7 @@ class VariantFilter:
     min_frequency: float | None = None
     max_frequency: float | None = None
     panel_max_frequency: tuple[str, str, float] | None = None
+    variant_keys: Sequence[int] | None = None
 
     def where(self, alias: str = "v") -> tuple[str, list[Any]]:
         """Return a SQL condition on table ``variant`` (as ``alias``) and its parameters.
@@ -141,6 +145,9 @@ class VariantFilter:
         if self.variant_ids is not None:
             conds.append(f"{alias}.variant_id IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(self.variant_ids))
+        if self.variant_keys is not None:
+            conds.append(f"{alias}.variant_key IN (SELECT unnest(?::INTEGER[]))")
+            params.append([int(k) for k in self.variant_keys])
         if self.pass_only:
             conds.append(f"coalesce({alias}.filter, 'PASS') = 'PASS'")
         if self.panel_max_frequency is not None:

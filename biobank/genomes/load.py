@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,7 @@ from biobank.genomes.records import (
     BcfStream,
     Header,
     add_record,
+    check_alleles,
     check_record,
     iter_records,
     read_header,
@@ -151,6 +152,8 @@ def load_vcf(
     progress: bool = False,
     threads: int = 1,
     pack: bool = True,
+    workers: int = 1,
+    partitioned: bool = False,
 ) -> LoadReport:
     """Load a VCF/BCF (plain or bgzipped) as one batch of samples, all or nothing.
 
@@ -183,6 +186,13 @@ def load_vcf(
         ``genotype_call`` row per call.
         Never done when ``call_fields`` are kept. ``False`` keeps every call
         sparse (the layout of stores loaded before packing existed).
+    workers
+        Processes reading region chunks of an indexed file at once (a
+        partitioned load, see :func:`biobank.genomes.regions.load_regions`).
+    partitioned
+        Write the calls as Parquet partitions (:mod:`biobank.genomes.partitions`);
+        always so in a store that is partitioned already, with ``workers > 1``,
+        and when ``BIOBANK_STORE_LAYOUT=partitioned`` is set (a center's default).
 
     Returns
     -------
@@ -210,7 +220,24 @@ def load_vcf(
 
     require(principal, Permission.LOAD_DATA)
     path = Path(path)
+    import os
+
+    from biobank.genomes.partitions import is_partitioned
+
+    partitioned = partitioned or os.environ.get("BIOBANK_STORE_LAYOUT") == "partitioned"
     try:
+        if partitioned or workers > 1 or is_partitioned(store.con):
+            from biobank.genomes.regions import load_regions
+
+            return load_regions(
+                store,
+                path,
+                principal=principal,
+                workers=workers,
+                info_fields=info_fields,
+                call_fields=call_fields,
+                pack=pack,
+            )
         return _load_file(
             store,
             path,
@@ -428,8 +455,14 @@ def _stage_records(
     per_chunk: int,
     progress: bool,
     end_of_input: Callable[[], None] | None,
+    records: Iterator[tuple[int | None, Any]] | None = None,
 ) -> None:
-    """Read every record, chunk by chunk, into the scratch tables (keys, variants, calls)."""
+    """Read every record, chunk by chunk, into the scratch tables (keys, variants, calls).
+
+    ``records`` yields ``(line, record)`` (default: every record of ``vcf``,
+    :func:`~biobank.genomes.records.iter_records`); a region load passes the
+    records of its region, without line numbers.
+    """
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     con, counts, n = writer.con, writer.counts, len(header.names)
@@ -469,8 +502,11 @@ def _stage_records(
 
     chunk = new_chunk()
     try:
-        for line, rec in iter_records(vcf, path, header.lines):
+        if records is None:
+            records = iter_records(vcf, path, header.lines)
+        for line, rec in records:
             check_record(rec, path, line)
+            check_alleles(rec, path, line, header)
             add_record(chunk, rec, path, line, header, info_fields)
             counts.records += 1
             if chunk.n == per_chunk:
@@ -498,17 +534,19 @@ def _commit(
     info_fields: list[str],
     call_fields: list[str],
     counts: _Counts,
+    kind: str,
+    tool: str,
 ) -> int:
     """Publish the staged rows with the batch, provenance and audit entry; return the load id."""
     with store.transaction() as con:
         plan.check_unchanged(store, path, checksum)
         load_id = store.record_provenance(
             con,
-            kind="vcf",
+            kind=kind,
             source=str(path),
             checksum=checksum,
             parameters={"info_fields": info_fields, "call_fields": call_fields},
-            tool_version=f"cyvcf2 {_cyvcf2_version()}",
+            tool_version=tool,
             user=principal.user,
         )
         plan.write_batch(con, header.names, participants)
@@ -559,8 +597,10 @@ def _load(
     pack: bool,
     t0: float,
     end_of_input: Callable[[], None] | None = None,
+    source: tuple[Header, Iterator[tuple[int | None, Any]], str, str] | None = None,
 ) -> LoadReport:
-    header = read_header(vcf, path, info_fields, call_fields)
+    # source: (header, records, provenance kind, tool) of a non-VCF input (arrays)
+    header = read_header(vcf, path, info_fields, call_fields) if source is None else source[0]
     names = header.names
     n = len(names)
     per_chunk = chunk_records or max(1, min(20_000, _CHUNK_CELLS // n))
@@ -592,6 +632,7 @@ def _load(
             per_chunk=per_chunk,
             progress=progress,
             end_of_input=end_of_input,
+            records=None if source is None else source[1],
         )
         if counts.records == 0:
             raise ValidationError("the VCF has no records: there is nothing to load", file=path)
@@ -608,6 +649,8 @@ def _load(
             info_fields=info_fields,
             call_fields=call_fields,
             counts=counts,
+            kind="vcf" if source is None else source[2],
+            tool=f"cyvcf2 {_cyvcf2_version()}" if source is None else source[3],
         )
     seconds = time.perf_counter() - t0
     logger.info(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ __all__ = [
     "BcfStream",
     "Header",
     "add_record",
+    "check_alleles",
     "check_record",
     "iter_records",
     "read_header",
@@ -106,7 +108,56 @@ def iter_records(vcf: Any, path: Path, header_lines: int) -> Iterator[tuple[int,
         yield line, rec
 
 
-def check_record(rec: Any, path: Path, line: int) -> None:
+_CONTIG_LINE = re.compile(r"^##contig=<ID=([^,>]+)", re.MULTILINE)
+#: REF: bases and N (VCF 4.x, case-insensitive)
+_REF = re.compile(r"[ACGTNacgtn]+")
+#: ALT: bases and N, a symbolic allele <...>, the deletion allele *, or a breakend
+_ALT = re.compile(
+    r"[ACGTNacgtn]+|\*|<[^<>\s]+>"
+    r"|[ACGTNacgtn]*[\[\]][^\[\]\s]+[\[\]][ACGTNacgtn]*|\.[ACGTNacgtn]+|[ACGTNacgtn]+\."
+)
+
+
+def check_alleles(rec: Any, path: Path, line: int | None, header: Header) -> None:
+    """Check the contig against the header and REF/ALT against the VCF alphabet.
+
+    Raises
+    ------
+    ValidationError
+        Naming the line, ``contig:pos``, the field and what is allowed.
+    """
+    where = f"record {rec.CHROM}:{rec.POS}"
+    if rec.CHROM not in header.contigs:
+        declared = ", ".join(sorted(header.contigs)[:10]) or "none"
+        raise ValidationError(
+            f"{where}: contig {rec.CHROM!r} is not declared in the header (##contig lines: "
+            f"{declared}); declare it (bcftools reheader) or remove the record",
+            file=path,
+            line=line,
+            field="CHROM",
+            value=rec.CHROM,
+        )
+    if _REF.fullmatch(rec.REF) is None:
+        raise ValidationError(
+            f"{where}: REF {rec.REF!r} is not a VCF reference allele (bases A, C, G, T or N only)",
+            file=path,
+            line=line,
+            field="REF",
+            value=rec.REF,
+        )
+    for alt in rec.ALT:
+        if _ALT.fullmatch(alt) is None:
+            raise ValidationError(
+                f"{where}: ALT {alt!r} is not a VCF allele (bases A, C, G, T, N; a symbolic "
+                "allele <...>; * for a deletion; or a breakend)",
+                file=path,
+                line=line,
+                field="ALT",
+                value=alt,
+            )
+
+
+def check_record(rec: Any, path: Path, line: int | None) -> None:
     where = f"record {rec.CHROM}:{rec.POS}"
     if rec.POS < 1:
         raise ValidationError(f"{where}: position must be >= 1", file=path, line=line, field="POS")
@@ -202,6 +253,27 @@ class Header:
     want_dp: bool
     want_gq: bool
     lines: int  # header lines (records start after them)
+    contigs: frozenset[str] = frozenset()  # the contigs the header declares (##contig)
+
+
+def _header_lines(path: Path, vcf: Any) -> int:
+    """Header lines of the file itself (htslib may add lines, e.g. ``##FILTER=<ID=PASS>``)."""
+    import gzip
+
+    if path.suffix != ".bcf":
+        try:
+            with open(path, "rb") as fh:
+                gz = fh.read(2) == b"\x1f\x8b"
+            with (gzip.open if gz else open)(path, "rb") as fh:
+                n = 0
+                for text in fh:
+                    if not text.startswith(b"#"):
+                        break
+                    n += 1
+                return n
+        except (OSError, EOFError):
+            pass
+    return len(vcf.raw_header.rstrip("\n").split("\n"))
 
 
 def read_header(
@@ -238,12 +310,13 @@ def read_header(
         has_bcsq="BCSQ" in info_numbers,
         want_dp="DP" in call_fields,
         want_gq="GQ" in call_fields,
-        lines=len(vcf.raw_header.rstrip("\n").split("\n")),
+        lines=_header_lines(path, vcf),
+        contigs=frozenset(_CONTIG_LINE.findall(vcf.raw_header)),
     )
 
 
 def add_record(
-    chunk: Chunk, rec: Any, path: Path, line: int, header: Header, info_fields: list[str]
+    chunk: Chunk, rec: Any, path: Path, line: int | None, header: Header, info_fields: list[str]
 ) -> None:
     """Put a record's calls in the chunk's next row and its variant rows' columns in ``meta``."""
     i = chunk.n
@@ -259,6 +332,17 @@ def add_record(
             line=line,
             field="GT",
         ) from exc
+    alts = rec.ALT
+    top = int(raw.max()) if raw.size else 0  # the highest allele index (vector_end is < 0)
+    if (top >> 1) - 1 > len(alts):
+        raise ValidationError(
+            f"record {rec.CHROM}:{rec.POS}: a genotype calls allele {(top >> 1) - 1} but the "
+            f"record has {len(alts)} ALT allele(s) ({','.join(alts)}); GT allele indices "
+            f"must be 0..{len(alts)}",
+            file=path,
+            line=line,
+            field="GT",
+        )
     if raw.shape[1] == 2:
         chunk.gt[i] = raw
     elif raw.shape[1] == 1:  # every call haploid
@@ -276,7 +360,6 @@ def add_record(
         chunk.dp[i] = format_array(rec, "DP", n)
     if chunk.gq is not None:
         chunk.gq[i] = format_array(rec, "GQ", n)
-    alts = rec.ALT
     qual = rec.QUAL
     filt = rec.FILTER
     filt_s = "PASS" if filt is None else filt

@@ -119,7 +119,7 @@ def verify_vcf(store: Store, path: str | Path, *, chunk_records: int = 2000) -> 
             f"{path} was not loaded into {store.path} (no batch with its checksum); "
             "load it with 'biobank load-vcf'"
         )
-    batch_id, load_id = int(row[0]), int(row[1])
+    batch_id = int(row[0])
     report = VerifyReport(source=str(path), batch_id=batch_id)
     stored = con.execute(
         "SELECT sample_key, sample_id FROM genotype_sample WHERE batch_id = ?",
@@ -163,8 +163,9 @@ def verify_vcf(store: Store, path: str | Path, *, chunk_records: int = 2000) -> 
         stderr = err.read().decode("utf-8", errors="replace")
     if rc != 0:
         raise ExternalToolError(cmd, rc, stderr)
-    n_stored = con.execute(
-        "SELECT n_variants FROM genotype_load WHERE load_id = ?", [load_id]
+    n_stored = con.execute(  # a region-parallel load has a row per region
+        "SELECT sum(n_variants) FROM genotype_load WHERE batch_id = ? AND checksum = ?",
+        [batch_id, file_checksum(path)],
     ).fetchone()
     if n_stored is not None and int(n_stored[0]) != report.n_variants:
         report.add(

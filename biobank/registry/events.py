@@ -92,6 +92,25 @@ ENTITIES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("sample_id",),
         ("sample_id", "specimen_label", "participant_id"),
     ),
+    "family_member": (
+        "family_member",
+        ("family_id", "participant_id"),
+        (
+            "family_id",
+            "participant_id",
+            "father_id",
+            "mother_id",
+            "affected",
+            "twin_group",
+            "created_at",
+            "updated_at",
+        ),
+    ),
+    "participant_phenotype": (
+        "participant_phenotype",
+        ("participant_id", "hpo_id"),
+        ("participant_id", "hpo_id", "hpo_name", "observed", "source", "created_at"),
+    ),
 }
 
 #: A snapshot: entity -> key tuple -> column -> normalised value.

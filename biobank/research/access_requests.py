@@ -151,6 +151,8 @@ def check_hgr(request: AccessRequest) -> None:
 
 
 def _refuse(store: Store, principal: Principal, action: str, target: str, exc: Exception) -> None:
+    if isinstance(exc, AccessDenied):
+        exc.mark_audited()  # the command line does not record it again
     audit.record_refusal(
         store.con,
         user=principal.user,

@@ -147,6 +147,8 @@ def _usable(store: Store, principal: Principal, request_id: int) -> AccessReques
         check_hgr(req)
         check_requestable(list(req.fields))
     except (AccessDenied, ValidationError) as exc:
+        if isinstance(exc, AccessDenied):
+            exc.mark_audited()  # the command line does not record it again
         audit.record_refusal(
             store.con,
             user=principal.user,

@@ -28,10 +28,20 @@ and withhold flagged cells. ACRO cannot do check 3 across outputs (it only
 recommends a manual review for linked tables), so the differencing record is
 ours (:func:`release_count`).
 
-Known limits: differencing is checked pairwise (a new cohort against each
-released one), not against unions or intersections of several releases; a
-user with several accounts is several users. Record-level access (an approved
-request) bypasses these checks by design: that user may see the rows.
+4. **Differencing of several releases** (query auditing,
+   :mod:`biobank.research.query_audit`): the new cohort is refused when,
+   combined linearly with all the cohorts released before, it makes the size
+   of a group of 1 to ``min_count - 1`` participants (an equivalence class of
+   membership patterns) derivable: the three-way attack ``|A| + |B| - |A ∪ B|``
+   and longer chains that no pair gives away.
+
+The record covers the user and the colleagues of the user's projects
+(applicants under the same ``access_request.project``,
+:func:`~biobank.research.query_audit.record_users`). Known limits: the audit
+reasons linearly (not with the integrality and sign of counts); a person with
+several accounts outside one project is several users. Record-level access (an
+approved request) bypasses these checks by design: that user may see the rows
+(of the approved fields).
 """
 
 from __future__ import annotations
@@ -93,15 +103,17 @@ def released_cohorts(store: Store, user: str) -> pl.DataFrame:
     ).pl()
 
 
-def _nearest(store: Store, user: str, members: Sequence[str]) -> tuple[int, str, int] | None:
-    """The released cohort of ``user`` closest to ``members``: (id, label, symmetric difference)."""
+def _nearest(
+    store: Store, users: Sequence[str], members: Sequence[str]
+) -> tuple[int, str, int] | None:
+    """The released cohort of ``users`` nearest ``members``: (id, label, symmetric difference)."""
     cur = store.cursor()
     try:
         cur.register("_release_new", pl.DataFrame({"m": list(members)}, schema={"m": pl.String}))
         row = cur.execute(
             """
             WITH r AS (SELECT release_id, label, n_members, unnest(members) AS m
-                       FROM disclosure_release WHERE user_name = ?),
+                       FROM disclosure_release WHERE list_contains(?, user_name)),
                  common AS (SELECT release_id, any_value(label) AS label,
                                    any_value(n_members) AS n_members,
                                    count(n.m) AS shared
@@ -110,7 +122,7 @@ def _nearest(store: Store, user: str, members: Sequence[str]) -> tuple[int, str,
             SELECT release_id, label, n_members + ? - 2 * shared AS diff
             FROM common ORDER BY diff, release_id LIMIT 1
             """,
-            [user, len(members)],
+            [list(users), len(members)],
         ).fetchone()
     finally:
         cur.close()
@@ -146,17 +158,32 @@ def release_count(
     min_count
         The small-count threshold.
     """
+    from biobank.research.query_audit import audit_release, record_users
+
     ids = sorted(set(members))
     n = len(ids)
     reason: str | None = None
-    nearest = _nearest(store, principal.user, ids) if n else None
+    detail: dict[str, Any] = {}
+    users = record_users(store.con, principal.user)
+    nearest = _nearest(store, users, ids) if n else None
     if is_small(n, min_count):
         reason = f"fewer than {min_count} participants"
     elif nearest is not None and is_small(nearest[2], min_count):
+        whom = "you or your project" if len(users) > 1 else "you"
         reason = (
-            f"it differs from the cohort released to you as '{nearest[1][:80]}' by fewer"
+            f"it differs from the cohort released to {whom} as '{nearest[1][:80]}' by fewer"
             f" than {min_count} participants (differencing)"
         )
+    elif n and (nearest is None or nearest[2] != 0):
+        finding = audit_release(store.con, users, ids, min_count=min_count)
+        if finding is not None:
+            reason = (
+                f"combined with the {finding.releases} cohorts already released to you"
+                f"{' and your project' if len(users) > 1 else ''}, it would let the"
+                f" membership of fewer than {min_count} participants be derived"
+                " (differencing of several releases)"
+            )
+            detail = {"releases": finding.releases, "smallest_class": finding.smallest}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with store.transaction() as con:
         if reason is not None:
@@ -165,7 +192,7 @@ def release_count(
                 principal,
                 "disclosure.withheld",
                 label[:200],
-                {"purpose": purpose, "reason": reason},
+                {"purpose": purpose, "reason": reason, **detail},
             )
             return CountRelease(None, reason)
         if n and (nearest is None or nearest[2] != 0):

@@ -19,7 +19,10 @@ not also browse research data under the same login). Every answer is a
   (:meth:`~Workbench.participant_ids`, :meth:`~Workbench.cohort`,
   :meth:`~Workbench.sql`, :meth:`~Workbench.case_control`, genotype matrices,
   covariates, PCs, survival data ...) need an approved data access request in
-  force for the purpose (:mod:`biobank.research.access_requests`). Without one,
+  force for the purpose (:mod:`biobank.research.access_requests`), and show
+  only the fields it approves (:mod:`biobank.research.field_access`: other
+  attribute columns are dropped, methods needing other fields are refused
+  naming them, SQL tables hold the approved columns). Without one,
   a researcher gets aggregates only, and those pass the output checks of
   :mod:`biobank.research.output_checks` (small counts, dominance, and the
   per-user differencing record): :meth:`~Workbench.count`,
@@ -258,7 +261,45 @@ class Workbench:
             target=what,
             detail={"purpose": self.purpose, "reason": "no record-level access"},
         )
-        raise AccessDenied(message)
+        raise AccessDenied(message).mark_audited()
+
+    def _require_genotypes(self, what: str) -> None:
+        from biobank.research.field_access import GENOTYPES
+
+        self._require_fields(what, [GENOTYPES])
+
+    def _shown(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Drop the attribute columns of a record-level result whose fields are not approved."""
+        if self.record_access is None or self._depth:
+            return df
+        from biobank.research.field_access import restrict_columns
+
+        return restrict_columns(df, self.record_access.fields)
+
+    def _require_fields(self, what: str, fields: Sequence[str]) -> None:
+        """Refuse (and audit) a record-level method needing fields the request does not approve."""
+        if self.record_access is None or self._depth:
+            return
+        from biobank.research.field_access import missing_fields, refusal
+
+        missing = missing_fields(self.record_access.fields, fields)
+        if not missing:
+            return
+        req = self.record_access
+        audit.record_refusal(
+            self.store.con,
+            user=self.principal.user,
+            role=self.principal.role.value,
+            action="access.refused",
+            target=what,
+            detail={
+                "purpose": self.purpose,
+                "reason": "fields not approved",
+                "fields": missing,
+                "request": req.request_id,
+            },
+        )
+        raise AccessDenied(refusal(what, missing, req.request_id, self.purpose)).mark_audited()
 
     def _release_ids(self, ids: Sequence[str], cohort: CohortLike, *, prefix: str = "") -> None:
         """Record an aggregate over ``ids`` as released; refuse it if it differences a release.
@@ -282,7 +323,8 @@ class Workbench:
             min_count=self.min_count,
         )
         if release.withheld is not None and "differencing" in release.withheld:
-            raise DisclosureRefused(f"this result is withheld: {release.withheld}")
+            # audited as disclosure.withheld by release_count
+            raise DisclosureRefused(f"this result is withheld: {release.withheld}").mark_audited()
 
     def _criterion(self, cohort: CohortLike) -> Criterion | None:
         if isinstance(cohort, str):
@@ -377,7 +419,7 @@ class Workbench:
         """
         self._require_record_level("cohort")
         ids = self._ids(cohort)
-        df = self._attributes(ids, at=at)
+        df = self._shown(self._attributes(ids, at=at))
         self._audit("research.cohort", str(self._describe(cohort))[:200], {"rows": df.height})
         return df
 
@@ -431,10 +473,12 @@ class Workbench:
             case_c, self._criterion(controls), purpose=self.purpose
         )
         labels = self._query(sql, params)
-        df = labels.join(
-            self._attributes(labels["participant_id"].to_list(), at=at),
-            on="participant_id",
-            how="left",
+        df = self._shown(
+            labels.join(
+                self._attributes(labels["participant_id"].to_list(), at=at),
+                on="participant_id",
+                how="left",
+            )
         )
         self._audit(
             "research.case_control",
@@ -466,7 +510,9 @@ class Workbench:
             return suppress_small_counts(out, ["participants"], min_count=self.min_count)
         release = self.count_release(cohort)
         if release.withheld is not None and "differencing" in release.withheld:
-            raise DisclosureRefused(f"the summary of this cohort is withheld: {release.withheld}")
+            raise DisclosureRefused(
+                f"the summary of this cohort is withheld: {release.withheld}"
+            ).mark_audited()  # audited as disclosure.withheld by release_count
         if not ids:
             return out
         from biobank.research.output_checks import check_table
@@ -527,6 +573,9 @@ class Workbench:
             (``genotype.read``).
         """
         self._require_record_level("carriers")
+        from biobank.research.field_access import GENOTYPES
+
+        self._require_fields("carriers", [GENOTYPES])
         from biobank.genomes import reader as genotypes
 
         ids = self._ids(cohort)
@@ -543,7 +592,7 @@ class Workbench:
             purpose=self.purpose,
         )
         attrs = self._attributes(df["participant_id"].unique().to_list())
-        return df.join(attrs, on="participant_id", how="left")
+        return self._shown(df.join(attrs, on="participant_id", how="left"))
 
     def frequencies(
         self,
@@ -624,7 +673,11 @@ class Workbench:
         the cohort. Audited (``research.covariates``).
         """
         self._require_record_level("covariates")
-        df = self._covariates(self._ids(cohort), n_pcs=n_pcs, at=at)
+        if n_pcs > 0:
+            from biobank.research.field_access import GENOTYPES
+
+            self._require_fields("covariates with principal components", [GENOTYPES])
+        df = self._shown(self._covariates(self._ids(cohort), n_pcs=n_pcs, at=at))
         self._audit("research.covariates", str(self._describe(cohort))[:200], {"rows": df.height})
         return df
 
@@ -742,6 +795,9 @@ class Workbench:
             one unit.
         """
         self._require_record_level("measurement_values")
+        self._require_fields(
+            "measurement_values", ["clinical_measurement.name", "clinical_measurement.value"]
+        )
         if rule not in ("latest", "mean"):
             raise ValidationError(
                 f"rule must be 'latest' or 'mean', not {rule!r}", field="rule", value=rule
@@ -893,6 +949,7 @@ class Workbench:
             ``participant_id, sample_id, pc1 .. pcK`` and the explained variance ratios.
         """
         self._require_record_level("pca")
+        self._require_genotypes("pca")
         from biobank.genomes import reader as genotypes
 
         if "filter" in options:  # deprecated: variant_filter's old name
@@ -920,6 +977,7 @@ class Workbench:
     ) -> GenotypeMatrix:
         """Genotypes of a cohort over a region as ``allel.GenotypeArray`` (audited)."""
         self._require_record_level("genotype_matrix")
+        self._require_genotypes("genotype_matrix")
         from biobank.genomes import reader as genotypes
 
         return genotypes.genotype_matrix(
@@ -954,6 +1012,7 @@ class Workbench:
             If ``variant`` selects no variant or more than one.
         """
         self._require_record_level("dosages")
+        self._require_genotypes("dosages")
         if ":" in variant:
             flt = self._filter(None, region=variant)
         else:
@@ -1013,6 +1072,16 @@ class Workbench:
         """
         self._require_record_level("survival")
         from biobank.clinical import survival
+        from biobank.research.field_access import ATTRIBUTE_FIELDS, GENOTYPES
+
+        origin_field = (
+            "clinical_condition.start_date"
+            if origin == "diagnosis"
+            else "participant.enrolment_date"
+        )
+        needed = [origin_field, "clinical_death.death_date", "clinical_person.year_of_birth"]
+        needed += [f for c in covariates for f in ATTRIBUTE_FIELDS.get(c, ())]
+        self._require_fields("survival", needed + ([GENOTYPES] if variant is not None else []))
 
         crit = self._criterion(cohort)
         if (variant is None) == (groups is None):
@@ -1041,7 +1110,7 @@ class Workbench:
             str(self._describe(cohort))[:200],
             {"origin": origin, "codes": list(codes or ()), "rows": data.height},
         )
-        return SurvivalResult(data=data, km=km, cox=model, logrank_p=p)
+        return SurvivalResult(data=self._shown(data), km=km, cox=model, logrank_p=p)
 
     # -- raw SQL -------------------------------------------------------------
     def sql(self, query: str) -> pl.DataFrame:
@@ -1070,9 +1139,23 @@ class Workbench:
         from biobank.research.sandbox import run_sandboxed
 
         permitted = self.permitted_sql()
+        approved = self.record_access.fields if self.record_access is not None else None
 
         def load(name: str) -> Any:
-            return self._query(RESEARCH_TABLES[name].format(permitted=permitted)).to_arrow()
+            table = self._query(RESEARCH_TABLES[name].format(permitted=permitted))
+            if approved is None:
+                return table.to_arrow()
+            from biobank.research.field_access import SQL_TABLES, research_fields, sql_columns
+
+            keep = sql_columns(name, table.columns, approved)
+            if keep is None:
+                wanted = [f for f in research_fields() if f.startswith(f"{SQL_TABLES[name]}.")]
+                self._require_fields(f"sql (table {name})", wanted)
+            keep = keep or table.columns
+            dropped.update({c: f"{SQL_TABLES[name]}.{c}" for c in table.columns if c not in keep})
+            return table.select(keep).to_arrow()
+
+        dropped: dict[str, str] = {}
 
         try:
             df, names = run_sandboxed(
@@ -1081,6 +1164,14 @@ class Workbench:
         except (ValidationError, StoreError) as exc:
             outcome = "refused" if isinstance(exc, ValidationError) else "stopped"
             self._audit("research.sql", query[:500], {outcome: str(exc)[:300]})
+            text = str(exc) if isinstance(exc, StoreError) else ""
+            named = [f for c, f in dropped.items() if f'"{c}"' in text.split("Candidate")[0]]
+            if named and self.record_access is not None:
+                from biobank.research.field_access import refusal
+
+                raise AccessDenied(
+                    refusal("this query", named, self.record_access.request_id, self.purpose)
+                ).mark_audited() from exc
             raise
         self._audit("research.sql", query[:500], {"rows": df.height, "tables": sorted(names)})
         return df
@@ -1111,6 +1202,7 @@ class Workbench:
             centroid of the group in PC space).
         """
         self._require_record_level("panel_ancestry")
+        self._require_genotypes("panel_ancestry")
         from biobank.genomes import ancestry as panels
 
         projected, _ = panels.project_onto_panel(

@@ -21,7 +21,12 @@ endpoint, so no route can be added without saying who may call it.
   those without a cookie (the login form); an upload form's token reaches it
   as a header (:mod:`biobank.service.csrf_upload`).
 * Errors: paths under ``/api/`` answer ``{"error": {"status", "title",
-  "detail"}}``; all others one HTML error page.
+  "detail"}}`` (under ``/api/beacon`` the Beacon v2 ``beaconErrorResponse``);
+  all others one HTML error page.
+* Partner centres (Beacon, federation: routes of access :data:`BEACON` and
+  :data:`PARTNER`) authenticate with a bearer token
+  (:func:`biobank.research.partners.partner_for_token`), not a session; those
+  paths need no CSRF token (they never act on a session cookie).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -63,12 +68,16 @@ from biobank.core.errors import (
     ValidationError,
 )
 from biobank.core.store import Store
+from biobank.research.beacon.config import BeaconConfig
+from biobank.research.partners import Partner, partner_for_token
 from biobank.service import accounts
 from biobank.service.csrf_upload import MultipartCsrfToken
 from biobank.service.i18n import LOCALES, N_, Gettext, load_translations, make_gettext, pick_locale
 
 __all__ = [
     "AUTHENTICATED",
+    "BEACON",
+    "PARTNER",
     "PUBLIC",
     "Access",
     "Ctx",
@@ -92,10 +101,19 @@ class Access(Enum):
 
     PUBLIC = "public"
     AUTHENTICATED = "authenticated"
+    #: anyone; a partner centre's bearer token, when given, must be valid
+    BEACON = "beacon"
+    #: a partner centre's bearer token is required
+    PARTNER = "partner"
 
 
 PUBLIC = Access.PUBLIC
 AUTHENTICATED = Access.AUTHENTICATED
+BEACON = Access.BEACON
+PARTNER = Access.PARTNER
+
+#: Paths answered to partner centres (bearer tokens, no session, no CSRF).
+PARTNER_PREFIXES = ("/api/beacon", "/api/federation")
 
 #: HTTP status -> title msgid.
 TITLES = {
@@ -165,6 +183,7 @@ class Service:
     translations: dict[str, Translations]
     policy: accounts.LoginPolicy
     limiter: accounts.RateLimiter
+    beacon: BeaconConfig = field(default_factory=BeaconConfig)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
@@ -275,6 +294,10 @@ def _error_response(request: Request, status: int, detail: str) -> Response:
     service: Service = request.app.state.service
     _ = make_gettext(service.translations[request_locale(request)])
     title = _(TITLES.get(status, TITLES[500]))
+    if route_path(request).startswith("/api/beacon"):
+        from biobank.service.beacon import beacon_error
+
+        return beacon_error(request, status, detail or title)
     if _is_api(route_path(request)):
         return JSONResponse(
             {"error": {"status": status, "title": title, "detail": detail}}, status_code=status
@@ -325,11 +348,42 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, server_error)
 
 
+def _bearer_partner(request: Request, service: Service, *, required: bool) -> Partner | None:
+    """The partner centre of the request's bearer token (``None``: no token, not required)."""
+    header = request.headers.get("authorization", "")
+    if not header:
+        if required:
+            raise HTTPError(401, "send the token of your centre: Authorization: Bearer <token>")
+        return None
+    scheme, _sep, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPError(401, "the Authorization header must be 'Bearer <token>'")
+    with service.locked() as store:
+        partner = partner_for_token(store.con, token.strip())
+        if partner is None:
+            with store.transaction() as con:
+                audit.record_refusal(
+                    con,
+                    user="unknown-partner",
+                    role="partner",
+                    action="partner.refused",
+                    target=f"{request.method} {route_path(request)}",
+                    detail={"client": request.client.host if request.client else "unknown"},
+                )
+    if partner is None:
+        raise HTTPError(401, "unknown or revoked partner token")
+    return partner
+
+
 def make_guard(access: Permission | Access) -> Callable[[Request], None]:
     """Return the dependency that enforces ``access`` before a route's endpoint."""
 
     def guard(request: Request) -> None:
         service: Service = request.app.state.service
+        if access in (BEACON, PARTNER):
+            request.state.principal = None
+            request.state.partner = _bearer_partner(request, service, required=access is PARTNER)
+            return
         token = request.session.get("token")
         found = None
         if isinstance(token, str):
@@ -420,6 +474,7 @@ def create_app(
     policy: accounts.LoginPolicy | None = None,
     limiter: accounts.RateLimiter | None = None,
     check_permissions: bool = True,
+    beacon: BeaconConfig | None = None,
 ) -> FastAPI:
     """Build the staff web application over the store at ``store_path``.
 
@@ -438,6 +493,8 @@ def create_app(
         Lockout, session lifetime and per-client rate limit of failed logins.
     check_permissions
         Refuse a store or key file readable by other users (:func:`check_private`).
+    beacon
+        Settings of the Beacon (:class:`~biobank.research.beacon.config.BeaconConfig`).
 
     Behind a reverse proxy the server sets the path prefix (``uvicorn
     --root-path``); links and redirects follow ``scope["root_path"]``.
@@ -476,6 +533,7 @@ def create_app(
         translations=load_translations(),
         policy=policy or accounts.LoginPolicy(),
         limiter=limiter or accounts.RateLimiter(),
+        beacon=beacon or BeaconConfig(),
     )
 
     @asynccontextmanager
@@ -517,7 +575,8 @@ def create_app(
 def _add_middleware(
     app: FastAPI, service: Service, secret: str, *, idle_timeout: int, https_only: bool
 ) -> None:
-    """Sessions, CSRF (asgi-csrf) and, outside it, the upload forms' token (csrf_upload)."""
+    """Sessions (signed cookie), CSRF (every path but the partner ones; asgi-csrf) and,
+    outside it, the upload forms' token (csrf_upload)."""
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
@@ -533,11 +592,23 @@ def _add_middleware(
         cookie_secure=https_only,
         cookie_samesite="Lax",
         send_csrf_failed=_csrf_failed({"service": service}),
+        skip_if_scope=_partner_scope,
     )
     # outside asgi-csrf: the token of an upload form to its header (see csrf_upload)
     app.add_middleware(
-        MultipartCsrfToken, signing_secret=secret, refuse=_csrf_failed({"service": service})
+        MultipartCsrfToken,
+        signing_secret=secret,
+        refuse=_csrf_failed({"service": service}),
+        skip_if_scope=_partner_scope,
     )
+
+
+def _partner_scope(scope: MutableMapping[str, Any]) -> bool:
+    """Whether a request goes to a partner path (bearer tokens: no CSRF check)."""
+    root = str(scope.get("root_path", ""))
+    path = str(scope.get("path", ""))
+    path = path[len(root) :] if root and path.startswith(root) else path
+    return path.startswith(PARTNER_PREFIXES)
 
 
 def _depends(guard: Callable[[Request], None]) -> Any:

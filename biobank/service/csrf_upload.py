@@ -80,6 +80,9 @@ class MultipartCsrfToken:
         request without the right token first (asgi-csrf's ``send_csrf_failed``).
     field, header, cookie, namespace
         The form field, header and cookie asgi-csrf reads, and its signing namespace.
+    skip_if_scope
+        Requests for which this returns true pass untouched (as asgi-csrf's own
+        ``skip_if_scope``: the partner paths, which carry bearer tokens).
     """
 
     def __init__(
@@ -92,8 +95,10 @@ class MultipartCsrfToken:
         header: bytes = b"x-csrftoken",
         cookie: str = "csrftoken",
         namespace: str = "csrftoken",
+        skip_if_scope: Callable[[Scope], bool] | None = None,
     ) -> None:
         self.app = app
+        self.skip_if_scope = skip_if_scope
         self.refuse = refuse
         self.field = field
         self.header = header
@@ -118,7 +123,11 @@ class MultipartCsrfToken:
         return morsel.value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        if (
+            scope["type"] != "http"
+            or scope.get("method") in ("GET", "HEAD", "OPTIONS", "TRACE")
+            or (self.skip_if_scope is not None and self.skip_if_scope(scope))
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])

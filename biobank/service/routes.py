@@ -2,7 +2,10 @@
 
 :func:`biobank.service.app.create_app` adds exactly these routes, each guarded
 by its ``access``; ``tests/service/test_permissions.py`` walks this table for
-every role and for a logged-out client.
+every role and for a logged-out client. Beacon routes (access ``BEACON``) are
+open to anyone, a partner centre's bearer token raising the granularity;
+federation routes (``PARTNER``) need a partner token (see ``docs/beacon.md``,
+``docs/federation.md``).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from typing import Any
 
 from biobank.core.access import Permission
 from biobank.service import access_views as av
+from biobank.service import beacon, federation
 from biobank.service import import_views as imp
 from biobank.service import specimen_views as sv
 from biobank.service import storage_views as sto
 from biobank.service import views as v
-from biobank.service.app import AUTHENTICATED, PUBLIC, Access
+from biobank.service.app import AUTHENTICATED, BEACON, PARTNER, PUBLIC, Access
 
 __all__ = ["ROUTES", "RouteSpec"]
 
@@ -58,6 +62,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/participants/{pid}", v.participant_page, R, "participant"),
     _R("POST", "/participants/{pid}/consents", v.consent_add, W, "consent_add"),
     _R("POST", "/participants/{pid}/withdraw", v.consent_withdraw, W, "consent_withdraw"),
+    _R("POST", "/participants/{pid}/phenotypes", v.phenotype_add, W, "phenotype_add"),
+    _R("POST", "/participants/{pid}/family", v.family_register, W, "family_register"),
     _R("POST", "/api/national-id/check", v.national_id_check, W, "national_id_check"),
     _R("GET", "/specimens", v.specimens_page, R, "specimens"),
     _R("GET", "/specimens/new", v.specimen_form, W, "specimen_form"),
@@ -94,6 +100,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/import/{token}", imp.import_preview, W, "import_preview"),
     _R("POST", "/import/{token}/commit", imp.import_commit, W, "import_commit"),
     _R("POST", "/import/{token}/discard", imp.import_discard, W, "import_discard"),
+    *(_R(m, p, e, BEACON, n) for m, p, e, n in beacon.endpoints()),
+    *(_R(m, p, e, PARTNER, n) for m, p, e, n in federation.endpoints()),
     _R("GET", "/access", av.access_page, AR, "access"),
     _R("POST", "/access/requests", av.access_submit, AR, "access_submit"),
     _R("GET", "/access/extracts/{extract_id}", av.extract_download, AR, "extract_download"),

@@ -285,11 +285,20 @@ def participant_register(
 
 def _participant_view(ctx: Ctx, pid: str) -> dict[str, Any]:
     def read(store: Any) -> dict[str, Any]:
+        from biobank.core.access import Permission
+        from biobank.families.checks import participant_family_summary
+
         record = get_participant(store, ctx.user, pid, lang=ctx.locale)
+        family = (
+            participant_family_summary(store, ctx.user, pid)
+            if ctx.user.can(Permission.REGISTRY_READ)
+            else None
+        )
         return {
             "p": record,
             "consents": queries.consent_history(store, ctx.user, pid),
             "specimens": list_specimens(store, ctx.user, participant_id=pid, limit=500),
+            "family": family,
         }
 
     return ctx.act(read)
@@ -339,6 +348,40 @@ def consent_withdraw(
         ctx.act(
             lambda store: withdraw_consent(store, ctx.user, pid, withdrawn_date=when, reason=reason)
         )
+    except ValidationError as exc:
+        view = _participant_view(ctx, pid)
+        return ctx.render(
+            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
+        )
+    return redirect(request, f"/participants/{pid}")
+
+
+def phenotype_add(request: Request, pid: str, hpo_ids: F = "", excluded: F = "") -> Response:
+    """Register HPO terms of the participant (space- or ;-separated)."""
+    from biobank.registry.phenotypes import add_phenotypes
+
+    ctx = ctx_of(request)
+    terms = [t for t in hpo_ids.replace(";", " ").replace(",", " ").split() if t]
+    try:
+        if not terms:
+            raise ValidationError("give at least one HPO term, e.g. HP:0001394", field="hpo_ids")
+        ctx.act(lambda store: add_phenotypes(store, ctx.user, pid, terms, observed=not excluded))
+    except ValidationError as exc:
+        view = _participant_view(ctx, pid)
+        return ctx.render(
+            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
+        )
+    return redirect(request, f"/participants/{pid}")
+
+
+def family_register(request: Request, pid: str, ped: F = "") -> Response:
+    """Register family members from PED lines typed on the participant's page."""
+    from biobank.registry.pedigree import parse_ped, register_family
+
+    ctx = ctx_of(request)
+    try:
+        rows = parse_ped(ped)
+        ctx.act(lambda store: register_family(store, ctx.user, rows, reason="web form"))
     except ValidationError as exc:
         view = _participant_view(ctx, pid)
         return ctx.render(

@@ -21,6 +21,7 @@ from biobank.research.access_requests import (
     approved_request_for,
     submit_request,
 )
+from biobank.research.field_access import research_fields
 
 __all__ = ["DEMO_APPROVER", "grant_record_access"]
 
@@ -49,8 +50,12 @@ def grant_record_access(
     *,
     approver: str = DEMO_APPROVER,
     project: str = "demo-project",
+    fields: Sequence[str] | None = None,
 ) -> list[AccessRequest]:
     """File and approve a request of ``user`` for each purpose (skip those already granted).
+
+    The request asks for ``fields`` (default: every approvable field of the
+    research tables, :func:`biobank.research.field_access.research_fields`).
 
     Raises
     ------
@@ -75,7 +80,7 @@ def grant_record_access(
             country="CN",
             foreign_party=False,
             purpose=purpose,
-            fields=["clinical_person.sex", "clinical_person.year_of_birth"],
+            fields=list(fields) if fields is not None else research_fields(),
             period_start=today,
             period_end=today + dt.timedelta(days=3650),
         )

@@ -221,11 +221,13 @@ def make_people(
     ancestries: Sequence[str],
     parents: Sequence[tuple[int, int] | None],
     sample_ids: Sequence[str],
+    min_father_gap: float | None = None,
 ) -> list[Person]:
     """Simulate demographics for individuals (children after their parents).
 
     Parents in a family are 48-80 years old at enrolment and children are born
-    22-38 years after their mother; everyone is at least 18 at enrolment, which
+    22-38 years after their mother (and, with ``min_father_gap``, at least that
+    many years after their father); everyone is at least 18 at enrolment, which
     falls between 2016-01-01 and 2025-12-31.
     """
     is_parent = {p for pair in parents if pair is not None for p in pair}
@@ -240,6 +242,8 @@ def make_people(
         else:
             father, mother = people[par[0]], people[par[1]]
             birth = _years(mother.birth_date, rng.uniform(22, 38))
+            if min_father_gap is not None:
+                birth = max(birth, _years(father.birth_date, min_father_gap))
             # adults only: a child must be 18 before the last possible enrolment
             birth = min(birth, _years(REFERENCE_DATE - dt.timedelta(days=200), -18.3))
             enrol = max(enrol, _years(birth, 18.2), father.enrolment_date)

@@ -342,3 +342,20 @@ def test_cli_workflow_run__dry_run(small: Path, capfd: pytest.CaptureFixture[str
     out = capfd.readouterr()
     assert "This was a dry-run" in out.out + out.err
     assert not (small / "results").exists()
+
+
+@pytest.mark.workflow
+def test_snakemake_dry_run__partitioned_load_one_job_per_chunk_on_slurm(small: Path) -> None:
+    config = read_config(small)
+    config["load"] = {"enabled": True, "store": "store.duckdb", "partitioned": True}
+    write_config(small, config)
+    proc = _snakemake(small, "-n", "-p", "--profile", str(WORKFLOW / "profiles" / "slurm"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    counts = dict(
+        line.split()[:2] for line in out.splitlines()
+        if line.split()[:1] and line.split()[0] in {"load_region", "cohort_bcf", "load_store"}
+    )  # fmt: skip
+    assert counts == {"load_region": "4", "cohort_bcf": "1", "load_store": "1"}  # 4 chunks
+    assert "load-region results/vcf/cohort.bcf --regions-file" in out
+    assert "resources/reference/chunks/0003.bed" in out

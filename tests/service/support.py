@@ -33,6 +33,7 @@ class TestClient:
     __test__ = False
 
     def __init__(self, app: object, *, follow_redirects: bool = False) -> None:
+        self.app = app
         transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 50000))  # type: ignore[arg-type]
         self._client = httpx.AsyncClient(
             transport=transport, base_url="http://testserver", follow_redirects=follow_redirects

@@ -13,7 +13,7 @@ from service.support import ACCOUNTS, WANG, TestClient, csrf, logged_in
 
 from biobank.core.access import PERMISSIONS, Permission, Role
 from biobank.registry import add_consent, add_specimen, register_participant
-from biobank.service.app import AUTHENTICATED, PUBLIC
+from biobank.service.app import AUTHENTICATED, BEACON, PARTNER, PUBLIC
 from biobank.service.routes import ROUTES, RouteSpec
 
 LABEL = "BB0000001N"
@@ -97,7 +97,7 @@ def test_only_login_and_the_language_switch_are_public() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", [s for s in ROUTES if s.access is not PUBLIC], ids=lambda s: s.name
+    "spec", [s for s in ROUTES if s.access not in (PUBLIC, BEACON)], ids=lambda s: s.name
 )
 def test_logged_out_gets_a_login_redirect_or_401_never_data(
     seeded: tuple[object, str], spec: RouteSpec
@@ -121,13 +121,37 @@ def test_every_route_for_every_role(seeded: tuple[object, str], role: Role) -> N
             continue  # would end this client's session or change the fixture's accounts
         response = _call(client, spec, pid)
         status = response.status_code  # type: ignore[attr-defined]
-        allowed = spec.access in (PUBLIC, AUTHENTICATED) or spec.access in PERMISSIONS[role]
-        if allowed:
+        allowed = spec.access in (PUBLIC, AUTHENTICATED, BEACON) or spec.access in PERMISSIONS[role]
+        if spec.access is PARTNER:  # a staff session is no partner token
+            assert status == 401, (role, spec.name, status)
+            _assert_no_data(spec, response.text, pid)  # type: ignore[attr-defined]
+        elif allowed:
             assert status not in (401, 403), (role, spec.name, status)
             assert status < 500, (role, spec.name, response.text)  # type: ignore[attr-defined]
         else:
             assert status == 403, (role, spec.name, status)
             _assert_no_data(spec, response.text, pid)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("spec", [s for s in ROUTES if s.access is BEACON], ids=lambda s: s.name)
+def test_beacon_routes_answer_anyone_without_data(
+    seeded: tuple[object, str], spec: RouteSpec
+) -> None:
+    """Anonymous Beacon questions get an answer (a boolean at most), never a login or data."""
+    app, pid = seeded
+    url = _url(spec, pid)
+    client = TestClient(app)
+    if spec.method == "GET":
+        response = client.get(url)
+    else:
+        response = client.post(url, json={"meta": {"apiVersion": "v2.0.0"}})
+    assert response.status_code == 200, (spec.name, response.text)
+    assert spec.path.startswith("/api/beacon")
+    body = response.json()
+    meta = body if spec.name == "beacon_service_info" else body["meta"]  # GA4GH service-info
+    assert meta.get("beaconId", meta.get("id"))
+    assert meta.get("returnedGranularity", "boolean") in {"boolean", "record"}
+    _assert_no_data(spec, response.text, pid)
 
 
 @pytest.mark.parametrize("name", ["user_role", "user_active", "user_password"])

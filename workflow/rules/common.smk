@@ -84,3 +84,16 @@ def get_final_outputs():
     if config["load"]["enabled"]:
         outputs.append("results/load/cohort.loaded")
     return outputs
+
+
+def load_user_option():
+    """``--user USER`` for the load rules (none: $BIOBANK_USER or $USER)."""
+    user = config["load"].get("user")
+    return f"--user {shlex.quote(user)}" if user else ""
+
+
+def chunk_loads():
+    """The per-chunk load markers of a partitioned load (none for a single-file store)."""
+    if not config["load"].get("partitioned", False):
+        return []
+    return expand("results/load/chunks/{chunk}.loaded", chunk=CHUNKS)
