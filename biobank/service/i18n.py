@@ -111,6 +111,10 @@ _LIBRARY: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"the new password must differ from the current one"),
         N_("the new password must differ from the current one"),
     ),
+    (
+        re.compile(r"give the reason for re-contact \(it is audited\)"),
+        N_("give the reason for re-contact (it is audited)"),
+    ),
 ]
 
 

@@ -45,6 +45,7 @@ W, R, A, U = (
     Permission.MANAGE_USERS,
 )
 AR, AA = Permission.ACCESS_REQUEST, Permission.ACCESS_APPROVE
+RC = Permission.RECONTACT_READ
 
 ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/login", v.login_form, PUBLIC, "login_form"),
@@ -62,6 +63,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/participants/{pid}", v.participant_page, R, "participant"),
     _R("POST", "/participants/{pid}/consents", v.consent_add, W, "consent_add"),
     _R("POST", "/participants/{pid}/withdraw", v.consent_withdraw, W, "consent_withdraw"),
+    _R("POST", "/participants/{pid}/recontact", v.participant_recontact, RC, "recontact"),
     _R("POST", "/participants/{pid}/phenotypes", v.phenotype_add, W, "phenotype_add"),
     _R("POST", "/participants/{pid}/family", v.family_register, W, "family_register"),
     _R("POST", "/api/national-id/check", v.national_id_check, W, "national_id_check"),

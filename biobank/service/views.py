@@ -27,6 +27,7 @@ from biobank.registry import (
     list_participants,
     list_specimens,
     parse_date,
+    read_recontact,
     register_participant,
     withdraw_consent,
 )
@@ -388,6 +389,23 @@ def family_register(request: Request, pid: str, ped: F = "") -> Response:
             "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
         )
     return redirect(request, f"/participants/{pid}")
+
+
+def participant_recontact(request: Request, pid: str, reason: F = "") -> Response:
+    """Show a participant's re-contact identifiers (``recontact_read``; audited with the reason)."""
+    ctx = ctx_of(request)
+    try:
+        found = ctx.act(lambda store: read_recontact(store, ctx.user, pid, reason=reason))
+    except ValidationError as exc:
+        view = _participant_view(ctx, pid)
+        return ctx.render(
+            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
+        )
+    response = ctx.render(
+        "participant.html", **_participant_view(ctx, pid), problems={}, recontact=found
+    )
+    response.headers["Cache-Control"] = "no-store"  # never kept by the browser or a proxy
+    return response
 
 
 def national_id_check(request: Request, national_id: F = "") -> Response:
