@@ -112,6 +112,10 @@ _LIBRARY: list[tuple[re.Pattern[str], str]] = [
         N_("the new password must differ from the current one"),
     ),
     (
+        re.compile(r"give the reason for the change"),
+        N_("give the reason for the change"),
+    ),
+    (
         re.compile(r"give the reason for re-contact \(it is audited\)"),
         N_("give the reason for re-contact (it is audited)"),
     ),

@@ -63,6 +63,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("GET", "/participants/{pid}", v.participant_page, R, "participant"),
     _R("POST", "/participants/{pid}/consents", v.consent_add, W, "consent_add"),
     _R("POST", "/participants/{pid}/withdraw", v.consent_withdraw, W, "consent_withdraw"),
+    _R("POST", "/participants/{pid}/update", v.participant_update, W, "participant_update"),
     _R("POST", "/participants/{pid}/recontact", v.participant_recontact, RC, "recontact"),
     _R("POST", "/participants/{pid}/phenotypes", v.phenotype_add, W, "phenotype_add"),
     _R("POST", "/participants/{pid}/family", v.family_register, W, "family_register"),

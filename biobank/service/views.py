@@ -29,6 +29,7 @@ from biobank.registry import (
     parse_date,
     read_recontact,
     register_participant,
+    update_participant,
     withdraw_consent,
 )
 from biobank.registry.vocab import SPECIMEN_STATUSES, SPECIMEN_TYPES, UNITS
@@ -383,6 +384,42 @@ def family_register(request: Request, pid: str, ped: F = "") -> Response:
     try:
         rows = parse_ped(ped)
         ctx.act(lambda store: register_family(store, ctx.user, rows, reason="web form"))
+    except ValidationError as exc:
+        view = _participant_view(ctx, pid)
+        return ctx.render(
+            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
+        )
+    return redirect(request, f"/participants/{pid}")
+
+
+def participant_update(
+    request: Request,
+    pid: str,
+    reason: F = "",
+    site: F = "",
+    enrolment_date: F = "",
+    cohorts: F = "",
+    name: F = "",
+    phone: F = "",
+) -> Response:
+    """Change the site, enrolment date, cohorts, name or phone (an empty field is kept)."""
+    ctx = ctx_of(request)
+    groups = [c for c in re.split(r"[\s,;]+", cohorts.strip()) if c] or None
+    try:
+        when = parse_date(enrolment_date, field="enrolment_date") if enrolment_date else None
+        ctx.act(
+            lambda store: update_participant(
+                store,
+                ctx.user,
+                pid,
+                reason=reason,
+                site=site.strip() or None,
+                enrolment_date=when,
+                cohorts=groups,
+                name=name.strip() or None,
+                phone=phone.strip() or None,
+            )
+        )
     except ValidationError as exc:
         view = _participant_view(ctx, pid)
         return ctx.render(
