@@ -62,6 +62,18 @@ def test_logout_ends_the_session_on_the_server(app: object) -> None:
     assert response.headers["location"].startswith("/login")
 
 
+def test_an_expired_session_sends_back_to_the_login(app: object) -> None:
+    client = logged_in(app, Role.REGISTRAR)
+    assert client.get("/dashboard").status_code == 200
+    con = app.state.service.store.con  # type: ignore[attr-defined]
+    con.execute(  # the session's lifetime has passed (the policy's 10 hours)
+        "UPDATE web_session SET expires_at = TIMESTAMP '2000-01-01' WHERE user_name = 'reg1'"
+    )
+    response = client.get("/dashboard")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
+
+
 def test_the_account_locks_after_repeated_failures_and_it_is_audited(app: object) -> None:
     client = TestClient(app)
     for _ in range(3):  # the fixture's policy: locked after 3
