@@ -99,6 +99,7 @@ def test_notebooks__the_demo_helpers_match_the_demo_accounts() -> None:
         "01_demo_cohort_analysis.ipynb",
         "02_gwas_case_control.ipynb",
         "03_biobank_overview.ipynb",
+        "04_family_study.ipynb",
     ]
 
 
@@ -208,6 +209,46 @@ def test_notebook_03__overview_runs_on_the_demo(
     registry = (demo_project.parent / "demo" / "registry" / "participants.csv").read_text("utf-8")
     national_id = registry.splitlines()[1].split(",")[0]
     assert national_id not in out["text"] + out["html"]
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_notebook_04__family_study_runs_on_the_demo(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _execute("04_family_study.ipynb", demo_project, monkeypatch)
+    text = out["text"]
+    assert out["errors"] == []
+    families = re.search(r"families: (\d+)\s+members: (\d+)\s+affected: (\d+)", text)
+    assert families is not None
+    assert int(families[1]) == 7
+    assert int(families[3]) >= 5  # one affected child per planted scenario (and a father)
+    trios = re.search(r"trios: (\d+)\s+highest error rate: (\d\.\d+)", text)
+    assert trios is not None
+    assert int(trios[1]) >= 7
+    assert float(trios[2]) < 0.01  # genotyping noise only: the pedigrees are right
+    lowest = re.search(r"parent-offspring pairs: (\d+)\s+lowest kinship: (-?\d\.\d+)", text)
+    assert lowest is not None
+    assert float(lowest[2]) > 0.1  # no parent and child unrelated
+    sex = re.search(r"sex checks: (.*)", text)
+    assert sex is not None
+    assert "ok" in sex[1]
+    assert "mismatch" not in sex[1]
+    assert "the planted variant ranks first: True" in text
+    truth = (demo_project.parent / "demo" / "truth" / "families.tsv").read_text("utf-8")
+    n_planted = len(truth.splitlines()) - 1
+    assert f"planted variants ranked: {n_planted} of {n_planted}" in text
+    assert "MYH7" in text
+    packet = re.search(r"wrote (.+\.phenopacket\.json)", text)
+    assert packet is not None
+    from biobank.families.phenopacket import from_json
+
+    family = from_json(Path(packet[1]).read_text("utf-8"))
+    assert family.proband.phenotypic_features
+    # pseudonyms only: no resident identity number of a family member reaches an output
+    ped = (demo_project.parent / "demo" / "families" / "pedigree.ped").read_text("utf-8")
+    national_ids = {line.split("\t")[1] for line in ped.splitlines()[1:]}
+    assert not any(n in text + out["html"] for n in national_ids)
 
 
 @pytest.mark.slow
