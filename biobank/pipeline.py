@@ -23,7 +23,7 @@ from biobank.core.errors import ConfigError, ExternalToolError
 if TYPE_CHECKING:
     from biobank.core.store import Store
 
-__all__ = ["DEMO_USERS", "DemoResult", "run_demo", "workflow_config_for"]
+__all__ = ["DEMO_USERS", "DemoResult", "load_demo_families", "run_demo", "workflow_config_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +322,87 @@ def run_demo(
         _load_workflow_outputs(store, directory, cohort_vcf, step)
     step("query: type 2 diabetes (E11) cases vs controls, logistic regression on age and sex")
     result.association = _cohort_query(result.store)
+    with Store(result.store) as store:
+        load_demo_families(store, directory, step)
     return result
+
+
+#: Sample id prefix, first specimen serial and storage slot of the demo's family study
+#: (past the demo center's own, so that its registry joins the store without clashes).
+FAMILY_SAMPLE_PREFIX, FAMILY_SERIAL_START, FAMILY_SLOT_START = "FS", 900_000, 6480 * 9
+
+
+def load_demo_families(
+    store: Store, directory: Path, step: Callable[[str], None] = logger.info
+) -> Path:
+    """Plant the family study in the demo: simulate it on the demo's genome (once, into
+    ``DIR/families/``), register its participants, load its VCF as its own batch, import
+    its PED and HPO terms, and write ``DIR/truth/families.tsv`` (its planted variants).
+
+    Every step is idempotent (files loaded before are recognised by checksum).
+
+    Returns
+    -------
+    Path
+        The truth table ``DIR/truth/families.tsv``.
+
+    Raises
+    ------
+    ConfigError
+        If ``DIR/manifest.json`` (the demo generator's) is missing.
+    """
+    import shutil
+    import time
+
+    import numpy as np
+
+    from biobank.core.access import get_principal
+    from biobank.genomes import load as vcf
+    from biobank.registry.imports import import_all
+    from biobank.registry.pedigree import import_pedigree
+    from biobank.registry.phenotypes import import_phenotypes
+    from biobank.testing.demo import PRESETS
+    from biobank.testing.families import simulate_family_study
+    from biobank.testing.genome import build_genome
+
+    manifest = directory / "manifest.json"
+    if not manifest.exists():
+        raise ConfigError(f"{manifest} not found: generate the demo with 'biobank demo-data'")
+    meta = json.loads(manifest.read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    out = directory / "families"
+    if not (out / "truth" / "planted.tsv").exists():
+        step("families: simulating the family study on the demo genome")
+        # the demo generator's genome: its preset's spec, its first random draws
+        rng = np.random.default_rng([int(meta["seed"]), 1])
+        simulate_family_study(
+            out,
+            genome=build_genome(PRESETS[str(meta["preset"])].genome, rng),
+            sample_prefix=FAMILY_SAMPLE_PREFIX,
+            serial_start=FAMILY_SERIAL_START,
+            slot_start=FAMILY_SLOT_START,
+        )
+    registrar = get_principal(store.con, "demo-registrar")
+    step("families: registering participants, loading the family VCF as its own batch")
+    for res in import_all(store, registrar, out / "registry"):
+        step(f"  {res.kind}: {res.rows} rows, {res.created} new, {res.unchanged} unchanged")
+    step(
+        _vcf_line(
+            vcf.load_vcf(
+                store, out / "families.vcf.gz", principal=registrar, call_fields=["DP", "GQ"]
+            )
+        )
+    )
+    ped = import_pedigree(store, registrar, out / "pedigree.ped")
+    step(
+        f"  pedigree: {ped.families} families, {ped.created} new members, {ped.unchanged} unchanged"
+    )
+    step(f"  HPO terms: {import_phenotypes(store, registrar, out / 'phenotypes.tsv')} new")
+    truth = directory / "truth" / "families.tsv"
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / "truth" / "planted.tsv", truth)
+    step(f"  families: done in {time.perf_counter() - started:.1f} s; planted variants in {truth}")
+    return truth
 
 
 def _vcf_line(report: Any) -> str:

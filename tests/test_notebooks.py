@@ -4,7 +4,8 @@ The fixture lays out a project as ``./run demo`` leaves it: ``notebooks/`` (copi
 of the committed notebooks) beside ``demo/`` with ``demo/biobank.duckdb``, its key
 file ``demo/biobank.duckdb.key`` and the demo accounts of
 :data:`biobank.pipeline.DEMO_USERS`, filled by the library calls ``run_demo`` makes
-(tiny preset; the sequencing workflow's extra batch is left out). Each notebook
+(tiny preset, with the family study as its own batch; the sequencing workflow's
+extra batch is left out). Each notebook
 runs with the working directory ``notebooks/`` and no ``BIOBANK_*`` variable set.
 """
 
@@ -30,7 +31,7 @@ def build_demo_project(root: Path) -> Path:
     from biobank.core.ids import center_key
     from biobank.core.store import Store
     from biobank.genomes.load import load_vcf
-    from biobank.pipeline import DEMO_USERS, annotate_population
+    from biobank.pipeline import DEMO_USERS, annotate_population, load_demo_families
     from biobank.registry.imports import import_all
     from biobank.testing import generate_demo
     from biobank.testing.access import grant_record_access
@@ -54,6 +55,7 @@ def build_demo_project(root: Path) -> Path:
         load_vcf(store, annotate_population(demo), principal=registrar)
         load_clinical(store, demo / "clinical", principal=registrar)
         grant_record_access(store, "demo-researcher", ("HMB",))
+        load_demo_families(store, demo)
     notebooks = root / "notebooks"
     notebooks.mkdir()
     for name in NAMES:
@@ -97,6 +99,7 @@ def test_notebooks__the_demo_helpers_match_the_demo_accounts() -> None:
         "01_demo_cohort_analysis.ipynb",
         "02_gwas_case_control.ipynb",
         "03_biobank_overview.ipynb",
+        "04_family_study.ipynb",
     ]
 
 
@@ -206,3 +209,88 @@ def test_notebook_03__overview_runs_on_the_demo(
     registry = (demo_project.parent / "demo" / "registry" / "participants.csv").read_text("utf-8")
     national_id = registry.splitlines()[1].split(",")[0]
     assert national_id not in out["text"] + out["html"]
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_notebook_04__family_study_runs_on_the_demo(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _execute("04_family_study.ipynb", demo_project, monkeypatch)
+    text = out["text"]
+    assert out["errors"] == []
+    families = re.search(r"families: (\d+)\s+members: (\d+)\s+affected: (\d+)", text)
+    assert families is not None
+    assert int(families[1]) == 7
+    assert int(families[3]) >= 5  # one affected child per planted scenario (and a father)
+    trios = re.search(r"trios: (\d+)\s+highest error rate: (\d\.\d+)", text)
+    assert trios is not None
+    assert int(trios[1]) >= 7
+    assert float(trios[2]) < 0.01  # genotyping noise only: the pedigrees are right
+    lowest = re.search(r"parent-offspring pairs: (\d+)\s+lowest kinship: (-?\d\.\d+)", text)
+    assert lowest is not None
+    assert float(lowest[2]) > 0.1  # no parent and child unrelated
+    sex = re.search(r"sex checks: (.*)", text)
+    assert sex is not None
+    assert "ok" in sex[1]
+    assert "mismatch" not in sex[1]
+    assert "the planted variant ranks first: True" in text
+    truth = (demo_project.parent / "demo" / "truth" / "families.tsv").read_text("utf-8")
+    n_planted = len(truth.splitlines()) - 1
+    assert f"planted variants ranked: {n_planted} of {n_planted}" in text
+    assert "MYH7" in text
+    packet = re.search(r"wrote (.+\.phenopacket\.json)", text)
+    assert packet is not None
+    from biobank.families.phenopacket import from_json
+
+    family = from_json(Path(packet[1]).read_text("utf-8"))
+    assert family.proband.phenotypic_features
+    # pseudonyms only: no resident identity number of a family member reaches an output
+    ped = (demo_project.parent / "demo" / "families" / "pedigree.ped").read_text("utf-8")
+    national_ids = {line.split("\t")[1] for line in ped.splitlines()[1:]}
+    assert not any(n in text + out["html"] for n in national_ids)
+
+
+@pytest.mark.slow
+def test_demo_families__planted_variants_found_ranked_first_and_alone(demo_project: Path) -> None:
+    """The family study ``run_demo`` plants: with the default filters exactly the planted
+    variants of ``demo/truth/families.tsv`` are candidates, each rank 1 for its child (the
+    compound heterozygote's two, ranks 1 and 2), beside the demo's own batch."""
+    import polars as pl
+
+    from biobank.core.access import get_principal
+    from biobank.core.store import Store
+    from biobank.families.inheritance import find_candidates
+    from biobank.families.ranking import rank_families
+
+    demo = demo_project.parent / "demo"
+    truth = pl.read_csv(demo / "truth" / "families.tsv", separator="\t")
+    assert sorted(truth["mode"].unique()) == [
+        "compound_het",
+        "de_novo",
+        "dominant",
+        "recessive",
+        "x_linked",
+    ]
+    planted = {
+        (r["family_id"], r["mode"], r["child_sample_id"], r["position"])
+        for r in truth.iter_rows(named=True)
+    }
+    with Store(demo / "biobank.duckdb") as store:
+        batches = store.con.execute("SELECT count(*) FROM genotype_batch").fetchone()
+        registrar = get_principal(store.con, "demo-registrar")
+        found = find_candidates(store.con, principal=registrar)
+        ranked = rank_families(store, registrar)
+    assert batches == (2,)  # the population and the families, each its own batch
+    assert {
+        (r["family_id"], r["mode"], r["proband_sample"], r["variant_position"])
+        for r in found.iter_rows(named=True)
+    } == planted
+    assert set(found["variant_gene"]) == set(truth["gene"])
+    for r in truth.iter_rows(named=True):
+        rows = ranked.filter(
+            (pl.col("proband_sample") == r["child_sample_id"])
+            & (pl.col("variant_position") == r["position"])
+        )
+        assert rows.height == 1, r
+        assert rows["rank"][0] <= (2 if r["mode"] == "compound_het" else 1), (r, rows)

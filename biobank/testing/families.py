@@ -423,6 +423,10 @@ def simulate_family_study(
     seed: int = 7,
     n_founders: int = 120,
     n_families: int = 7,
+    genome: Genome | None = None,
+    sample_prefix: str = "S",
+    serial_start: int = 0,
+    slot_start: int = 0,
 ) -> FamilyStudy:
     """Write a family study (see the module docstring) under ``out``; deterministic for a seed.
 
@@ -437,6 +441,14 @@ def simulate_family_study(
     n_families
         Families of two parents and one or two children (at least the
         number of :data:`SCENARIOS`; the others have no planted variant).
+    genome
+        The genome to use (default: one built from the demo preset's spec with
+        the seed); the demo passes its own, so the study shares its reference.
+    sample_prefix
+        Sample ids are ``<prefix>0001``...
+    serial_start, slot_start
+        Where specimen labels and storage slots start (see
+        :func:`biobank.testing.people.registry_rows`), to join another center's store.
 
     Raises
     ------
@@ -448,7 +460,8 @@ def simulate_family_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 19])
-    genome = build_genome(_study_spec(), rng)
+    if genome is None:
+        genome = build_genome(_study_spec(), rng)
     _write_reference(genome, out / "reference")
     pop = simulate_population(
         genome,
@@ -461,7 +474,7 @@ def simulate_family_study(
     fam_ids = [f"FAM{k + 1:02d}" for k in range(len(fams))]
     planted, decoys = _plant(rng, pop, genome, fams, fam_ids)
     n = len(pop.sex)
-    sample_ids = [f"S{i + 1:04d}" for i in range(n)]
+    sample_ids = [f"{sample_prefix}{i + 1:04d}" for i in range(n)]
     people = ppl.make_people(
         rng,
         sexes=pop.sex,
@@ -472,7 +485,10 @@ def simulate_family_study(
     )
     for p in people:
         p.cohorts = ["RD"]
-    ppl.write_registry(out / "registry", ppl.registry_rows(rng, people))
+    ppl.write_registry(
+        out / "registry",
+        ppl.registry_rows(rng, people, serial_start=serial_start, slot_start=slot_start),
+    )
     v = pop.variants
     site_of = {(str(c), int(p)): s for s, (c, p) in enumerate(zip(v.contig, v.pos, strict=True))}
     special = {

@@ -22,6 +22,7 @@ import datetime as dt
 import io
 import logging
 import os
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,8 +323,8 @@ def _consents(rng: np.random.Generator, p: Person) -> list[dict[str, str]]:
 class _Storage:
     """Hands out unique freezer/rack/box/position slots (9x9 boxes)."""
 
-    def __init__(self) -> None:
-        self.n = 0
+    def __init__(self, start: int = 0) -> None:
+        self.n = start
 
     def next(self, kind: str) -> tuple[str, str, str, str]:
         i = self.n
@@ -363,7 +364,7 @@ def _specimens(
         if withdrawn and status == "available":
             status = "destroyed"
         slot = (
-            storage.setdefault("ffpe" if kind == "tissue_ffpe" else "frozen", _Storage()).next(kind)
+            storage["ffpe" if kind == "tissue_ffpe" else "frozen"].next(kind)
             if status == "available"
             else ("", "", "", "")
         )
@@ -435,12 +436,20 @@ def _specimens(
 
 
 def registry_rows(
-    rng: np.random.Generator, people: Sequence[Person]
+    rng: np.random.Generator,
+    people: Sequence[Person],
+    *,
+    serial_start: int = 0,
+    slot_start: int = 0,
 ) -> dict[str, list[dict[str, str]]]:
-    """Return the rows of participants.csv, consents.csv and specimens.csv."""
+    """Return the rows of participants.csv, consents.csv and specimens.csv.
+
+    Specimen labels count on from ``serial_start`` and storage slots from
+    ``slot_start``, so that a second registry can join a store without clashes.
+    """
     participants, consents, specimens = [], [], []
-    serial = [0]
-    storage: dict[str, _Storage] = {}
+    serial = [serial_start]
+    storage: dict[str, _Storage] = defaultdict(lambda: _Storage(slot_start))
     for p in people:
         participants.append(
             {
