@@ -17,7 +17,14 @@ anonymous or partner):
    count from 1 to ``min_count - 1`` (or a count about so few people) is never
    returned without an approved request: the answer falls back to boolean
    (:func:`biobank.core.disclosure.is_small`);
-5. record-level answers are audited (``beacon.record``).
+5. a count answer to a partner without record-level access passes the output
+   checks of :func:`biobank.research.output_checks.release_count` (the members
+   counted are recorded per partner, under the partner's store user name, with
+   the colleagues of its projects): a count that differences earlier ones (by 1
+   to ``min_count - 1`` people, pairwise or combined with several) is answered
+   at boolean granularity instead; so are the cohort sizes of ``/cohorts``
+   (:func:`cohort_sizes`);
+6. record-level answers are audited (``beacon.record``).
 """
 
 from __future__ import annotations
@@ -45,7 +52,14 @@ if TYPE_CHECKING:
 
     from biobank.core.store import Store
 
-__all__ = ["BeaconAnswer", "Requester", "answer", "participants_sql", "resolve_requester"]
+__all__ = [
+    "BeaconAnswer",
+    "Requester",
+    "answer",
+    "cohort_sizes",
+    "participants_sql",
+    "resolve_requester",
+]
 
 
 @dataclass(frozen=True)
@@ -284,6 +298,66 @@ def _records(
     return len(specimens), [biosample_record(r) for r in specimens[page]]
 
 
+def _released(
+    store: Store, requester: Requester, ids: list[str], label: str, config: BeaconConfig
+) -> bool:
+    """Whether a count about ``ids`` passes the differencing checks for this partner.
+
+    The members are recorded under the partner's store user name (the
+    record of :func:`~biobank.research.output_checks.release_count`, shared with
+    the colleagues of its projects and the user's own workbench counts); a
+    withheld count is audited there (``disclosure.withheld``).
+    """
+    from biobank.core.access import Principal, Role
+    from biobank.research.output_checks import release_count
+
+    assert requester.partner is not None
+    release = release_count(
+        store,
+        Principal(requester.partner.name, Role.RESEARCHER, purpose=requester.purpose),
+        ids,
+        purpose=requester.purpose,
+        label=label,
+        min_count=config.min_count,
+    )
+    return release.withheld is None
+
+
+def _label(request: BeaconRequest) -> str:
+    import json
+
+    what: dict[str, Any] = {"filters": [f.term for f in request.filters]}
+    if request.variant is not None:
+        what["variant"] = request.variant.summary()
+    return f"beacon {request.entry_type} {json.dumps(what, sort_keys=True, default=str)}"
+
+
+def cohort_sizes(store: Store, requester: Requester, config: BeaconConfig) -> dict[str, int]:
+    """The sizes of the study cohorts (``/cohorts``) a requester may see, by cohort.
+
+    None for anonymous requesters; for a partner, the consented members of each
+    cohort, leaving out small sizes and (without an approved request) the sizes
+    the output checks withhold, like every other count answer.
+    """
+    if requester.partner is None:
+        return {}
+    rows = store.con.execute(
+        "SELECT cohort, list(participant_id ORDER BY participant_id) FILTER (WHERE participant_id"
+        f" IN ({permitted_participants_sql(requester.purpose)})) FROM participant_cohort"
+        " GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    sizes: dict[str, int] = {}
+    for name, members in rows:
+        ids = [str(m) for m in members or []]
+        if is_small(len(ids), config.min_count):
+            continue
+        if requester.approved_request is not None or _released(
+            store, requester, ids, f"beacon cohort {name}", config
+        ):
+            sizes[str(name)] = len(ids)
+    return sizes
+
+
 def answer(
     store: Store, request: BeaconRequest, requester: Requester, config: BeaconConfig
 ) -> BeaconAnswer:
@@ -329,9 +403,13 @@ def answer(
             )
     if granted == "record":
         return BeaconAnswer("record", total > 0, total, records)
-    # a count of people, or of variants or tubes of a small group of people, is never shown
-    # (an approved requester may see the records, so the rule does not apply to it)
+    if granted != "count":
+        return BeaconAnswer("boolean", total > 0)
+    if requester.approved_request is not None:  # it may see the records: no output checks
+        return BeaconAnswer("count", total > 0, total)
+    # a count of people, or of variants or tubes of a small group of people, is never shown,
+    # nor one that differences the counts already given to this partner
     small = is_small(total, config.min_count) or is_small(len(ids), config.min_count)
-    if granted == "count" and (requester.approved_request is not None or not small):
+    if not small and _released(store, requester, ids, _label(request), config):
         return BeaconAnswer("count", total > 0, total)
     return BeaconAnswer("boolean", total > 0)
