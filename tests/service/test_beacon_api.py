@@ -772,3 +772,77 @@ def test_cohort_sizes_pass_the_same_checks(client: TestClient, beacon_centre: Be
     assert f"beacon cohort {cohort}" in labels
     rest = _count(client, [f"cohort:{cohort}", _age(x)], beacon_centre.count_token)
     assert rest["meta"]["returnedGranularity"] == "boolean"
+
+
+# -- record level follows the approved request: its fields and its cohort ---------------------
+def test_record_level_shows_only_the_approved_fields_and_cohort(
+    app: Any, beacon_centre: BeaconCentre
+) -> None:
+    """A request approving diagnoses only, for the E11 cohort: records of E11 members without
+    sex or collection dates, and no genotype answer above count (genotypes not approved)."""
+    import datetime as dt
+
+    from biobank.clinical.cohorts import Diagnosis
+    from biobank.core.access import Principal, Role, add_user
+    from biobank.research.access_requests import approve_request, submit_request
+    from biobank.research.beacon.records import UNKNOWN_SEX
+    from biobank.research.partners import add_partner
+
+    store = app.state.service.store
+    admin = Principal("admin", Role.ADMIN)
+    token = add_partner(store, admin, "centre-narrow", purpose="HMB")
+    with store.transaction() as con:
+        add_user(con, admin, "centre-narrow", Role.RESEARCHER)
+        add_user(con, admin, "dac-narrow", Role.APPROVER)
+    req = submit_request(
+        store,
+        Principal("centre-narrow", Role.RESEARCHER),
+        project="narrow-discovery",
+        title="Diabetes discovery",
+        institution="Partner gene data center",
+        country="CN",
+        foreign_party=False,
+        purpose="HMB",
+        fields=["clinical_condition.code"],
+        cohort=Diagnosis("E11"),
+        period_start=dt.date.today(),
+        period_end=dt.date.today() + dt.timedelta(days=30),
+    )
+    approve_request(store, Principal("dac-narrow", Role.APPROVER), req.request_id, reason="ok")
+    client = TestClient(app)
+    con = _con(client)
+    e11 = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT DISTINCT participant_id FROM clinical_condition WHERE code LIKE 'E11%'"
+        ).fetchall()
+    }
+    n_e11 = _expected_individuals(con, DX + "LIKE 'E11%')", [])
+    n_all = _expected_individuals(con, "TRUE", [])
+    assert 5 <= n_e11 < n_all
+    query = {"requestedGranularity": "record", "pagination": {"limit": 1000}}
+    people = _checked(_post(client, "individuals", query, token), "individuals")
+    assert people["meta"]["returnedGranularity"] == "record"
+    assert people["responseSummary"]["numTotalResults"] == n_e11  # the cohort, not everyone
+    records = people["response"]["resultSets"][0]["results"]
+    assert len(records) == n_e11
+    assert {r["id"] for r in records} <= e11
+    assert all(r["sex"] == UNKNOWN_SEX for r in records)  # sex is not approved
+    assert all(
+        any(d["diseaseCode"]["id"].startswith("ICD10:E11") for d in r["diseases"]) for r in records
+    )
+    tubes = _checked(_post(client, "biosamples", query, token), "biosamples")
+    results = tubes["response"]["resultSets"][0]["results"]
+    assert results
+    assert {r["individualId"] for r in results} <= e11
+    assert all("collectionDate" not in r for r in results)
+    # genotypes are not approved: a variant question is answered as to a partner (count)
+    variant = {"g_variant": {"referenceName": "chr1", "start": [0], "end": [60000]}}
+    for entry in ("g_variants", "individuals"):
+        doc = _checked(_post(client, entry, {**query, "requestParameters": variant}, token), entry)
+        assert doc["meta"]["returnedGranularity"] in {"count", "boolean"}, entry
+        assert "response" not in doc
+    # an approval without fields or cohort (recorded outside the store) still shows everything
+    full = _checked(_post(client, "individuals", query, beacon_centre.record_token), "individuals")
+    assert full["responseSummary"]["numTotalResults"] == n_all
+    assert any(r["sex"] != UNKNOWN_SEX for r in full["response"]["resultSets"][0]["results"])
