@@ -650,13 +650,13 @@ def test_differencing_two_filtered_counts_is_answered_boolean(
     x = found[0]
     n = _expected_individuals(con, f"{age} >= {x}", [])
     token = beacon_centre.count_token
-    before = len(_withheld(con, "centre-count"))
+    before = len(_withheld(con, "partner:centre-count"))
     first = _count(client, [_age(x)], token)
     assert first["responseSummary"] == {"exists": True, "numTotalResults": n}
     second = _count(client, [_age(x + 1)], token)
     assert second["meta"]["returnedGranularity"] == "boolean"  # not n - 1
     assert second["responseSummary"] == {"exists": True}
-    withheld = _withheld(con, "centre-count")
+    withheld = _withheld(con, "partner:centre-count")
     assert len(withheld) == before + 1
     assert "differencing" in withheld[-1]
     # the same question again is the same count (nothing new), and it is recorded for the partner
@@ -696,7 +696,7 @@ def test_differencing_three_filtered_counts_is_refused(
     assert [d["responseSummary"].get("numTotalResults") for d in docs[:2]] == sizes[:2]
     assert docs[2]["meta"]["returnedGranularity"] == "boolean"
     assert docs[2]["responseSummary"] == {"exists": True}
-    assert "several releases" in _withheld(con, "centre-count")[-1]
+    assert "several releases" in _withheld(con, "partner:centre-count")[-1]
 
 
 def test_differencing_between_entry_types_is_caught(
@@ -846,3 +846,29 @@ def test_record_level_shows_only_the_approved_fields_and_cohort(
     full = _checked(_post(client, "individuals", query, beacon_centre.record_token), "individuals")
     assert full["responseSummary"]["numTotalResults"] == n_all
     assert any(r["sex"] != UNKNOWN_SEX for r in full["response"]["resultSets"][0]["results"])
+
+
+def test_differencing_across_federation_and_beacon_is_caught(
+    client: TestClient, beacon_centre: BeaconCentre
+) -> None:
+    """A federated count and a Beacon count share the partner's record: asking one of each
+    does not split the attack."""
+    from biobank.research.federation.centre import answer_question
+    from biobank.research.partners import Partner
+
+    con = _con(client)
+    age = "year(current_date) - p.birth_year"
+    x = next(
+        x
+        for x in range(20, 90)
+        if _expected_individuals(con, f"{age} = {x}", []) == 1
+        and _expected_individuals(con, f"{age} >= {x + 1}", []) >= 5
+    )
+    n = _expected_individuals(con, f"{age} >= {x}", [])
+    store = client.app.state.service.store
+    federated = answer_question(
+        store, Partner("centre-count", "HMB"), "count", {"filters": [_age(x)]}, min_count=5
+    )
+    assert federated["n"] == n
+    second = _count(client, [_age(x + 1)], beacon_centre.count_token)
+    assert second["meta"]["returnedGranularity"] == "boolean"

@@ -371,20 +371,21 @@ def _released(
 
     The members are recorded under the partner's store user name (the
     record of :func:`~biobank.research.output_checks.release_count`, shared with
-    the colleagues of its projects and the user's own workbench counts); a
-    withheld count is audited there (``disclosure.withheld``).
+    its federation counts, the colleagues of its projects and the user's own
+    workbench counts); a withheld count is audited (``disclosure.withheld``, as
+    ``partner:NAME``).
     """
-    from biobank.core.access import Principal, Role
     from biobank.research.output_checks import release_count
 
     assert requester.partner is not None
     release = release_count(
         store,
-        Principal(requester.partner.name, Role.RESEARCHER, purpose=requester.purpose),
+        partner_principal(requester.partner),
         ids,
         purpose=requester.purpose,
         label=label,
         min_count=config.min_count,
+        record_user=requester.partner.name,
     )
     return release.withheld is None
 
