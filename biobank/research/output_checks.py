@@ -137,6 +137,7 @@ def release_count(
     purpose: str,
     label: str,
     min_count: int = SMALL_COUNT_THRESHOLD,
+    record_user: str | None = None,
 ) -> CountRelease:
     """Release the size of a cohort to ``principal``, or withhold it (checks 1 and 3).
 
@@ -157,6 +158,12 @@ def release_count(
         What the cohort is (its definition or name), kept with the record.
     min_count
         The small-count threshold.
+    record_user
+        The store user whose record the release is checked against and kept in
+        (default ``principal.user``): a partner centre, audited as
+        ``partner:NAME``, keeps its record as the store user ``NAME``
+        (:func:`biobank.research.partners.partner_principal`), shared by its
+        Beacon and federation counts, its workbench and its projects.
     """
     from biobank.research.query_audit import audit_release, record_users
 
@@ -164,7 +171,8 @@ def release_count(
     n = len(ids)
     reason: str | None = None
     detail: dict[str, Any] = {}
-    users = record_users(store.con, principal.user)
+    owner = record_user or principal.user
+    users = record_users(store.con, owner)
     nearest = _nearest(store, users, ids) if n else None
     if is_small(n, min_count):
         reason = f"fewer than {min_count} participants"
@@ -199,7 +207,7 @@ def release_count(
             con.execute(
                 "INSERT INTO disclosure_release (user_name, purpose, label, n_members, members,"
                 " released_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [principal.user, purpose, label[:500], n, ids, now],
+                [owner, purpose, label[:500], n, ids, now],
             )
     return CountRelease(n)
 

@@ -27,6 +27,7 @@ from biobank.core.errors import (
 from biobank.research.beacon import BeaconRequest, answer, parse_get, parse_post, resolve_requester
 from biobank.research.beacon import responses as docs
 from biobank.research.beacon.config import BeaconConfig
+from biobank.research.beacon.query import cohort_sizes
 from biobank.research.partners import Partner
 from biobank.service.app import Service, route_path
 
@@ -73,13 +74,8 @@ def _run_entry(request: Request, parsed: BeaconRequest) -> dict[str, Any]:
     with service.locked() as store:
         requester = resolve_requester(store.con, _partner(request), _client(request), config)
         if parsed.entry_type in {"cohorts", "datasets"}:
-            return docs.collections_response(
-                store.con,
-                config,
-                parsed,
-                purpose=requester.purpose,
-                counts=requester.max_granularity != "boolean",
-            )
+            sizes = cohort_sizes(store, requester, config) if parsed.entry_type == "cohorts" else {}
+            return docs.collections_response(store.con, config, parsed, sizes=sizes)
         result = answer(store, parsed, requester, config)
     return docs.answer_response(config, parsed, result)
 

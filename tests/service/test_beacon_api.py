@@ -48,6 +48,18 @@ def client(app: Any) -> TestClient:
     return TestClient(app)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_release_record(app: Any) -> None:
+    """Each test starts with no counts released to the partners (the differencing record).
+
+    The tests of the numbers ask overlapping questions one after the other; the
+    record they would share is what ``test_differencing_*`` below test.
+    """
+    app.state.service.store.con.execute(
+        "DELETE FROM disclosure_release WHERE user_name LIKE 'centre-%'"
+    )
+
+
 def _con(client: TestClient) -> Any:
     """The store connection of the app under test (a second DuckDB connection is refused)."""
     return client.app.state.service.store.con
@@ -599,3 +611,264 @@ def test_record_level_under_an_approved_data_access_request(app: Any) -> None:
         "SELECT detail FROM audit_log WHERE action = 'beacon.record' ORDER BY entry_id DESC LIMIT 1"
     ).fetchone()[0]
     assert f"access-request-{req.request_id}" in detail
+
+
+# -- differencing through filters (issue 16's output checks on every count answer) -----------
+def _age(n: int, operator: str = ">=") -> dict[str, Any]:
+    return {"id": "age", "operator": operator, "value": f"P{n}Y"}
+
+
+def _count(client: TestClient, filters: list[Any], token: str) -> dict[str, Any]:
+    return _checked(
+        _post(client, "individuals", {"filters": filters, "requestedGranularity": "count"}, token)
+    )
+
+
+def _withheld(con: Any, user: str) -> list[str]:
+    rows = con.execute(
+        "SELECT detail FROM audit_log WHERE action = 'disclosure.withheld' AND user_name = ?"
+        " ORDER BY entry_id",
+        [user],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def test_differencing_two_filtered_counts_is_answered_boolean(
+    client: TestClient, beacon_centre: BeaconCentre
+) -> None:
+    """``age >= X`` and ``age >= X+1`` differ by the one consented person aged X: the second
+    count would give that person away (the attack is real: both counts are large)."""
+    con = _con(client)
+    age = "year(current_date) - p.birth_year"
+    found = [
+        x
+        for x in range(20, 90)
+        if _expected_individuals(con, f"{age} = {x}", []) == 1
+        and _expected_individuals(con, f"{age} >= {x + 1}", []) >= 5
+    ]
+    assert found, "the demo centre should have an age held by one consented person"
+    x = found[0]
+    n = _expected_individuals(con, f"{age} >= {x}", [])
+    token = beacon_centre.count_token
+    before = len(_withheld(con, "partner:centre-count"))
+    first = _count(client, [_age(x)], token)
+    assert first["responseSummary"] == {"exists": True, "numTotalResults": n}
+    second = _count(client, [_age(x + 1)], token)
+    assert second["meta"]["returnedGranularity"] == "boolean"  # not n - 1
+    assert second["responseSummary"] == {"exists": True}
+    withheld = _withheld(con, "partner:centre-count")
+    assert len(withheld) == before + 1
+    assert "differencing" in withheld[-1]
+    # the same question again is the same count (nothing new), and it is recorded for the partner
+    assert _count(client, [_age(x)], token)["responseSummary"]["numTotalResults"] == n
+    recorded = con.execute(
+        "SELECT n_members FROM disclosure_release WHERE user_name = 'centre-count'"
+    ).fetchall()
+    assert recorded == [(n,)]
+    # another partner has its own record: its first count is answered
+    other = _count(client, [_age(x + 1)], beacon_centre.record_token)  # approved: no checks
+    assert other["responseSummary"]["numTotalResults"] == n - 1
+
+
+def test_differencing_three_filtered_counts_is_refused(
+    client: TestClient, beacon_centre: BeaconCentre
+) -> None:
+    """``age >= X`` - ``age >= X & female`` - ``age >= X+1 & male`` = the males aged X: every
+    pair differs by many, the three together by one person (the multi-release audit)."""
+    con = _con(client)
+    age = "year(current_date) - p.birth_year"
+    choices = []
+    for x in range(20, 90):
+        sizes = [
+            _expected_individuals(con, f"{age} >= {x}", []),
+            _expected_individuals(con, f"{age} >= {x} AND p.sex = 'female'", []),
+            _expected_individuals(con, f"{age} >= {x + 1} AND p.sex = 'male'", []),
+        ]
+        males_x = _expected_individuals(con, f"{age} = {x} AND p.sex = 'male'", [])
+        gaps = [abs(a - b) for a in sizes for b in sizes if a != b]
+        if males_x == 1 and min(sizes) >= 5 and min(gaps) >= 5:
+            choices.append((x, sizes))
+    assert choices, "the demo centre should have an age held by one consented man"
+    x, sizes = choices[0]
+    token = beacon_centre.count_token
+    queries = [[_age(x)], [_age(x), "NCIT:C16576"], [_age(x + 1), "NCIT:C20197"]]
+    docs = [_count(client, q, token) for q in queries]
+    assert [d["responseSummary"].get("numTotalResults") for d in docs[:2]] == sizes[:2]
+    assert docs[2]["meta"]["returnedGranularity"] == "boolean"
+    assert docs[2]["responseSummary"] == {"exists": True}
+    assert "several releases" in _withheld(con, "partner:centre-count")[-1]
+
+
+def test_differencing_between_entry_types_is_caught(
+    client: TestClient, beacon_centre: BeaconCentre
+) -> None:
+    """Biosamples and g_variants counts are about people too: they share the partner's record."""
+    con = _con(client)
+    age = "year(current_date) - p.birth_year"
+    x = next(
+        x
+        for x in range(20, 90)
+        if _expected_individuals(con, f"{age} = {x}", []) == 1
+        and _expected_individuals(con, f"{age} >= {x + 1}", []) >= 5
+    )
+    token = beacon_centre.count_token
+    assert _count(client, [_age(x)], token)["meta"]["returnedGranularity"] == "count"
+    tubes = _checked(
+        _post(
+            client, "biosamples", {"filters": [_age(x + 1)], "requestedGranularity": "count"}, token
+        )
+    )
+    assert tubes["meta"]["returnedGranularity"] == "boolean"
+    variants = _checked(
+        _post(
+            client,
+            "g_variants",
+            {
+                "filters": [_age(x + 1)],
+                "requestParameters": {
+                    "g_variant": {"referenceName": "chr1", "start": [0], "end": [60000]}
+                },
+                "requestedGranularity": "count",
+            },
+            token,
+        )
+    )
+    assert variants["meta"]["returnedGranularity"] == "boolean"
+
+
+def test_cohort_sizes_pass_the_same_checks(client: TestClient, beacon_centre: BeaconCentre) -> None:
+    """``/cohorts`` sizes are counts too: a filtered count one person short of a cohort shown
+    there is answered boolean."""
+    con = _con(client)
+    age = "year(current_date) - p.birth_year"
+    in_cohort = (
+        "p.participant_id IN (SELECT participant_id FROM participant_cohort WHERE cohort = ?)"
+    )
+    found = []
+    for (cohort,) in con.execute(
+        "SELECT DISTINCT cohort FROM participant_cohort ORDER BY 1"
+    ).fetchall():
+        for x in range(20, 90):
+            if (
+                _expected_individuals(con, f"{in_cohort} AND {age} < {x}", [cohort]) == 1
+                and _expected_individuals(con, f"{in_cohort} AND {age} >= {x}", [cohort]) >= 5
+            ):
+                found.append((cohort, x))
+                break
+    assert found, "some cohort should have one youngest consented member"
+    cohort, x = found[0]
+    size = _expected_individuals(con, in_cohort, [cohort])
+    doc = _checked(
+        client.get("/api/beacon/cohorts", headers=_auth(beacon_centre.count_token)), "cohorts"
+    )
+    shown = {c["id"]: c.get("cohortSize") for c in doc["response"]["collections"]}
+    assert shown[cohort] == size
+    labels = [
+        r[0]
+        for r in con.execute(
+            "SELECT label FROM disclosure_release WHERE user_name = 'centre-count'"
+        ).fetchall()
+    ]
+    assert f"beacon cohort {cohort}" in labels
+    rest = _count(client, [f"cohort:{cohort}", _age(x)], beacon_centre.count_token)
+    assert rest["meta"]["returnedGranularity"] == "boolean"
+
+
+# -- record level follows the approved request: its fields and its cohort ---------------------
+def test_record_level_shows_only_the_approved_fields_and_cohort(
+    app: Any, beacon_centre: BeaconCentre
+) -> None:
+    """A request approving diagnoses only, for the E11 cohort: records of E11 members without
+    sex or collection dates, and no genotype answer above count (genotypes not approved)."""
+    import datetime as dt
+
+    from biobank.clinical.cohorts import Diagnosis
+    from biobank.core.access import Principal, Role, add_user
+    from biobank.research.access_requests import approve_request, submit_request
+    from biobank.research.beacon.records import UNKNOWN_SEX
+    from biobank.research.partners import add_partner
+
+    store = app.state.service.store
+    admin = Principal("admin", Role.ADMIN)
+    token = add_partner(store, admin, "centre-narrow", purpose="HMB")
+    with store.transaction() as con:
+        add_user(con, admin, "centre-narrow", Role.RESEARCHER)
+        add_user(con, admin, "dac-narrow", Role.APPROVER)
+    req = submit_request(
+        store,
+        Principal("centre-narrow", Role.RESEARCHER),
+        project="narrow-discovery",
+        title="Diabetes discovery",
+        institution="Partner gene data center",
+        country="CN",
+        foreign_party=False,
+        purpose="HMB",
+        fields=["clinical_condition.code"],
+        cohort=Diagnosis("E11"),
+        period_start=dt.date.today(),
+        period_end=dt.date.today() + dt.timedelta(days=30),
+    )
+    approve_request(store, Principal("dac-narrow", Role.APPROVER), req.request_id, reason="ok")
+    client = TestClient(app)
+    con = _con(client)
+    e11 = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT DISTINCT participant_id FROM clinical_condition WHERE code LIKE 'E11%'"
+        ).fetchall()
+    }
+    n_e11 = _expected_individuals(con, DX + "LIKE 'E11%')", [])
+    n_all = _expected_individuals(con, "TRUE", [])
+    assert 5 <= n_e11 < n_all
+    query = {"requestedGranularity": "record", "pagination": {"limit": 1000}}
+    people = _checked(_post(client, "individuals", query, token), "individuals")
+    assert people["meta"]["returnedGranularity"] == "record"
+    assert people["responseSummary"]["numTotalResults"] == n_e11  # the cohort, not everyone
+    records = people["response"]["resultSets"][0]["results"]
+    assert len(records) == n_e11
+    assert {r["id"] for r in records} <= e11
+    assert all(r["sex"] == UNKNOWN_SEX for r in records)  # sex is not approved
+    assert all(
+        any(d["diseaseCode"]["id"].startswith("ICD10:E11") for d in r["diseases"]) for r in records
+    )
+    tubes = _checked(_post(client, "biosamples", query, token), "biosamples")
+    results = tubes["response"]["resultSets"][0]["results"]
+    assert results
+    assert {r["individualId"] for r in results} <= e11
+    assert all("collectionDate" not in r for r in results)
+    # genotypes are not approved: a variant question is answered as to a partner (count)
+    variant = {"g_variant": {"referenceName": "chr1", "start": [0], "end": [60000]}}
+    for entry in ("g_variants", "individuals"):
+        doc = _checked(_post(client, entry, {**query, "requestParameters": variant}, token), entry)
+        assert doc["meta"]["returnedGranularity"] in {"count", "boolean"}, entry
+        assert "response" not in doc
+    # an approval without fields or cohort (recorded outside the store) still shows everything
+    full = _checked(_post(client, "individuals", query, beacon_centre.record_token), "individuals")
+    assert full["responseSummary"]["numTotalResults"] == n_all
+    assert any(r["sex"] != UNKNOWN_SEX for r in full["response"]["resultSets"][0]["results"])
+
+
+def test_differencing_across_federation_and_beacon_is_caught(
+    client: TestClient, beacon_centre: BeaconCentre
+) -> None:
+    """A federated count and a Beacon count share the partner's record: asking one of each
+    does not split the attack."""
+    from biobank.research.federation.centre import answer_question
+    from biobank.research.partners import Partner
+
+    con = _con(client)
+    age = "year(current_date) - p.birth_year"
+    x = next(
+        x
+        for x in range(20, 90)
+        if _expected_individuals(con, f"{age} = {x}", []) == 1
+        and _expected_individuals(con, f"{age} >= {x + 1}", []) >= 5
+    )
+    n = _expected_individuals(con, f"{age} >= {x}", [])
+    store = client.app.state.service.store
+    federated = answer_question(
+        store, Partner("centre-count", "HMB"), "count", {"filters": [_age(x)]}, min_count=5
+    )
+    assert federated["n"] == n
+    second = _count(client, [_age(x + 1)], beacon_centre.count_token)
+    assert second["meta"]["returnedGranularity"] == "boolean"

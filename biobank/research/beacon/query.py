@@ -17,7 +17,21 @@ anonymous or partner):
    count from 1 to ``min_count - 1`` (or a count about so few people) is never
    returned without an approved request: the answer falls back to boolean
    (:func:`biobank.core.disclosure.is_small`);
-5. record-level answers are audited (``beacon.record``).
+5. a count answer to a partner without record-level access passes the output
+   checks of :func:`biobank.research.output_checks.release_count` (the members
+   counted are recorded per partner, under the partner's store user name, with
+   the colleagues of its projects): a count that differences earlier ones (by 1
+   to ``min_count - 1`` people, pairwise or combined with several) is answered
+   at boolean granularity instead; so are the cohort sizes of ``/cohorts``
+   (:func:`cohort_sizes`);
+6. record-level access follows the approved data access request: the records
+   are of its cohort's members (if it has one) and show only its approved
+   fields (:mod:`biobank.research.field_access`); an answer about genotypes (a
+   variant query, the rare variants) needs ``genotype_call_all.dosage``
+   approved, else it is answered as to a partner without the request (count,
+   with the checks). An approval recorded with ``biobank partner approve``
+   (decided outside this store) names no fields or cohort and is not narrowed;
+7. record-level answers are audited (``beacon.record``).
 """
 
 from __future__ import annotations
@@ -38,24 +52,39 @@ from biobank.registry.consent import current_consent_sql, permitted_participants
 from biobank.research.beacon.config import BeaconConfig
 from biobank.research.beacon.records import biosample_record, individual_records, variant_record
 from biobank.research.beacon.request import GRANULARITIES, BeaconRequest, VariantQuery
+from biobank.research.field_access import GENOTYPES, missing_fields
 from biobank.research.partners import Partner, approved_request_for, charge_query, partner_principal
 
 if TYPE_CHECKING:
     import duckdb
 
+    from biobank.clinical.cohorts import Criterion
     from biobank.core.store import Store
 
-__all__ = ["BeaconAnswer", "Requester", "answer", "participants_sql", "resolve_requester"]
+__all__ = [
+    "BeaconAnswer",
+    "Requester",
+    "answer",
+    "cohort_sizes",
+    "participants_sql",
+    "resolve_requester",
+]
 
 
 @dataclass(frozen=True)
 class Requester:
-    """Who asks: a partner centre (or nobody), the purpose, an approved request."""
+    """Who asks: a partner centre (or nobody), the purpose, an approved request.
+
+    ``fields`` and ``cohort`` are those of the approved data access request
+    (``fields=None``: an approval recorded outside this store, not narrowed).
+    """
 
     key: str
     partner: Partner | None
     purpose: str
     approved_request: str | None = None
+    fields: tuple[str, ...] | None = None
+    cohort: Criterion | None = None
 
     @property
     def max_granularity(self) -> str:
@@ -64,13 +93,36 @@ class Requester:
             return "boolean"
         return "record" if self.approved_request else "count"
 
+    def has_fields(self, needed: list[str]) -> bool:
+        """Whether the approved request approves every field of ``needed``."""
+        return self.fields is None or not missing_fields(self.fields, needed)
+
+    def record_level(self, request: BeaconRequest) -> bool:
+        """Whether the approved request covers ``request`` (genotype answers need genotypes)."""
+        if self.partner is None or self.approved_request is None:
+            return False
+        about_genotypes = request.variant is not None or request.entry_type == "g_variants"
+        return not about_genotypes or self.has_fields([GENOTYPES])
+
 
 def resolve_requester(
     con: duckdb.DuckDBPyConnection, partner: Partner | None, client: str, config: BeaconConfig
 ) -> Requester:
     """The requester of a request: anonymous (by client address) or the partner."""
+    from biobank.research.access_requests import approved_request_for as workflow_approval
+
     if partner is None:
         return Requester(f"anonymous:{client}", None, config.anonymous_purpose)
+    approved = workflow_approval(con, partner.name, partner.purpose)
+    if approved is not None:
+        return Requester(
+            partner.name,
+            partner,
+            partner.purpose,
+            f"access-request-{approved.request_id}",
+            approved.fields,
+            approved.criterion(),
+        )
     return Requester(
         partner.name,
         partner,
@@ -219,11 +271,10 @@ def _carriers(con: duckdb.DuckDBPyConnection, sample_tbl: str, keys: list[int]) 
 
 
 def _granted(request: BeaconRequest, requester: Requester) -> str:
-    return GRANULARITIES[
-        min(
-            GRANULARITIES.index(request.granularity), GRANULARITIES.index(requester.max_granularity)
-        )
-    ]
+    most = requester.max_granularity
+    if most == "record" and not requester.record_level(request):
+        most = "count"
+    return GRANULARITIES[min(GRANULARITIES.index(request.granularity), GRANULARITIES.index(most))]
 
 
 def _people(
@@ -239,6 +290,16 @@ def _people(
     costs more than the whole count).
     """
     sql, params = participants_sql(request, requester.purpose)
+    record_level = requester.record_level(request)
+    if record_level and requester.cohort is not None:
+        from biobank.clinical.cohorts import cohort_sql
+
+        in_cohort, cohort_params = cohort_sql(requester.cohort, purpose=requester.purpose)
+        sql = (
+            f"SELECT participant_id FROM ({sql}) AS f"
+            f" WHERE participant_id IN (SELECT participant_id FROM ({in_cohort}) AS c)"
+        )
+        params = [*params, *cohort_params]
     people = f"_beacon_people_{uuid.uuid4().hex[:12]}"
     con.execute(f"CREATE TEMP TABLE {people} AS {sql}", params)
     try:
@@ -252,7 +313,7 @@ def _people(
         if not keys:  # nothing matches: no need to look at anyone's genotypes
             return (ids if request.entry_type == "g_variants" else []), pl.DataFrame()
         with sample_table(con, f"SELECT participant_id FROM {people}") as tbl:
-            hide = requester.approved_request is None and config.min_allele_frequency > 0
+            hide = not record_level and config.min_allele_frequency > 0
             hits = _variant_hits(con, tbl, keys, config, hide_rare=hide)
             found = hits["variant_key"].to_list() if hits.height else []
             if request.entry_type == "g_variants":
@@ -262,26 +323,106 @@ def _people(
         con.execute(f"DROP TABLE IF EXISTS {people}")
 
 
+#: Fields a record shows -> the approved fields it needs (any one of them).
+RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "individual.sex": ("clinical_person.sex", "participant.sex"),
+    "individual.diseases": ("clinical_condition.code",),
+    "biosample.collectionDate": ("specimen.collected_at",),
+}
+
+
+def _shows(requester: Requester, what: str) -> bool:
+    return any(requester.has_fields([f]) for f in RECORD_FIELDS[what])
+
+
 def _records(
     con: duckdb.DuckDBPyConnection,
     request: BeaconRequest,
     ids: list[str],
     hits: pl.DataFrame | None,
     config: BeaconConfig,
+    requester: Requester,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The number of results and one page of records for the entry type."""
+    """The number of results and one page of records (of the approved fields)."""
     page = slice(request.skip, request.skip + request.limit)
     if request.entry_type == "g_variants":
         rows = hits.to_dicts() if hits is not None and hits.height else []
         return len(rows), [variant_record(r, config) for r in rows[page]]
     if request.entry_type == "individuals":
-        return len(ids), individual_records(con, ids[page])
+        return len(ids), individual_records(
+            con,
+            ids[page],
+            sex=_shows(requester, "individual.sex"),
+            diseases=_shows(requester, "individual.diseases"),
+        )
     specimens = con.execute(
         "SELECT label, participant_id, specimen_type, collected_at FROM specimen"
         " WHERE participant_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY label",
         [ids],
     ).fetchall()
-    return len(specimens), [biosample_record(r) for r in specimens[page]]
+    dated = _shows(requester, "biosample.collectionDate")
+    return len(specimens), [biosample_record(r, collection_date=dated) for r in specimens[page]]
+
+
+def _released(
+    store: Store, requester: Requester, ids: list[str], label: str, config: BeaconConfig
+) -> bool:
+    """Whether a count about ``ids`` passes the differencing checks for this partner.
+
+    The members are recorded under the partner's store user name (the
+    record of :func:`~biobank.research.output_checks.release_count`, shared with
+    its federation counts, the colleagues of its projects and the user's own
+    workbench counts); a withheld count is audited (``disclosure.withheld``, as
+    ``partner:NAME``).
+    """
+    from biobank.research.output_checks import release_count
+
+    assert requester.partner is not None
+    release = release_count(
+        store,
+        partner_principal(requester.partner),
+        ids,
+        purpose=requester.purpose,
+        label=label,
+        min_count=config.min_count,
+        record_user=requester.partner.name,
+    )
+    return release.withheld is None
+
+
+def _label(request: BeaconRequest) -> str:
+    import json
+
+    what: dict[str, Any] = {"filters": [f.term for f in request.filters]}
+    if request.variant is not None:
+        what["variant"] = request.variant.summary()
+    return f"beacon {request.entry_type} {json.dumps(what, sort_keys=True, default=str)}"
+
+
+def cohort_sizes(store: Store, requester: Requester, config: BeaconConfig) -> dict[str, int]:
+    """The sizes of the study cohorts (``/cohorts``) a requester may see, by cohort.
+
+    None for anonymous requesters; for a partner, the consented members of each
+    cohort, leaving out small sizes and (without an approved request for
+    everyone, i.e. one without a cohort) the sizes the output checks withhold,
+    like every other count answer.
+    """
+    if requester.partner is None:
+        return {}
+    rows = store.con.execute(
+        "SELECT cohort, list(participant_id ORDER BY participant_id) FILTER (WHERE participant_id"
+        f" IN ({permitted_participants_sql(requester.purpose)})) FROM participant_cohort"
+        " GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    sizes: dict[str, int] = {}
+    for name, members in rows:
+        ids = [str(m) for m in members or []]
+        if is_small(len(ids), config.min_count):
+            continue
+        unchecked = requester.approved_request is not None and requester.cohort is None
+        if unchecked or _released(store, requester, ids, f"beacon cohort {name}", config):
+            sizes[str(name)] = len(ids)
+    return sizes
 
 
 def answer(
@@ -311,7 +452,7 @@ def answer(
     with store.transaction() as con:
         charge_query(con, requester.key, limit)
         ids, hits = _people(con, request, requester, config)
-        total, records = _records(con, request, ids, hits, config)
+        total, records = _records(con, request, ids, hits, config, requester)
         if granted == "record":
             assert requester.partner is not None
             audit.record(
@@ -329,9 +470,13 @@ def answer(
             )
     if granted == "record":
         return BeaconAnswer("record", total > 0, total, records)
-    # a count of people, or of variants or tubes of a small group of people, is never shown
-    # (an approved requester may see the records, so the rule does not apply to it)
+    if granted != "count":
+        return BeaconAnswer("boolean", total > 0)
+    if requester.record_level(request):  # it may see the records: no output checks
+        return BeaconAnswer("count", total > 0, total)
+    # a count of people, or of variants or tubes of a small group of people, is never shown,
+    # nor one that differences the counts already given to this partner
     small = is_small(total, config.min_count) or is_small(len(ids), config.min_count)
-    if granted == "count" and (requester.approved_request is not None or not small):
+    if not small and _released(store, requester, ids, _label(request), config):
         return BeaconAnswer("count", total > 0, total)
     return BeaconAnswer("boolean", total > 0)

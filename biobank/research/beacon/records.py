@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SEX_ONTOLOGY",
+    "UNKNOWN_SEX",
     "biosample_record",
     "individual_records",
     "variant_record",
@@ -99,8 +100,18 @@ def variant_record(row: dict[str, Any], config: BeaconConfig) -> dict[str, Any]:
     return record
 
 
-def individual_records(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[dict[str, Any]]:
-    """``individual`` records (pseudonym, sex, ICD-10 diagnoses) of ``ids``, in that order."""
+#: The term of a sex the approved request does not let the Beacon show (``sex`` is required).
+UNKNOWN_SEX = {"id": "NCIT:C17998", "label": "unknown"}
+
+
+def individual_records(
+    con: duckdb.DuckDBPyConnection, ids: list[str], *, sex: bool = True, diseases: bool = True
+) -> list[dict[str, Any]]:
+    """``individual`` records (pseudonym, sex, ICD-10 diagnoses) of ``ids``, in that order.
+
+    ``sex=False`` shows :data:`UNKNOWN_SEX`, ``diseases=False`` no diagnoses
+    (fields the approved request does not approve).
+    """
     if not ids:
         return []
     sexes = dict(
@@ -119,8 +130,11 @@ def individual_records(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[d
         codes.setdefault(str(pid), []).append(str(code))
     out = []
     for pid in ids:
-        rec: dict[str, Any] = {"id": pid, "sex": SEX_ONTOLOGY[str(sexes[pid])]}
-        if codes.get(pid):
+        rec: dict[str, Any] = {
+            "id": pid,
+            "sex": SEX_ONTOLOGY[str(sexes[pid])] if sex else UNKNOWN_SEX,
+        }
+        if diseases and codes.get(pid):
             rec["diseases"] = [
                 {"diseaseCode": {"id": f"ICD10:{c}", "label": c}} for c in codes[pid]
             ]
@@ -128,11 +142,14 @@ def individual_records(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[d
     return out
 
 
-def biosample_record(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A ``biosample`` of a specimen row (label, participant, specimen type, collected at)."""
+def biosample_record(row: tuple[Any, ...], *, collection_date: bool = True) -> dict[str, Any]:
+    """A ``biosample`` of a specimen row (label, participant, specimen type, collected at).
+
+    ``collection_date=False`` leaves out the date (a field not approved).
+    """
     label, pid, kind, collected = row
     origin_id, origin_label = _ORIGIN.get(str(kind), ("OBI:0100051", "specimen"))
-    return {
+    record = {
         "id": str(label),
         "individualId": str(pid),
         "biosampleStatus": {"id": "EFO:0009654", "label": "reference sample"},
@@ -140,3 +157,6 @@ def biosample_record(row: tuple[Any, ...]) -> dict[str, Any]:
         "collectionDate": collected.date().isoformat(),
         "notes": f"specimen type: {kind}",
     }
+    if not collection_date:
+        del record["collectionDate"]
+    return record

@@ -9,10 +9,10 @@ Shapes follow the framework schemas of the specification (``beaconInfoResponse``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from biobank.__about__ import __version__
-from biobank.core.disclosure import is_small
 from biobank.registry.consent import permitted_participants_sql
 from biobank.research.beacon.config import BeaconConfig
 from biobank.research.beacon.query import BeaconAnswer
@@ -330,25 +330,24 @@ def collections_response(
     config: BeaconConfig,
     request: BeaconRequest,
     *,
-    purpose: str,
-    counts: bool,
+    sizes: Mapping[str, int],
 ) -> dict[str, Any]:
-    """``/cohorts`` or ``/datasets``: the collections, sizes only when ``counts`` and not small."""
-    permitted = permitted_participants_sql(purpose)
+    """``/cohorts`` or ``/datasets``: the collections, with the ``sizes`` the requester may see.
+
+    ``sizes`` comes from :func:`biobank.research.beacon.query.cohort_sizes` (the
+    small-count rule and the partner's output checks already applied).
+    """
     if request.entry_type == "cohorts":
-        rows = con.execute(
-            "SELECT cohort, count(*) FILTER (WHERE participant_id IN"
-            f" ({permitted})) FROM participant_cohort GROUP BY 1 ORDER BY 1"
-        ).fetchall()
+        rows = con.execute("SELECT DISTINCT cohort FROM participant_cohort ORDER BY 1").fetchall()
         collections: list[dict[str, Any]] = []
-        for name, n in rows:
+        for (name,) in rows:
             item: dict[str, Any] = {
                 "id": str(name),
                 "name": str(name),
                 "cohortType": "study-defined",
             }
-            if counts and not is_small(int(n), config.min_count):
-                item["cohortSize"] = int(n)
+            if str(name) in sizes:
+                item["cohortSize"] = int(sizes[str(name)])
             collections.append(item)
     else:
         collections = [

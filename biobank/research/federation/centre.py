@@ -44,7 +44,6 @@ from biobank.research.partners import Partner, partner_principal
 if TYPE_CHECKING:
     import duckdb
 
-    from biobank.core.access import Principal
     from biobank.core.store import Store
 
 __all__ = [
@@ -194,16 +193,16 @@ def logistic_statistics(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> dict[
     }
 
 
-def _count(
-    store: Store, principal: Principal, q: dict[str, Any], purpose: str, m: int
-) -> dict[str, Any]:
+def _count(store: Store, partner: Partner, q: dict[str, Any], m: int) -> dict[str, Any]:
     """The count, through the output checks of the data access workflow.
 
     :func:`biobank.research.output_checks.release_count`: the small-count rule
     and the differencing check against every cohort already released to this
     partner (a new count whose members differ from a released one by fewer than
-    ``m`` people is withheld).
+    ``m`` people is withheld). The record is the partner's store user name's,
+    shared with its Beacon counts (:mod:`biobank.research.beacon.query`).
     """
+    purpose = partner.purpose
     import json
 
     from biobank.research.output_checks import release_count
@@ -211,7 +210,15 @@ def _count(
     sql, params = participants_sql(_filters(q), purpose)
     ids = [str(r[0]) for r in store.con.execute(sql, params).fetchall()]
     label = "federation count " + json.dumps(q.get("filters", []), sort_keys=True)
-    released = release_count(store, principal, ids, purpose=purpose, label=label, min_count=m)
+    released = release_count(
+        store,
+        partner_principal(partner),
+        ids,
+        purpose=purpose,
+        label=label,
+        min_count=m,
+        record_user=partner.name,
+    )
     return {
         "n": released.n,
         "suppressed": released.n is None and bool(ids),
@@ -308,7 +315,7 @@ def answer_question(
     try:
         with store.transaction() as con:
             if kind == "count":
-                result = _count(store, principal, question, partner.purpose, min_count)
+                result = _count(store, partner, question, min_count)
             else:
                 handler = _frequencies if kind == "frequencies" else _logistic
                 result = handler(con, question, partner.purpose, min_count)
