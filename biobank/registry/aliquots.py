@@ -29,13 +29,17 @@ from biobank.core import audit
 from biobank.core.access import Permission, Principal, require
 from biobank.core.errors import (
     ConflictError,
-    ConsentError,
     ImportRejected,
     Problem,
     ValidationError,
 )
 from biobank.core.ids import make_label
-from biobank.registry.inventory import _load, consume_specimen, remaining_quantity
+from biobank.registry.inventory import (
+    _load,
+    consume_specimen,
+    load_visible,
+    remaining_quantity,
+)
 from biobank.registry.specimens import (
     LOCAL_TZ,
     SpecimenRecord,
@@ -46,7 +50,6 @@ from biobank.registry.specimens import (
     write_specimens,
 )
 from biobank.registry.storage import STORAGE_FIELDS
-from biobank.registry.visibility import participant_visibility_sql
 from biobank.registry.vocab import DERIVATIONS, SPECIMEN_TYPES, UNITS, normalise_unit
 
 if TYPE_CHECKING:
@@ -367,16 +370,8 @@ def specimen_lineage(store: Store, principal: Principal, label: str) -> LineageN
     ConsentError
         For a researcher whose purpose the participant's consent does not permit.
     """
-    visible = participant_visibility_sql(principal)
     with store.transaction() as con:
-        spec = _load(con, label)
-        if not con.execute(
-            f"SELECT 1 FROM ({visible}) WHERE participant_id = ?", [spec["participant_id"]]
-        ).fetchone():
-            raise ConsentError(
-                f"specimen {spec['label']} belongs to a participant who has not "
-                f"consented to purpose '{principal.purpose}' (or withdrew)"
-            )
+        spec = load_visible(con, principal, label)
         family = _family(con, str(spec["participant_id"]))
         kids: dict[str, list[dict[str, Any]]] = {}
         for row in sorted(family.values(), key=lambda r: str(r["label"])):

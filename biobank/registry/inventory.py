@@ -73,6 +73,30 @@ def _load(con: duckdb.DuckDBPyConnection, label: str) -> dict[str, Any]:
     return dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
+def load_visible(
+    con: duckdb.DuckDBPyConnection, principal: Principal, label: str
+) -> dict[str, Any]:
+    """Load a specimen whose participant ``principal`` may see (consent for its purpose).
+
+    Raises
+    ------
+    NotFoundError
+        If the label is unknown.
+    ConsentError
+        If the participant's consent does not permit the principal's purpose.
+    """
+    spec = _load(con, label)
+    visible = participant_visibility_sql(principal)
+    if not con.execute(
+        f"SELECT 1 FROM ({visible}) WHERE participant_id = ?", [spec["participant_id"]]
+    ).fetchone():
+        raise ConsentError(
+            f"specimen {spec['label']} belongs to a participant who has not "
+            f"consented to purpose '{principal.purpose}' (or withdrew)"
+        )
+    return spec
+
+
 def _reason(reason: str) -> str:
     if not reason.strip():
         raise ValidationError(
@@ -537,16 +561,8 @@ def get_specimen(store: Store, principal: Principal, label: str) -> dict[str, An
     ConsentError
         For a researcher whose purpose the participant's consent does not permit.
     """
-    visible = participant_visibility_sql(principal)
     with store.transaction() as con:
-        spec = _load(con, label)
-        if not con.execute(
-            f"SELECT 1 FROM ({visible}) WHERE participant_id = ?", [spec["participant_id"]]
-        ).fetchone():
-            raise ConsentError(
-                f"specimen {spec['label']} belongs to a participant who has not "
-                f"consented to purpose '{principal.purpose}' (or withdrew)"
-            )
+        spec = load_visible(con, principal, label)
         spec["remaining"] = remaining_quantity(con, spec)
         lineage = [spec["label"]]
         parent = spec["parent_label"]
