@@ -10,14 +10,14 @@ step with its ``.po``. Regenerate the template after adding strings::
     pybabel update -i biobank/service/locale/messages.pot -d biobank/service/locale
 
 Messages of the library (English, from :mod:`biobank.core` and
-:mod:`biobank.registry`) are translated by :func:`library_message` where a
-pattern below matches; others are shown as they are.
+:mod:`biobank.registry`) are translated by
+:func:`biobank.service.library_messages.library_message` where a pattern of its
+one table matches; others are shown as they are.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Mapping
 from importlib import resources
 
@@ -30,7 +30,6 @@ __all__ = [
     "LOCALES",
     "N_",
     "Gettext",
-    "library_message",
     "load_translations",
     "pick_locale",
 ]
@@ -81,51 +80,3 @@ def make_gettext(translations: Translations) -> Gettext:
         return text % values if values else text
 
     return gettext
-
-
-_CHECK_CHARACTER = N_(
-    "the check character is '%(got)s' but the first 17 digits give '%(expected)s': the number was probably mistyped, check it against the identity card"  # noqa: E501
-)
-
-#: English library messages -> msgid of their translation, values from the named groups.
-_LIBRARY: list[tuple[re.Pattern[str], str]] = [
-    (
-        re.compile(r"a resident identity number has 17 digits and a check character \(0-9 or X\)"),
-        N_("a resident identity number has 17 digits and a check character (0-9 or X)"),
-    ),
-    (
-        re.compile(r"characters 7-14 must be a real birth date \(YYYYMMDD\), not (?P<got>\S*)"),
-        N_("characters 7-14 must be a real birth date (YYYYMMDD), not %(got)s"),
-    ),
-    (
-        re.compile(
-            r"check character is '(?P<got>.)' but the first 17 digits give '(?P<expected>.)'.*"
-        ),
-        _CHECK_CHARACTER,
-    ),
-    (
-        re.compile(r"a password has at least (?P<n>\d+) characters"),
-        N_("a password has at least %(n)s characters"),
-    ),
-    (
-        re.compile(r"the new password must differ from the current one"),
-        N_("the new password must differ from the current one"),
-    ),
-    (
-        re.compile(r"give the reason for the change"),
-        N_("give the reason for the change"),
-    ),
-    (
-        re.compile(r"give the reason for re-contact \(it is audited\)"),
-        N_("give the reason for re-contact (it is audited)"),
-    ),
-]
-
-
-def library_message(message: str, _: Gettext) -> str:
-    """Translate a known library message with ``_``; return others unchanged."""
-    for pattern, msgid in _LIBRARY:
-        m = pattern.fullmatch(message)
-        if m:
-            return _(msgid, **m.groupdict())
-    return message

@@ -25,7 +25,7 @@ from biobank.registry.imports import KINDS, import_upload, preview_import, read_
 from biobank.service import uploads
 from biobank.service.app import Ctx, HTTPError
 from biobank.service.i18n import N_
-from biobank.service.import_messages import import_message
+from biobank.service.library_messages import library_message
 from biobank.service.views import ctx_of, redirect
 
 __all__: list[str] = []
@@ -45,7 +45,7 @@ def _report(problems: list[Problem], ctx: Ctx) -> list[dict[str, Any]]:
             "line": p.line if p.line is not None else "",
             "field": p.field or "",
             "value": p.value if p.value is not None else "",
-            "message": import_message(p.message, ctx.gettext),
+            "message": library_message(p.message, ctx.gettext),
         }
         for p in sorted(problems, key=lambda p: p.line or 0)  # stable: per line, as found
     ]
@@ -99,7 +99,7 @@ def import_upload_view(
             http_status=422,
         )
     except ValidationError as exc:
-        message = import_message(exc.problem.message, _)
+        message = library_message(exc.problem.message, _)
         return _form(ctx, error=message, kind=kind, http_status=422)
     return redirect(request, f"/import/{token}")
 

@@ -1,10 +1,11 @@
-"""Translations of the library's messages about import rows, storage moves and files.
+"""Translations of the library's messages: one table of patterns for every page.
 
 The library writes its messages in English, each saying what is wrong and how to
-fix it. :func:`import_message` translates the ones staff meet in an import's
-error report or a refused move (by pattern, values from the named groups), then
-falls back to :func:`biobank.service.i18n.library_message`; a message no pattern
-knows is shown in English. ``tests/service/test_import_pages.py`` uploads files
+fix it. :func:`library_message` translates the ones staff meet (identity
+numbers, passwords, specimen actions, an import's error report, a refused move)
+by pattern, values from the named groups; a message no pattern knows is shown
+in English. ``tests/service/test_pages.py`` checks that the patterns match the
+library's own messages; ``tests/service/test_import_pages.py`` uploads files
 with the common mistakes and checks their translated report.
 """
 
@@ -12,12 +13,20 @@ from __future__ import annotations
 
 import re
 
-from biobank.service.i18n import N_, Gettext, library_message
+from biobank.service.i18n import N_, Gettext
 
-__all__ = ["import_message"]
+__all__ = ["library_message"]
+
+_CHECK_CHARACTER = N_(
+    "the check character is '%(got)s' but the first 17 digits give '%(expected)s': the number was probably mistyped, check it against the identity card"  # noqa: E501
+)
+
 
 #: English library messages -> msgid of their translation, values from the named groups.
+#: The first pattern that matches wins: the specific ones (a position taken on a
+#: line of the file) come before the general ones.
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # import rows, files and storage moves
     (
         re.compile(
             r"the file is neither UTF-8 \((?P<utf8>.+)\) nor GB18030 \((?P<gb>.+?)\)"
@@ -90,10 +99,6 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         N_("site (the enrolling hospital or centre) is required"),
     ),
     (
-        re.compile(r"quantity must be a positive number .*"),
-        N_("quantity must be a positive number (e.g. 4 or 0.5)"),
-    ),
-    (
         re.compile(r"specimen_type is not one of: (?P<values>.+)"),
         N_("specimen_type is not one of: %(values)s"),
     ),
@@ -111,12 +116,6 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         N_(
             "position %(where)s is already taken by %(holder)s (line %(line)s): one specimen per position"  # noqa: E501
         ),
-    ),
-    (
-        re.compile(
-            r"position (?P<where>\S+) is already taken by (?P<holder>\S+): one specimen per position"  # noqa: E501
-        ),
-        N_("position %(where)s is already taken by %(holder)s: one specimen per position"),
     ),
     (
         re.compile(r"label already used on line (?P<line>\d+): labels are unique"),
@@ -157,10 +156,6 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         N_("select at least one specimen to move"),
     ),
     (
-        re.compile(r"give the reason for the change \(kept with the event\)"),
-        N_("give the reason for the change (kept with the event)"),
-    ),
-    (
         re.compile(
             r"box (?P<box>\S+) has (?P<free>\d+) free positions, fewer than the (?P<n>\d+) .*"
         ),
@@ -174,13 +169,103 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
             "%(n)s specimens selected but %(m)s positions given: give one position per specimen, in order, or none to fill the first free positions"  # noqa: E501
         ),
     ),
+    # specimen actions
+    (
+        re.compile(r"the number of aliquots must be a whole number from 1 to (?P<n>\d+)"),
+        N_("the number of aliquots must be a whole number from 1 to %(n)s"),
+    ),
+    (
+        re.compile(r"quantity must be a positive number.*|quantity must be positive"),
+        N_("quantity must be a positive number (e.g. 4 or 0.5)"),
+    ),
+    (
+        re.compile(
+            r"(?P<n>\d+) x (?P<q>\S+) (?P<u>\S+) = (?P<need>\S+) (?P<pu>\S+) is more than the "
+            r"(?P<left>\S+) \S+ left of (?P<label>\w+): make fewer or smaller aliquots"
+        ),
+        N_(
+            "%(n)s x %(q)s %(u)s = %(need)s %(pu)s is more than the %(left)s %(pu)s left of "
+            "%(label)s: make fewer or smaller aliquots"
+        ),
+    ),
+    (
+        re.compile(r"give the reason for the change \(kept with the event\)"),
+        N_("give the reason (it is kept with the event)"),
+    ),
+    (
+        re.compile(r"give the destination of the shipment"),
+        N_("give the destination of the shipment"),
+    ),
+    (
+        re.compile(r"a (?P<child>\w+) specimen cannot be derived from (?P<parent>\w+) .*"),
+        N_("a %(child)s specimen cannot be derived from %(parent)s"),
+    ),
+    (
+        re.compile(r"give one position per aliquot: (?P<p>\d+) positions for (?P<n>\d+) aliquots"),
+        N_("give one position per aliquot: %(p)s positions for %(n)s aliquots"),
+    ),
+    (
+        re.compile(r"position (?P<where>\S+) is already taken by (?P<holder>\w+).*"),
+        N_("position %(where)s is already taken by %(holder)s: one specimen per position"),
+    ),
+    (
+        re.compile(r"a storage position needs freezer, rack, box and position; missing (?P<m>.*)"),
+        N_("a storage position needs freezer, rack, box and position; missing %(m)s"),
+    ),
+    (
+        re.compile(r"specimen (?P<label>\w+) is (?P<status>\w+), not available"),
+        N_("specimen %(label)s is %(status)s, not available"),
+    ),
+    (
+        re.compile(r"specimen (?P<label>\w+) has (?P<left>\S+ \S+) left, cannot consume (?P<q>.*)"),
+        N_("specimen %(label)s has %(left)s left, cannot consume %(q)s"),
+    ),
+    (
+        re.compile(r"unit '(?P<u>[^']*)' is not one of: .*"),
+        N_("unit '%(u)s' is not a known unit"),
+    ),
+    (
+        re.compile(r"choose the type of the derivative"),
+        N_("choose the type of the derivative"),
+    ),
+    # identity numbers, passwords, reasons
+    (
+        re.compile(r"a resident identity number has 17 digits and a check character \(0-9 or X\)"),
+        N_("a resident identity number has 17 digits and a check character (0-9 or X)"),
+    ),
+    (
+        re.compile(r"characters 7-14 must be a real birth date \(YYYYMMDD\), not (?P<got>\S*)"),
+        N_("characters 7-14 must be a real birth date (YYYYMMDD), not %(got)s"),
+    ),
+    (
+        re.compile(
+            r"check character is '(?P<got>.)' but the first 17 digits give '(?P<expected>.)'.*"
+        ),
+        _CHECK_CHARACTER,
+    ),
+    (
+        re.compile(r"a password has at least (?P<n>\d+) characters"),
+        N_("a password has at least %(n)s characters"),
+    ),
+    (
+        re.compile(r"the new password must differ from the current one"),
+        N_("the new password must differ from the current one"),
+    ),
+    (
+        re.compile(r"give the reason for the change"),
+        N_("give the reason for the change"),
+    ),
+    (
+        re.compile(r"give the reason for re-contact \(it is audited\)"),
+        N_("give the reason for re-contact (it is audited)"),
+    ),
 ]
 
 
-def import_message(message: str, _: Gettext) -> str:
-    """Translate a known library message about an import or a move with ``_``."""
+def library_message(message: str, _: Gettext) -> str:
+    """Translate a known library message with ``_``; return others unchanged."""
     for pattern, msgid in _PATTERNS:
         m = pattern.fullmatch(message)
         if m:
             return _(msgid, **m.groupdict())
-    return library_message(message, _)
+    return message

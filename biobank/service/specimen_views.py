@@ -41,87 +41,13 @@ from biobank.registry.labels import LabelCheck, explain_label
 from biobank.registry.vocab import DERIVATIONS, SPECIMEN_STATUSES, SPECIMEN_TYPES, UNITS
 from biobank.service import queries
 from biobank.service.app import Ctx, HTTPError
-from biobank.service.i18n import N_, Gettext, library_message
+from biobank.service.i18n import Gettext
+from biobank.service.library_messages import library_message
 from biobank.service.views import ctx_of, redirect
 
 __all__: list[str] = []
 
 F = Annotated[str, Form()]
-
-#: English library messages of the specimen actions -> msgid of their translation.
-_MESSAGES: list[tuple[re.Pattern[str], str]] = [
-    (
-        re.compile(r"the number of aliquots must be a whole number from 1 to (?P<n>\d+)"),
-        N_("the number of aliquots must be a whole number from 1 to %(n)s"),
-    ),
-    (
-        re.compile(r"quantity must be a positive number.*|quantity must be positive"),
-        N_("quantity must be a positive number (e.g. 0.5)"),
-    ),
-    (
-        re.compile(
-            r"(?P<n>\d+) x (?P<q>\S+) (?P<u>\S+) = (?P<need>\S+) (?P<pu>\S+) is more than the "
-            r"(?P<left>\S+) \S+ left of (?P<label>\w+): make fewer or smaller aliquots"
-        ),
-        N_(
-            "%(n)s x %(q)s %(u)s = %(need)s %(pu)s is more than the %(left)s %(pu)s left of "
-            "%(label)s: make fewer or smaller aliquots"
-        ),
-    ),
-    (
-        re.compile(r"give the reason for the change \(kept with the event\)"),
-        N_("give the reason (it is kept with the event)"),
-    ),
-    (
-        re.compile(r"give the destination of the shipment"),
-        N_("give the destination of the shipment"),
-    ),
-    (
-        re.compile(r"a (?P<child>\w+) specimen cannot be derived from (?P<parent>\w+) .*"),
-        N_("a %(child)s specimen cannot be derived from %(parent)s"),
-    ),
-    (
-        re.compile(r"give one position per aliquot: (?P<p>\d+) positions for (?P<n>\d+) aliquots"),
-        N_("give one position per aliquot: %(p)s positions for %(n)s aliquots"),
-    ),
-    (
-        re.compile(r"position (?P<where>\S+) is already taken by (?P<holder>\w+).*"),
-        N_("position %(where)s is already taken by %(holder)s: one specimen per position"),
-    ),
-    (
-        re.compile(r"position is a well like A1 or H12, or a number 1-9999"),
-        N_("position is a well like A1 or H12, or a number 1-9999"),
-    ),
-    (
-        re.compile(r"a storage position needs freezer, rack, box and position; missing (?P<m>.*)"),
-        N_("a storage position needs freezer, rack, box and position; missing %(m)s"),
-    ),
-    (
-        re.compile(r"specimen (?P<label>\w+) is (?P<status>\w+), not available"),
-        N_("specimen %(label)s is %(status)s, not available"),
-    ),
-    (
-        re.compile(r"specimen (?P<label>\w+) has (?P<left>\S+ \S+) left, cannot consume (?P<q>.*)"),
-        N_("specimen %(label)s has %(left)s left, cannot consume %(q)s"),
-    ),
-    (
-        re.compile(r"unit '(?P<u>[^']*)' is not one of: .*"),
-        N_("unit '%(u)s' is not a known unit"),
-    ),
-    (
-        re.compile(r"choose the type of the derivative"),
-        N_("choose the type of the derivative"),
-    ),
-]
-
-
-def translate(message: str, _: Gettext) -> str:
-    """Translate a library message of the specimen actions (others as :func:`library_message`)."""
-    for pattern, msgid in _MESSAGES:
-        m = pattern.fullmatch(message)
-        if m:
-            return _(msgid, **m.groupdict())
-    return library_message(message, _)
 
 
 def label_problem(exc: ValidationError, text: str, _: Gettext) -> str:
@@ -193,7 +119,7 @@ def specimen_page(request: Request, label: str) -> Response:
 
 def _messages(exc: ValidationError, _: Gettext) -> str:
     items = exc.problems if isinstance(exc, ImportRejected) else [exc.problem]
-    return "; ".join(dict.fromkeys(translate(p.message, _) for p in items))
+    return "; ".join(dict.fromkeys(library_message(p.message, _) for p in items))
 
 
 def _action(
@@ -212,7 +138,7 @@ def _action(
         problem = {form: _messages(exc, ctx.gettext)}
         return _render(ctx, value, http_status=422, problems=problem, values=values)
     except ConflictError as exc:
-        problem = {form: translate(str(exc), ctx.gettext)}
+        problem = {form: library_message(str(exc), ctx.gettext)}
         return _render(ctx, value, http_status=409, problems=problem, values=values)
     return redirect(request, f"/specimens/{value}")
 
@@ -387,7 +313,7 @@ def box_labels(request: Request, freezer: str = "", rack: str = "", box: str = "
             lambda store: box_label_sheet_pdf(store, ctx.user, freezer=freezer, rack=rack, box=box)
         )
     except ValidationError as exc:
-        raise HTTPError(422, translate(exc.problem.message, ctx.gettext)) from None
+        raise HTTPError(422, library_message(exc.problem.message, ctx.gettext)) from None
     except NotFoundError:
         raise HTTPError(404, ctx.gettext("No specimen is stored in this box.")) from None
     name = "-".join(x.strip().upper() for x in (freezer, rack, box))

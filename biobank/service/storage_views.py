@@ -18,7 +18,7 @@ from biobank.core.errors import ConflictError, NotFoundError, ValidationError
 from biobank.registry.boxes import box_contents, move_specimens, plan_moves, storage_units
 from biobank.registry.vocab import SPECIMEN_TYPES
 from biobank.service.app import Ctx
-from biobank.service.i18n import library_message
+from biobank.service.library_messages import library_message
 from biobank.service.views import ctx_of, redirect
 
 __all__: list[str] = []

@@ -35,7 +35,8 @@ from biobank.registry import (
 from biobank.registry.vocab import SPECIMEN_STATUSES, SPECIMEN_TYPES, UNITS
 from biobank.service import accounts, queries
 from biobank.service.app import LANG_COOKIE, Ctx, HTTPError, make_ctx
-from biobank.service.i18n import LOCALES, library_message
+from biobank.service.i18n import LOCALES
+from biobank.service.library_messages import library_message
 
 __all__: list[str] = []
 

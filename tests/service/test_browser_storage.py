@@ -109,7 +109,7 @@ def test_move_in_the_grid_and_import_with_an_error_report(app: object, tmp_path:
         )
         page.click("#upload-form button[type=submit]")
         report = page.locator("#report")
-        expect(report).to_contain_text("数量必须是正数")
+        expect(report).to_contain_text("数量须为正数")
         expect(report).to_contain_text(f"位置 F01/R01/B01/A2 已被 {labels[1]} 占用")
         expect(page.locator("#commit")).to_have_count(0)
         page.screenshot(path=shots / "import-report.zh_CN.png", full_page=True)

@@ -113,7 +113,7 @@ def test_rows_with_errors_are_reported_and_nothing_is_written(app: object) -> No
     assert 'id="commit"' not in en.text
 
     zh = client.get(f"/import/{token}")
-    assert "数量必须是正数" in zh.text
+    assert "数量须为正数" in zh.text
     assert "每个位置只能放一份样本" in zh.text
     assert "问题及修正方法" in zh.text
 

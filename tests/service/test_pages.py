@@ -17,7 +17,8 @@ from service.support import (
 )
 
 from biobank.core.access import Role
-from biobank.service.i18n import library_message, load_translations, make_gettext
+from biobank.service.i18n import load_translations, make_gettext
+from biobank.service.library_messages import library_message
 
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
