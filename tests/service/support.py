@@ -7,7 +7,9 @@ import re
 import anyio
 import httpx
 
-from biobank.core.access import Role
+from biobank.core.access import Principal, Role
+from biobank.core.store import Store
+from biobank.registry import register_participant
 
 SECRET = "s" * 40
 PASSWORD = "correct horse battery"
@@ -100,6 +102,20 @@ def register(client: TestClient, **values: str) -> httpx.Response:
         "cohorts": "T2D",
     } | values
     return form(client, "/participants", data, page="/participants/new")
+
+
+def register_wang(store: Store, registrar: Principal) -> str:
+    """Register Wang Fang (resident ID :data:`WANG`, born 1965-03-12); return her pseudonym."""
+    return register_participant(
+        store,
+        registrar,
+        national_id=WANG,
+        name="王芳",
+        sex="female",
+        birth_date="1965-03-12",
+        enrolment_date="2024-01-02",
+        site="S0001",
+    )
 
 
 def audit_rows(app: object, sql_where: str = "TRUE") -> list[tuple[object, ...]]:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from labels_support import ZBARIMG, decode
-from service.support import PASSWORD, WANG
+from service.support import PASSWORD, register_wang
 from service.test_browser import CHROMIUM, server  # noqa: F401 - the uvicorn fixture
 
 from biobank.core.access import Principal, Role
 from biobank.core.ids import make_label
-from biobank.registry import add_consent, register_participant
+from biobank.registry import add_consent
 
 pytestmark = pytest.mark.browser
 
@@ -26,16 +26,7 @@ def participant(app: object) -> str:
     """Wang, registered and consented (the pages for that are tested elsewhere)."""
     store = app.state.service.store  # type: ignore[attr-defined]
     reg = Principal("reg1", Role.REGISTRAR)
-    pid = register_participant(
-        store,
-        reg,
-        national_id=WANG,
-        name="王芳",
-        sex="female",
-        birth_date="1965-03-12",
-        enrolment_date="2024-01-02",
-        site="S0001",
-    )
+    pid = register_wang(store, reg)
     add_consent(store, reg, pid, version="v1", signed_date=dt.date(2024, 1, 2), duo_codes="GRU")
     return pid
 

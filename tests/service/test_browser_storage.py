@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from service.serving import served
-from service.support import PASSWORD, WANG
+from service.support import PASSWORD, WANG, register_wang
 
 from biobank.core.access import Principal, Role
 from biobank.core.ids import make_label
-from biobank.registry import add_specimen, register_participant
+from biobank.registry import add_specimen
 
 pytestmark = pytest.mark.browser
 
@@ -28,16 +28,7 @@ HEADER = "label,national_id,specimen_type,collected_at,quantity,unit,freezer,rac
 def _seed(app: object) -> list[str]:
     store = app.state.service.store  # type: ignore[attr-defined]
     reg = Principal("reg1", Role.REGISTRAR)
-    pid = register_participant(
-        store,
-        reg,
-        national_id=WANG,
-        name="王芳",
-        sex="female",
-        birth_date="1965-03-12",
-        enrolment_date="2024-01-02",
-        site="S0001",
-    )
+    pid = register_wang(store, reg)
     labels = [make_label("BB", i) for i in (1, 2)]
     for i, label in enumerate(labels):
         add_specimen(

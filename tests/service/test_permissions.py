@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from service.support import ACCOUNTS, WANG, TestClient, csrf, logged_in
+from service.support import ACCOUNTS, TestClient, csrf, logged_in, register_wang
 
 from biobank.core.access import PERMISSIONS, Permission, Role
-from biobank.registry import add_consent, add_specimen, register_participant
+from biobank.registry import add_consent, add_specimen
 from biobank.service.app import AUTHENTICATED, BEACON, PARTNER, PUBLIC
 from biobank.service.routes import ROUTES, RouteSpec
 
@@ -27,16 +27,7 @@ def seeded(app: object) -> tuple[object, str]:
 
     store = app.state.service.store  # type: ignore[attr-defined]
     reg = Principal("reg1", Role.REGISTRAR)
-    pid = register_participant(
-        store,
-        reg,
-        national_id=WANG,
-        name="王芳",
-        sex="female",
-        birth_date="1965-03-12",
-        enrolment_date="2024-01-02",
-        site="S0001",
-    )
+    pid = register_wang(store, reg)
     add_consent(store, reg, pid, version="v1", signed_date=dt.date(2024, 1, 2), duo_codes="GRU")
     add_specimen(
         store,

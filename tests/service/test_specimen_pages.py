@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from labels_support import code128_svg_png, decode, needs_zbar, qr_svg_png
-from service.support import WANG, TestClient, audit_rows, csrf, logged_in
+from service.support import TestClient, audit_rows, csrf, logged_in, register_wang
 
 from biobank.core.access import Principal, Role
 from biobank.core.ids import is_valid_label, make_label
-from biobank.registry import add_consent, add_specimen, register_participant
+from biobank.registry import add_consent, add_specimen
 
 BLOOD = "BB0000001N"
 PAGE = f"/specimens/{BLOOD}"
@@ -24,16 +24,7 @@ def seeded(app: object) -> object:
     """The app with Wang and 4 mL of her whole blood in F01/R01/B01/A1."""
     store = app.state.service.store  # type: ignore[attr-defined]
     reg = Principal("reg1", Role.REGISTRAR)
-    pid = register_participant(
-        store,
-        reg,
-        national_id=WANG,
-        name="王芳",
-        sex="female",
-        birth_date="1965-03-12",
-        enrolment_date="2024-01-02",
-        site="S0001",
-    )
+    pid = register_wang(store, reg)
     add_consent(store, reg, pid, version="v1", signed_date=dt.date(2024, 1, 2), duo_codes="GRU")
     add_specimen(
         store,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from service.support import WANG, TestClient, audit_rows, csrf, logged_in
+from service.support import TestClient, audit_rows, csrf, logged_in, register_wang
 
 from biobank.core.access import Principal, Role
 from biobank.core.ids import make_label
-from biobank.registry import add_specimen, register_participant
+from biobank.registry import add_specimen
 from biobank.registry.events import current_state
 
 LABELS = [make_label("BB", i) for i in range(1, 5)]
@@ -20,16 +20,7 @@ def stored(app: object) -> object:
     """Four specimens in box F01/R01/B01 at A1..A4 (A3 spelled 'a03')."""
     store = app.state.service.store  # type: ignore[attr-defined]
     reg = Principal("reg1", Role.REGISTRAR)
-    pid = register_participant(
-        store,
-        reg,
-        national_id=WANG,
-        name="王芳",
-        sex="female",
-        birth_date="1965-03-12",
-        enrolment_date="2024-01-02",
-        site="S0001",
-    )
+    pid = register_wang(store, reg)
     for i, label in enumerate(LABELS, start=1):
         add_specimen(
             store,
