@@ -286,6 +286,12 @@ def participant_register(
     return redirect(request, f"/participants/{pid}")
 
 
+def _participant_refused(ctx: Ctx, pid: str, exc: ValidationError) -> Response:
+    """The participant's page again (422) with the problems of a refused form."""
+    view = _participant_view(ctx, pid)
+    return ctx.render("participant.html", http_status=422, **view, problems=problems_of(exc, ctx))
+
+
 def _participant_view(ctx: Ctx, pid: str) -> dict[str, Any]:
     def read(store: Any) -> dict[str, Any]:
         from biobank.core.access import Permission
@@ -335,10 +341,7 @@ def consent_add(
             )
         )
     except ValidationError as exc:
-        view = _participant_view(ctx, pid)
-        return ctx.render(
-            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
-        )
+        return _participant_refused(ctx, pid, exc)
     return redirect(request, f"/participants/{pid}")
 
 
@@ -352,10 +355,7 @@ def consent_withdraw(
             lambda store: withdraw_consent(store, ctx.user, pid, withdrawn_date=when, reason=reason)
         )
     except ValidationError as exc:
-        view = _participant_view(ctx, pid)
-        return ctx.render(
-            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
-        )
+        return _participant_refused(ctx, pid, exc)
     return redirect(request, f"/participants/{pid}")
 
 
@@ -370,10 +370,7 @@ def phenotype_add(request: Request, pid: str, hpo_ids: F = "", excluded: F = "")
             raise ValidationError("give at least one HPO term, e.g. HP:0001394", field="hpo_ids")
         ctx.act(lambda store: add_phenotypes(store, ctx.user, pid, terms, observed=not excluded))
     except ValidationError as exc:
-        view = _participant_view(ctx, pid)
-        return ctx.render(
-            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
-        )
+        return _participant_refused(ctx, pid, exc)
     return redirect(request, f"/participants/{pid}")
 
 
@@ -386,10 +383,7 @@ def family_register(request: Request, pid: str, ped: F = "") -> Response:
         rows = parse_ped(ped)
         ctx.act(lambda store: register_family(store, ctx.user, rows, reason="web form"))
     except ValidationError as exc:
-        view = _participant_view(ctx, pid)
-        return ctx.render(
-            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
-        )
+        return _participant_refused(ctx, pid, exc)
     return redirect(request, f"/participants/{pid}")
 
 
@@ -422,10 +416,7 @@ def participant_update(
             )
         )
     except ValidationError as exc:
-        view = _participant_view(ctx, pid)
-        return ctx.render(
-            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
-        )
+        return _participant_refused(ctx, pid, exc)
     return redirect(request, f"/participants/{pid}")
 
 
@@ -435,10 +426,7 @@ def participant_recontact(request: Request, pid: str, reason: F = "") -> Respons
     try:
         found = ctx.act(lambda store: read_recontact(store, ctx.user, pid, reason=reason))
     except ValidationError as exc:
-        view = _participant_view(ctx, pid)
-        return ctx.render(
-            "participant.html", http_status=422, **view, problems=problems_of(exc, ctx)
-        )
+        return _participant_refused(ctx, pid, exc)
     response = ctx.render(
         "participant.html", **_participant_view(ctx, pid), problems={}, recontact=found
     )
