@@ -551,36 +551,61 @@ def _commit(
         )
         plan.write_batch(con, header.names, participants)
         staging.publish(con, stage)
-        con.execute(
-            "INSERT INTO genotype_load VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                load_id,
-                plan.batch_id,
-                str(path),
-                checksum,
-                counts.records,
-                counts.variants,
-                counts.calls,
-                dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            ],
-        )
-        audit.record(
+        record_load(
             con,
             principal,
-            "genotype.load",
-            str(path),
-            {
-                "batch_id": plan.batch_id,
-                "load_id": load_id,
-                "checksum": checksum,
-                "samples": len(header.names),
-                "records": counts.records,
-                "variants": counts.variants,
-                "calls": counts.calls,
-                "packed_variants": counts.packed,
-            },
+            load_id=load_id,
+            batch_id=plan.batch_id,
+            source=str(path),
+            checksum=checksum,
+            samples=len(header.names),
+            counts=(counts.records, counts.variants, counts.calls, counts.packed),
         )
     return load_id
+
+
+def record_load(
+    con: duckdb.DuckDBPyConnection,
+    principal: Principal,
+    *,
+    load_id: int,
+    batch_id: int,
+    source: str,
+    checksum: str,
+    samples: int,
+    counts: tuple[int, int, int, int],
+    extra: dict[str, object] | None = None,
+) -> None:
+    """Write a load's ``genotype_load`` row and its ``genotype.load`` audit entry.
+
+    ``counts`` are (records, variants, calls, packed variants); ``extra`` adds
+    fields to the audit entry (a region load's region and partition files).
+    """
+    records, variants, calls, packed = counts
+    con.execute(
+        "INSERT INTO genotype_load VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            load_id,
+            batch_id,
+            source,
+            checksum,
+            records,
+            variants,
+            calls,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        ],
+    )
+    details: dict[str, object] = {
+        "batch_id": batch_id,
+        "load_id": load_id,
+        "checksum": checksum,
+        "samples": samples,
+        "records": records,
+        "variants": variants,
+        "calls": calls,
+        "packed_variants": packed,
+    }
+    audit.record(con, principal, "genotype.load", source, {**details, **(extra or {})})
 
 
 def _load(

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from biobank.core import audit
 from biobank.core.access import Permission, Principal, require
 from biobank.core.errors import StoreError, ValidationError
 from biobank.core.store import Store, file_checksum
@@ -53,6 +52,7 @@ from biobank.genomes.load import (
     _cyvcf2_version,
     _stage_records,
     _Writer,
+    record_load,
 )
 from biobank.genomes.partitions import (
     PartitionFile,
@@ -457,38 +457,16 @@ def _publish_one(
         written += files
     for part in files:
         part.register(con, load_id)
-    import datetime as dt
-
-    con.execute(
-        "INSERT INTO genotype_load VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            load_id,
-            plan.batch_id,
-            str(path),
-            staged.checksum,
-            staged.n_records,
-            staged.n_variants,
-            staged.n_calls,
-            dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        ],
-    )
-    audit.record(
+    record_load(
         con,
         principal,
-        "genotype.load",
-        str(path),
-        {
-            "batch_id": plan.batch_id,
-            "load_id": load_id,
-            "checksum": staged.checksum,
-            "region": str(staged.region or "*"),
-            "samples": len(staged.names),
-            "records": staged.n_records,
-            "variants": staged.n_variants,
-            "calls": staged.n_calls,
-            "packed_variants": staged.n_packed,
-            "partition_files": len(files),
-        },
+        load_id=load_id,
+        batch_id=plan.batch_id,
+        source=str(path),
+        checksum=staged.checksum,
+        samples=len(staged.names),
+        counts=(staged.n_records, staged.n_variants, staged.n_calls, staged.n_packed),
+        extra={"region": str(staged.region or "*"), "partition_files": len(files)},
     )
     report = LoadReport(
         source=str(path),

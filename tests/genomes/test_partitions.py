@@ -16,6 +16,7 @@ import pytest
 from genomes_support import ADMIN, REGISTRAR, stored_calls, table_counts
 from store_support import random_vcf, sample_store
 
+from biobank.core import audit
 from biobank.core.errors import ValidationError
 from biobank.core.store import Store
 from biobank.genomes import regions as regions_mod
@@ -146,7 +147,7 @@ def test_partitioned_load__failure_in_publish_leaves_store_and_files_as_they_wer
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(regions_mod.audit, "record", boom)  # after the files are written
+        monkeypatch.setattr(audit, "record", boom)  # after the files are written
         with pytest.raises(RuntimeError, match="disk full"):
             load_regions(s, vcf, principal=REGISTRAR, regions=[Region("chr2")])
         assert table_counts(s) == before
