@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -656,6 +657,55 @@ def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
     )
 
 
+def _stage_shared(jobs: list[Any], workers: int) -> list[StagedRegion]:
+    """Stage ``jobs`` in ``workers - 1`` processes and this one; return them in job order.
+
+    Each process is fed the next job from the front when it has finished its last
+    (by a thread per process that waits on it); this process stages from the back
+    meanwhile. So N workers cost N - 1 process starts (each ~1 s of imports), and
+    the parent stages while they start instead of waiting. On a failure nothing
+    new starts, what was staged is discarded and the first error is raised.
+    """
+    results: dict[int, StagedRegion] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    bounds = [0, len(jobs) - 1]  # the next job from the front, from the back
+
+    def take(front: bool) -> int | None:
+        with lock:
+            if errors or bounds[0] > bounds[1]:
+                return None
+            i = bounds[0] if front else bounds[1]
+            bounds[0 if front else 1] += 1 if front else -1
+            return i
+
+    def feed(ex: ProcessPoolExecutor) -> None:
+        while (i := take(front=True)) is not None:
+            try:
+                results[i] = ex.submit(_stage_job, jobs[i]).result()
+            except BaseException as exc:
+                with lock:
+                    errors.append(exc)
+
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=get_context("spawn")) as ex:
+        feeders = [threading.Thread(target=feed, args=(ex,)) for _ in range(workers - 1)]
+        for t in feeders:
+            t.start()
+        try:
+            while (i := take(front=False)) is not None:
+                results[i] = _stage_job(jobs[i])
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+        for t in feeders:
+            t.join()
+    if errors:
+        for st in results.values():
+            st.discard()
+        raise errors[0]
+    return [results[i] for i in range(len(jobs))]
+
+
 def load_regions(
     store: Store,
     path: str | Path,
@@ -723,14 +773,7 @@ def load_regions(
             for job in jobs:
                 staged.append(_stage_job(job))
         else:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
-                futures = [ex.submit(_stage_job, job) for job in jobs]
-                try:
-                    for fut in futures:
-                        staged.append(fut.result())
-                finally:  # on a failure, stop what has not started (the pool waits for the rest)
-                    for fut in futures:
-                        fut.cancel()
+            staged.extend(_stage_shared(jobs, workers))
     except BaseException:
         for st in staged:
             st.discard()
