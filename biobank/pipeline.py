@@ -175,6 +175,7 @@ def _load_registry_and_population(
     """Import the registry CSVs and load the annotated population VCF."""
     from biobank.core.access import get_principal
     from biobank.genomes import load as vcf
+    from biobank.genomes.reference import set_reference
     from biobank.registry.imports import import_all
 
     registrar = get_principal(store.con, "demo-registrar")
@@ -184,6 +185,13 @@ def _load_registry_and_population(
             f"  {res.kind}: {res.rows} rows, {res.created} new, {res.unchanged} unchanged"
             + (" (file loaded before)" if res.already_loaded else "")
         )
+    fasta = directory / "reference" / "genome.fa"
+    if not fasta.with_name("genome.fa.fai").is_file():
+        import pysam
+
+        pysam.faidx(str(fasta))  # htslib's index, as samtools faidx writes it
+    n_contigs = len(set_reference(store, registrar, fasta))
+    step(f"store: loads are checked against the reference {fasta.name} ({n_contigs} contigs)")
     step("store: annotating (bcftools csq) and loading the population VCF")
     population = annotate_population(directory)
     step(_vcf_line(vcf.load_vcf(store, population, principal=registrar)))

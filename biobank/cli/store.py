@@ -1,5 +1,6 @@
 """Partitioned-store commands (:mod:`biobank.genomes.partitions`, :mod:`biobank.genomes.regions`):
-``store verify``, ``store compact``, ``store partition``, ``load-region`` and
+``store verify``, ``store compact``, ``store partition``, ``store reference``
+(:mod:`biobank.genomes.reference`), ``load-region`` and
 ``load-pgen`` (:mod:`biobank.genomes.arrays`)."""
 
 from __future__ import annotations
@@ -103,6 +104,30 @@ def partition(ctx: typer.Context) -> None:
     with open_store(ctx) as store:
         n = make_partitioned(store, acting_principal(ctx, store))
     typer.echo(f"the store is partitioned ({n} files written)")
+
+
+@store_app.command("reference")
+def reference(
+    ctx: typer.Context,
+    fasta: Annotated[
+        Path | None,
+        typer.Argument(help="The reference FASTA (with its .fai beside it) or the .fai itself."),
+    ] = None,
+    fmt: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Set the center's reference genome that every load is checked against, or show it."""
+    from biobank.genomes.reference import reference_contigs, set_reference
+
+    with open_store(ctx, read_only=fasta is None) as store:
+        if fasta is not None:
+            contigs = set_reference(store, acting_principal(ctx, store), fasta)
+            typer.echo(f"reference set: {len(contigs)} contigs from {fasta}")
+            return
+        current = reference_contigs(store.con)
+    if current is None:
+        typer.echo("no reference is configured: loads check contigs against the VCF header only")
+        return
+    emit([{"contig": c, "length": n} for c, n in current.items()], fmt)
 
 
 def load_region(

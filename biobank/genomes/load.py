@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,7 @@ from biobank.genomes.records import (
     iter_records,
     read_header,
 )
+from biobank.genomes.reference import check_header_contigs, reference_contigs
 from biobank.genomes.verify import VerifyReport, verify_vcf
 from biobank.registry.inventory import resolve_samples
 
@@ -625,7 +626,13 @@ def _load(
     source: tuple[Header, Iterator[tuple[int | None, Any]], str, str] | None = None,
 ) -> LoadReport:
     # source: (header, records, provenance kind, tool) of a non-VCF input (arrays)
-    header = read_header(vcf, path, info_fields, call_fields) if source is None else source[0]
+    reference = reference_contigs(store.con)
+    if source is None:
+        header = read_header(vcf, path, info_fields, call_fields, reference=reference)
+    else:
+        header = replace(source[0], reference=reference)
+        if reference is not None:
+            check_header_contigs(path, header.contig_lengths, reference)
     names = header.names
     n = len(names)
     per_chunk = chunk_records or max(1, min(20_000, _CHUNK_CELLS // n))

@@ -10,8 +10,8 @@ import logging
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 from biobank.core.errors import ValidationError
 from biobank.genomes.bcsq import parse_bcsq
 from biobank.genomes.encoding import GT_VECTOR_END, Chunk
+from biobank.genomes.reference import check_header_contigs, check_record_contigs
 
 __all__ = [
     "BcfStream",
@@ -27,6 +28,7 @@ __all__ = [
     "add_record",
     "check_alleles",
     "check_record",
+    "contig_lengths",
     "iter_records",
     "read_header",
 ]
@@ -108,7 +110,23 @@ def iter_records(vcf: Any, path: Path, header_lines: int) -> Iterator[tuple[int,
         yield line, rec
 
 
-_CONTIG_LINE = re.compile(r"^##contig=<ID=([^,>]+)", re.MULTILINE)
+_CONTIG_LINE = re.compile(r"^##contig=<(.*)>\s*$", re.MULTILINE)
+_CONTIG_ID = re.compile(r"(?:^|,)ID=([^,>]+)")
+_CONTIG_LENGTH = re.compile(r"(?:^|,)length=(\d+)")
+
+
+def contig_lengths(raw_header: str) -> dict[str, int | None]:
+    """The ``##contig`` lines of a header: ID -> length (``None`` where not given)."""
+    out: dict[str, int | None] = {}
+    for body in _CONTIG_LINE.findall(raw_header):
+        m = _CONTIG_ID.search(body)
+        if m is None:
+            continue
+        n = _CONTIG_LENGTH.search(body)
+        out[m.group(1)] = int(n.group(1)) if n else None
+    return out
+
+
 #: REF: bases and N (VCF 4.x, case-insensitive)
 _REF = re.compile(r"[ACGTNacgtn]+")
 #: ALT: bases and N, a symbolic allele <...>, the deletion allele *, or a breakend
@@ -127,6 +145,10 @@ def check_alleles(rec: Any, path: Path, line: int | None, header: Header) -> Non
         Naming the line, ``contig:pos``, the field and what is allowed.
     """
     where = f"record {rec.CHROM}:{rec.POS}"
+    if header.reference is not None and rec.CHROM not in header.reference:
+        check_record_contigs(
+            path, [(rec.CHROM, rec.POS)], header.reference, line_of={(rec.CHROM, rec.POS): line}
+        )
     if rec.CHROM not in header.contigs:
         declared = ", ".join(sorted(header.contigs)[:10]) or "none"
         raise ValidationError(
@@ -254,6 +276,8 @@ class Header:
     want_gq: bool
     lines: int  # header lines (records start after them)
     contigs: frozenset[str] = frozenset()  # the contigs the header declares (##contig)
+    contig_lengths: Mapping[str, int | None] = field(default_factory=dict)  # ##contig length=
+    reference: Mapping[str, int] | None = None  # the center's reference contigs, if configured
 
 
 def _header_lines(path: Path, vcf: Any) -> int:
@@ -277,9 +301,19 @@ def _header_lines(path: Path, vcf: Any) -> int:
 
 
 def read_header(
-    vcf: Any, path: Path, info_fields: Sequence[str], call_fields: Sequence[str]
+    vcf: Any,
+    path: Path,
+    info_fields: Sequence[str],
+    call_fields: Sequence[str],
+    *,
+    reference: Mapping[str, int] | None = None,
 ) -> Header:
-    """Check the header (samples, GT, the asked-for INFO/FORMAT fields); describe it."""
+    """Check the header (samples, GT, the asked-for INFO/FORMAT fields); describe it.
+
+    ``reference``: the center's reference contigs (:mod:`biobank.genomes.reference`);
+    a ``##contig`` of another length is refused, and records are then checked
+    against it too (:func:`check_alleles`).
+    """
     names = list(vcf.samples)
     if not names:
         raise ValidationError(
@@ -304,6 +338,9 @@ def read_header(
         )
     if "GT" not in format_ids:
         raise ValidationError("the VCF header defines no FORMAT/GT", file=path, field="FORMAT")
+    lengths = contig_lengths(vcf.raw_header)
+    if reference is not None:
+        check_header_contigs(path, lengths, reference)
     return Header(
         names=names,
         info_numbers=info_numbers,
@@ -311,7 +348,9 @@ def read_header(
         want_dp="DP" in call_fields,
         want_gq="GQ" in call_fields,
         lines=_header_lines(path, vcf),
-        contigs=frozenset(_CONTIG_LINE.findall(vcf.raw_header)),
+        contigs=frozenset(lengths),
+        contig_lengths=lengths,
+        reference=reference,
     )
 
 

@@ -64,6 +64,7 @@ from biobank.genomes.partitions import (
     write_partition,
 )
 from biobank.genomes.records import read_header
+from biobank.genomes.reference import check_staged
 from biobank.genomes.region_chunks import CHUNK_BP, MAX_POS, Region, plan_regions, read_bed
 from biobank.registry.inventory import resolve_samples
 
@@ -128,6 +129,7 @@ class StagedRegion:
     n_calls: int = 0
     n_packed: int = 0
     seconds: float = 0.0
+    contig_lengths: dict[str, int | None] = field(default_factory=dict)  # of the header
 
     @property
     def key(self) -> str:
@@ -207,6 +209,7 @@ def stage_region(
     try:
         header = read_header(vcf, path, info_fields, call_fields)
         staged.names = names = header.names
+        staged.contig_lengths = dict(header.contig_lengths)
         _check_sample_names(path, names)
         ddl = _table_ddl()
         con.execute(ddl)
@@ -519,6 +522,8 @@ def publish(
                 f"ATTACH '{str(st.scratch).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)"
             )
             aliases.append(alias)
+        checks = [(a, st.source, st.contig_lengths) for a, st in zip(aliases, staged, strict=True)]
+        check_staged(con, checks, _line_of)
         with store.transaction():
             if not is_partitioned(con):
                 partition_calls(store, principal, written)

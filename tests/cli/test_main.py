@@ -98,6 +98,7 @@ COMMANDS = {
     "store verify": "store",
     "store compact": "store",
     "store partition": "store",
+    "store reference": "store",
     "verify": "genomes",
     "load-clinical": "clinical",
     "cohort define": "clinical",

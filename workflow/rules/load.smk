@@ -32,9 +32,37 @@ rule cohort_bcf:
         " && bcftools index --threads {threads} {output.bcf:q}) 2> {log:q}"
 
 
+# The store checks every load against the center's reference (biobank store reference):
+# a header contig of another length or a record on a contig it lacks is refused.
+rule store_reference:
+    input:
+        fai=f"{REF}.fai",
+    output:
+        touch("results/load/reference.set"),
+    log:
+        "logs/store_reference.log",
+    conda:
+        "../envs/python.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        biobank=venv_program("biobank"),
+        store=config["load"]["store"],
+        user=load_user_option(),
+    shell:
+        "{params.biobank:q}"
+        " --store {params.store:q}"
+        " {params.user}"
+        " store reference"
+        " {input.fai:q} > {log:q} 2>&1"
+
+
 rule load_region:
     input:
         bcf="results/vcf/cohort.bcf",
+        reference="results/load/reference.set",
         csi="results/vcf/cohort.bcf.csi",
         chunk="resources/reference/chunks/{chunk}.bed",
     output:
@@ -67,6 +95,7 @@ rule load_store:
         vcf="results/vcf/cohort.vcf.gz",
         tbi="results/vcf/cohort.vcf.gz.tbi",
         sample_qc="results/qc/sample_qc.tsv",
+        reference="results/load/reference.set",
         chunks=chunk_loads(),
     output:
         touch("results/load/cohort.loaded"),
