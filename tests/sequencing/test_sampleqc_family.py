@@ -69,7 +69,7 @@ def test_summarise_family_checks__fail_wins_then_pass_then_not_tested() -> None:
 
 
 def test_merge_family_checks__verdict_rows_without_workflow_qc_and_reruns(
-    loaded: Store,  # noqa: F811
+    loaded: Store,
     tmp_path: Path,
 ) -> None:
     load_sample_qc(loaded, _qc_table(tmp_path / "a.tsv", {"S0001": True}), principal=USERS["admin"])
@@ -111,7 +111,7 @@ def test_merge_family_checks__verdict_rows_without_workflow_qc_and_reruns(
     assert (rows["S0001"]["family_check"], rows["S0001"]["qc_pass"]) == (None, True)
 
 
-def test_merge_family_checks__is_one_transaction(loaded: Store) -> None:  # noqa: F811
+def test_merge_family_checks__is_one_transaction(loaded: Store) -> None:
     bad = [_check("S0001", "F1", "mendel", "pass"), _check("S0002", "F1", "sex", "pass")]
     bad[1]["checked_at"] = None  # violates the table's CHECK: nothing may be written
     with pytest.raises(duckdb.ConstraintException, match="CHECK constraint"):
