@@ -4,6 +4,7 @@
 (with the consent and registry studies given in its columns) and loads ``tests/data/clinical/good``.
 ``demo_store`` builds the tiny demo center once per test session with the real parts:
 ``generate_demo(preset="tiny")`` -> registry import -> ``load-vcf`` -> ``load-clinical``.
+``family_store`` loads the simulated family study once per session (``families_support``).
 """
 
 from __future__ import annotations

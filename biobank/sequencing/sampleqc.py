@@ -32,6 +32,10 @@ The table (one row per sample, tab-separated) has the columns:
                    tstv_out_of_range, sex_mismatch, related
 ``qc_pass``        true when ``flags`` is empty
 =================  ==============================================================
+
+In the store (:func:`load_sample_qc`) this verdict is kept as ``workflow_qc_pass``;
+``sample_qc.qc_pass`` is the overall verdict, which a failed family check also
+fails (:mod:`biobank.sequencing.sampleqc_family`).
 """
 
 from __future__ import annotations
