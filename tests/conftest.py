@@ -4,6 +4,7 @@
 (with the consent and registry studies given in its columns) and loads ``tests/data/clinical/good``.
 ``demo_store`` builds the tiny demo center once per test session with the real parts:
 ``generate_demo(preset="tiny")`` -> registry import -> ``load-vcf`` -> ``load-clinical``.
+``family_store`` loads the simulated family study once per session (``families_support``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import csv
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from families_support import FamilyStore
 
 DATA = Path(__file__).parent / "data"
 CLINICAL = DATA / "clinical"
@@ -189,3 +194,30 @@ def beacon_centre(tmp_path_factory: pytest.TempPathFactory) -> object:
     from beacon_support import build_beacon_centre
 
     return build_beacon_centre(tmp_path_factory.mktemp("beacon_centre"))
+
+
+@pytest.fixture(scope="session")
+def family_store(tmp_path_factory: pytest.TempPathFactory) -> FamilyStore:
+    """The loaded family study (``tests/families_support.py``; session, read only).
+
+    Shared by ``tests/families`` and the service tests of the participant page.
+    """
+    from families_support import build_family_store
+
+    return build_family_store(tmp_path_factory.mktemp("families"))
+
+
+@pytest.fixture
+def family_store_rw(family_store: FamilyStore, tmp_path: Path) -> FamilyStore:
+    """A writable copy of the family store (with its key and audit head files)."""
+    import shutil
+
+    from families_support import FamilyStore
+
+    path = tmp_path / "families.duckdb"
+    shutil.copy(family_store.path, path)
+    for suffix in (".key", ".audit-head"):  # the center key and the audit head file
+        side = Path(str(family_store.path) + suffix)
+        if side.exists():
+            shutil.copy(side, str(path) + suffix)
+    return FamilyStore(path=path, study=family_store.study)

@@ -111,7 +111,11 @@ def map_icd10_cmd(ctx: typer.Context, fmt: FormatOption = OutputFormat.TABLE) ->
 def check_cmd(
     ctx: typer.Context, family: FamilyOption = None, fmt: FormatOption = OutputFormat.TABLE
 ) -> None:
-    """Check pedigrees against the genomes (Mendel, relatedness, sex); store the results."""
+    """Check pedigrees against the genomes (Mendel, relatedness, sex); store the results.
+
+    The results go to ``family_check`` and, summarised per sample, to the sample QC
+    table (``sample_qc.family_check``; a failed check fails the sample's ``qc_pass``).
+    """
     from biobank.families.checks import run_family_checks
 
     with open_store(ctx) as store:

@@ -16,7 +16,13 @@
 ``sex``
     registered sex against the chrX calls (:func:`~biobank.families.relatedness.check_sex`).
 
-:func:`member_checks` reads them back for a participant's page (staff only).
+In the same transaction the run summarises every family check of the samples it
+touched into ``sample_qc`` (:func:`biobank.sequencing.sampleqc_family.merge_family_checks`:
+``family_check`` pass/fail/not_tested, its detail and time; a failed check fails the
+sample's overall ``qc_pass``). A rerun replaces both, never adding a row.
+
+:func:`member_checks` reads them back for a participant's page (staff only), and
+:func:`participant_sample_qc` a participant's samples' QC with their family checks.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from biobank.core.access import Permission, Principal, require
 from biobank.families.mendel import mendel_errors
 from biobank.families.relatedness import check_relatedness, check_sex
 from biobank.registry import events
+from biobank.sequencing.sampleqc_family import FamilyQcMerge, merge_family_checks
 
 if TYPE_CHECKING:
     from biobank.core.store import Store
@@ -41,6 +48,7 @@ __all__ = [
     "CheckSummary",
     "member_checks",
     "participant_family_summary",
+    "participant_sample_qc",
     "run_family_checks",
 ]
 
@@ -55,10 +63,17 @@ class CheckSummary:
     families: int
     rows: int
     failed: int
+    #: samples whose QC verdict in ``sample_qc`` a failed family check now fails
+    failed_samples: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Return the summary as a plain dict (for printing)."""
-        return {"families": self.families, "rows": self.rows, "failed": self.failed}
+        return {
+            "families": self.families,
+            "rows": self.rows,
+            "failed": self.failed,
+            "failed_samples": self.failed_samples,
+        }
 
 
 def _mendel_rows(report: pl.DataFrame, ids: dict[str, str]) -> list[dict[str, Any]]:
@@ -115,6 +130,9 @@ def run_family_checks(
 ) -> CheckSummary:
     """Check the families' pedigrees against the genomes; replace their ``family_check`` rows.
 
+    The summary per sample is merged into ``sample_qc`` in the same transaction
+    (see the module docstring).
+
     Raises
     ------
     AccessDenied
@@ -143,6 +161,7 @@ def run_family_checks(
             for r in sex.iter_rows(named=True)
         ]
         fams = sorted({str(r["family_id"]) for r in rows} | set(families or []))
+        before = _checked_samples(con, fams)
         con.execute(
             "DELETE FROM family_check WHERE family_id IN (SELECT unnest(?::VARCHAR[]))", [fams]
         )
@@ -159,11 +178,39 @@ def run_family_checks(
             finally:
                 con.unregister("_family_check_rows")
         failed = sum(1 for r in rows if r["status"] == "fail")
+        merged = _merge_into_sample_qc(store, con, before | _checked_samples(con, fams))
         audit.record(
             con, principal, "family.check", "family_check",
-            {"families": fams[:50], "rows": len(rows), "failed": failed},
+            {"families": fams[:50], "rows": len(rows), "failed": failed,
+             "sample_qc": merged.samples, "sample_qc_failed": merged.failed},
         )  # fmt: skip
-    return CheckSummary(families=len(fams), rows=len(rows), failed=failed)
+    return CheckSummary(
+        families=len(fams), rows=len(rows), failed=failed, failed_samples=merged.failed
+    )
+
+
+def _checked_samples(con: Any, fams: Sequence[str]) -> set[str]:
+    """Samples with ``family_check`` rows in these families."""
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT sample_id FROM family_check WHERE sample_id IS NOT NULL"
+            " AND family_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(fams)],
+        ).fetchall()
+    }
+
+
+def _merge_into_sample_qc(store: Store, con: Any, samples: set[str]) -> FamilyQcMerge:
+    """Summarise every family check of ``samples`` (all their families) into ``sample_qc``."""
+    cur = con.execute(
+        "SELECT sample_id, family_id, check_name, status, detail, checked_at FROM family_check"
+        " WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))",
+        [sorted(samples)],
+    )
+    names = [d[0] for d in cur.description]
+    stored = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return merge_family_checks(store, stored, samples=sorted(samples))
 
 
 def member_checks(store: Store, principal: Principal, participant_id: str) -> pl.DataFrame:
@@ -212,3 +259,61 @@ def participant_family_summary(
         "phenotypes": pheno.select("hpo_id", "hpo_name", "observed", "source").to_dicts(),
         "checks": checks.to_dicts(),
     }
+
+
+def participant_sample_qc(
+    store: Store, principal: Principal, participant_id: str
+) -> list[dict[str, Any]]:
+    """The QC of a participant's sequencing samples with their family checks (staff only).
+
+    Returns
+    -------
+    list of dict
+        One per sample (registered sequencing samples of the participant and
+        samples of their stored family checks), by sample id: ``sample_id``,
+        ``qc`` (the ``sample_qc`` row, every column, or ``None`` without one) and
+        ``checks`` (``family_id, check_name, status, value, detail, checked_at``).
+        Empty when the participant has neither.
+
+    Raises
+    ------
+    AccessDenied
+        Without ``registry_read`` (researchers read no QC table).
+    """
+    from biobank.sequencing.sampleqc_family import read_sample_qc
+
+    require(principal, Permission.REGISTRY_READ)
+    with store.transaction() as con:
+        registered = [
+            r[0]
+            for r in con.execute(
+                "SELECT sample_id FROM sequencing_sample WHERE participant_id = ?",
+                [participant_id],
+            ).fetchall()
+        ]
+        cur = con.execute(
+            "SELECT sample_id, family_id, check_name, status, value, detail, checked_at"
+            " FROM family_check WHERE participant_id = ? AND sample_id IS NOT NULL"
+            " ORDER BY sample_id, family_id, check_name",
+            [participant_id],
+        )
+        names = [d[0] for d in cur.description]
+        checks = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        samples = sorted(set(registered) | {c["sample_id"] for c in checks})
+        qc = {r["sample_id"]: r for r in read_sample_qc(con, samples)}
+        audit.record(
+            con, principal, "sample_qc.read", participant_id,
+            {"samples": len(samples), "rows": len(qc)},
+        )  # fmt: skip
+    return [
+        {
+            "sample_id": s,
+            "qc": qc.get(s),
+            "checks": [
+                {k: v for k, v in c.items() if k != "sample_id"}
+                for c in checks
+                if c["sample_id"] == s
+            ],
+        }
+        for s in samples
+    ]

@@ -33,6 +33,7 @@ from biobank.sequencing.sampleqc import (
     sample_qc_table,
     write_sample_qc,
 )
+from biobank.sequencing.sampleqc_family import merge_family_checks, read_sample_qc
 from biobank.sequencing.sheet import (
     SHEET_COLUMNS,
     SampleSheetExport,
@@ -64,10 +65,12 @@ __all__ = [
     "infer_sex",
     "king_table",
     "load_sample_qc",
+    "merge_family_checks",
     "normalise_vcf",
     "plan_region_chunks",
     "read_calls",
     "read_mosdepth_summary",
+    "read_sample_qc",
     "read_sample_sheet",
     "reference_contigs",
     "repo_workflow_dir",

@@ -32,6 +32,10 @@ The table (one row per sample, tab-separated) has the columns:
                    tstv_out_of_range, sex_mismatch, related
 ``qc_pass``        true when ``flags`` is empty
 =================  ==============================================================
+
+In the store (:func:`load_sample_qc`) this verdict is kept as ``workflow_qc_pass``;
+``sample_qc.qc_pass`` is the overall verdict, which a failed family check also
+fails (:mod:`biobank.sequencing.sampleqc_family`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import numpy as np
 
 from biobank.core.errors import ImportRejected, Problem, ValidationError
 from biobank.core.tools import run_tool
+from biobank.sequencing.sampleqc_family import refresh_verdict
 
 __all__ = [
     "STORED_COLUMNS",
@@ -500,7 +505,10 @@ def load_sample_qc(store: Any, path: str | Path, *, principal: Any) -> SampleQcL
     """Load the workflow's per-sample QC table into the store, all or nothing.
 
     Every sample must be a registered sequencing sample. Loading the same file
-    again is a no-op; a newer QC table replaces the rows of its samples.
+    again is a no-op; a newer QC table replaces the workflow's columns of its
+    samples and keeps their family check summary; the stored ``qc_pass`` is the
+    overall verdict (:mod:`biobank.sequencing.sampleqc_family`), the table's own
+    is kept as ``workflow_qc_pass``.
 
     Parameters
     ----------
@@ -639,11 +647,17 @@ def _store_qc_rows(
             parameters={"rows": len(rows)},
             user=principal.user,
         )
+        # The workflow's columns are replaced; the family check summary stays, and the
+        # overall verdict is recomputed from both (sampleqc_family.refresh_verdict).
+        updates = ", ".join(f"{c} = excluded.{c}" for c in ["load_id", *columns[1:]])
         con.executemany(
-            f"INSERT OR REPLACE INTO sample_qc (load_id, {', '.join(columns)})"
-            f" VALUES (?, {', '.join('?' for _ in columns)})",
-            [[load_id, *(r[c] for c in columns)] for r in rows],
+            f"INSERT INTO sample_qc (load_id, {', '.join(columns)}, workflow_qc_pass)"
+            f" VALUES (?, {', '.join('?' for _ in columns)}, ?)"
+            f" ON CONFLICT (sample_id) DO UPDATE SET {updates},"
+            " workflow_qc_pass = excluded.workflow_qc_pass",
+            [[load_id, *(r[c] for c in columns), r["qc_pass"]] for r in rows],
         )
+        refresh_verdict(con, [r["sample_id"] for r in rows])
         failed = sum(1 for r in rows if not r["qc_pass"])
         audit.record(
             con,

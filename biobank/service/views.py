@@ -295,19 +295,18 @@ def _participant_refused(ctx: Ctx, pid: str, exc: ValidationError) -> Response:
 def _participant_view(ctx: Ctx, pid: str) -> dict[str, Any]:
     def read(store: Any) -> dict[str, Any]:
         from biobank.core.access import Permission
-        from biobank.families.checks import participant_family_summary
+        from biobank.families.checks import participant_family_summary, participant_sample_qc
 
         record = get_participant(store, ctx.user, pid, lang=ctx.locale)
-        family = (
-            participant_family_summary(store, ctx.user, pid)
-            if ctx.user.can(Permission.REGISTRY_READ)
-            else None
-        )
+        staff = ctx.user.can(Permission.REGISTRY_READ)
+        family = participant_family_summary(store, ctx.user, pid) if staff else None
         return {
             "p": record,
             "consents": queries.consent_history(store, ctx.user, pid),
             "specimens": list_specimens(store, ctx.user, participant_id=pid, limit=500),
             "family": family,
+            # the Sample QC section (templates/_sample_qc.html), staff only
+            "sample_qc": participant_sample_qc(store, ctx.user, pid) if staff else None,
         }
 
     return ctx.act(read)
