@@ -460,10 +460,14 @@ def compact(store: Store, principal: Principal, *, min_rows: int = 1_000_000) ->
                     continue
                 files = ", ".join(_quote(root / str(r[6])) for r in rows)
                 order = "variant_key" if kind == "packed" else "variant_key, sample_key"
+                # the table's columns only: not the batch=/contig=/region= of the
+                # paths, which read_parquet would add as columns by default
+                cols = ", ".join(_KIND_VIEW[kind][1])
                 part = write_partition(
                     con,
                     root,
-                    f"SELECT * FROM read_parquet([{files}]) ORDER BY {order}",
+                    f"SELECT {cols} FROM read_parquet([{files}], hive_partitioning = false)"
+                    f" ORDER BY {order}",
                     [],
                     kind=kind,
                     batch_id=batch_id,
