@@ -138,7 +138,7 @@ class Store:
             )
         _malloc.tune()  # reuse freed buffers between queries (see biobank.core._malloc)
         try:
-            config = {}
+            config: dict[str, str | bool | int | float | list[str]] = {}
             if not read_only and not self.path.exists():
                 config["default_block_size"] = str(NEW_STORE_BLOCK_SIZE)
             self.con = duckdb.connect(str(self.path), read_only=read_only, config=config)
