@@ -38,6 +38,14 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_STORE = "biobank.duckdb"
 
+#: DuckDB block size (bytes) of a store file created by :class:`Store`; an existing
+#: file keeps the one it was created with. DuckDB's default (256 KiB) gives every
+#: table and every key index at least one block of its own, so a store's fixed part
+#: is a few MB even when it holds little: at 3,000 x 45,000 a partitioned store's
+#: catalog was 7.1 MB with 256 KiB blocks and is 2.5 MB with 32 KiB ones (the
+#: single-file store 17.3 -> 13.2 MB), queries as fast (docs/store.md).
+NEW_STORE_BLOCK_SIZE = 32_768
+
 
 def _migrations() -> list[tuple[int, str, str]]:
     """Return ``(version, name, sql)`` for every schema file, in version order."""
@@ -130,7 +138,10 @@ class Store:
             )
         _malloc.tune()  # reuse freed buffers between queries (see biobank.core._malloc)
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
+            config: dict[str, str | bool | int | float | list[str]] = {}
+            if not read_only and not self.path.exists():
+                config["default_block_size"] = str(NEW_STORE_BLOCK_SIZE)
+            self.con = duckdb.connect(str(self.path), read_only=read_only, config=config)
             # files named relative to the store (the partitioned store's Parquet
             # files, biobank.genomes.partitions) are found beside it, wherever it moved
             here = str(self.path.resolve().parent).replace("'", "''")

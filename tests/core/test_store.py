@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from biobank.core.errors import StoreError
-from biobank.core.store import Store, _migrations, file_checksum
+from biobank.core.store import NEW_STORE_BLOCK_SIZE, Store, _migrations, file_checksum
 
 
 def test_store__new_file_is_migrated_to_latest(tmp_path: Path) -> None:
@@ -27,6 +27,28 @@ def test_store__reopen_applies_nothing_twice(tmp_path: Path) -> None:
     Store(path).close()
     with Store(path) as store:
         assert store.migrate() == []
+
+
+def _block_size(store: Store) -> int:
+    row = store.con.execute("PRAGMA database_size").fetchone()
+    assert row is not None
+    return int(row[2])
+
+
+def test_store__new_file_has_the_store_block_size_and_an_old_file_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    with Store(tmp_path / "new.duckdb") as store:
+        assert _block_size(store) == NEW_STORE_BLOCK_SIZE
+    old = tmp_path / "old.duckdb"
+    duckdb.connect(str(old)).close()  # DuckDB's own default block size
+    default = duckdb.connect().execute("SELECT current_setting('default_block_size')").fetchone()
+    assert default is not None
+    with Store(old) as store:
+        assert _block_size(store) == int(default[0])
+        assert store.schema_version() == max(v for v, _, _ in _migrations())
+    with Store(old, read_only=True) as store:
+        assert _block_size(store) == int(default[0])
 
 
 def test_transaction__error_rolls_back_everything(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from biobank.core.store import Store
 from biobank.genomes import regions as regions_mod
 from biobank.genomes.load import load_vcf
 from biobank.genomes.partitions import (
+    CALL_COLUMNS,
+    PACKED_COLUMNS,
     compact,
     is_partitioned,
     make_partitioned,
@@ -317,6 +319,39 @@ def test_compact__merges_small_files_atomically(
         assert verify_partitions(s).ok
         assert not verify_partitions(s).unlisted
         _same(_answers(s), _answers(single))
+
+
+def _file_layout(s: Store) -> set[tuple[str, tuple[str, ...], str]]:
+    """(kind, column names, encodings of sample_key or lo) of every listed file."""
+    import pyarrow.parquet as pq
+
+    out = set()
+    for row in partition_files(s.con):
+        kind, meta = str(row[1]), pq.ParquetFile(parts_root(s.path) / str(row[6])).metadata
+        names = tuple(meta.schema.column(i).path.split(".")[0] for i in range(meta.num_columns))
+        key = names.index("sample_key" if kind == "calls" else "lo")
+        encodings = {
+            e for g in range(meta.num_row_groups) for e in meta.row_group(g).column(key).encodings
+        }
+        out.add((kind, names, ",".join(sorted(encodings))))
+    return out
+
+
+def test_partition_files__hold_the_table_columns_and_delta_encoded_call_keys(
+    tmp_path: Path, cohort: tuple[Path, list[str]]
+) -> None:
+    vcf, names = cohort
+    with sample_store(tmp_path / "p.duckdb", names) as s:
+        load_regions(s, vcf, principal=REGISTRAR, regions=_regions(vcf))
+        loaded = _file_layout(s)
+        compact(s, REGISTRAR)
+        compacted = _file_layout(s)
+    expected = {
+        ("calls", tuple(CALL_COLUMNS), "DELTA_BINARY_PACKED"),
+        ("packed", tuple(PACKED_COLUMNS), "PLAIN"),
+    }
+    assert loaded == expected
+    assert compacted == expected  # compaction adds no batch=/contig=/region= columns
 
 
 def test_verify_partitions__finds_changed_missing_and_unlisted_files(
