@@ -396,8 +396,11 @@ def load_demo_families(
         step(f"  {res.kind}: {res.rows} rows, {res.created} new, {res.unchanged} unchanged")
     step(
         _vcf_line(
-            vcf.load_vcf(
-                store, out / "families.vcf.gz", principal=registrar, call_fields=["DP", "GQ"]
+            vcf.load_vcf(  # the absolute path: the de novo read evidence reads it later
+                store,
+                (out / "families.vcf.gz").resolve(),
+                principal=registrar,
+                call_fields=["DP", "GQ"],
             )
         )
     )

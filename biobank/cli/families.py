@@ -9,7 +9,7 @@ researchers. Every command prints a table (``--format table|tsv|csv|json``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from biobank.cli._common import (
     emit,
     open_store,
 )
+
+if TYPE_CHECKING:
+    from biobank.families.evidence import ReadEvidence
 
 __all__ = ["register"]
 
@@ -164,6 +167,51 @@ def relatedness_cmd(
     emit(df.drop("participant_1", "participant_2"), fmt)
 
 
+NoReadsOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-read-evidence",
+        help="Do not read the trio's AD/DP/GQ from the loaded VCF for de novo calls.",
+    ),
+]
+SourcePathOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source-path",
+        help="OLD=NEW: read a source VCF loaded from OLD/... at NEW/... (repeatable).",
+    ),
+]
+
+
+def read_evidence_of(
+    no_read_evidence: bool,
+    source_path: list[str] | None,
+    *,
+    keep_failing: bool = False,
+    min_allele_balance: float | None = None,
+    max_parent_alt_reads: int | None = None,
+) -> ReadEvidence | None:
+    """The :class:`~biobank.families.evidence.ReadEvidence` the options ask for."""
+    from dataclasses import replace
+
+    from biobank.families.evidence import ReadEvidence, ReadFilter
+
+    if no_read_evidence:
+        return None
+    relocate = {}
+    for item in source_path or []:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise typer.BadParameter(f"{item!r}: give OLD=NEW", param_hint="--source-path")
+        relocate[old] = new
+    rf = ReadFilter()
+    if min_allele_balance is not None:
+        rf = replace(rf, min_child_allele_balance=min_allele_balance)
+    if max_parent_alt_reads is not None:
+        rf = replace(rf, max_parent_alt_reads=max_parent_alt_reads)
+    return ReadEvidence(read_filter=rf, relocate=relocate, keep_failing=keep_failing)
+
+
 @family_app.command("candidates")
 def candidates_cmd(
     ctx: typer.Context,
@@ -176,6 +224,18 @@ def candidates_cmd(
     max_control_frequency: Annotated[float, typer.Option(help="In the controls.")] = 0.01,
     min_depth: Annotated[int, typer.Option(help="DP of the calls used.")] = 10,
     min_quality: Annotated[int, typer.Option(help="GQ of the calls used.")] = 20,
+    no_read_evidence: NoReadsOption = False,
+    source_path: SourcePathOption = None,
+    keep_read_failures: Annotated[
+        bool,
+        typer.Option(help="Keep de novo calls that fail the read filter (read_evidence=fail)."),
+    ] = False,
+    min_allele_balance: Annotated[
+        float, typer.Option(help="De novo: the child's ALT reads / all reads at least.")
+    ] = 0.2,
+    max_parent_alt_reads: Annotated[
+        int, typer.Option(help="De novo: ALT reads of each parent at most.")
+    ] = 1,
     fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Candidate variants of affected members, ranked by HPO similarity to the gene."""
@@ -184,6 +244,13 @@ def candidates_cmd(
 
     cf = CandidateFilter(
         max_control_frequency=max_control_frequency, min_depth=min_depth, min_quality=min_quality
+    )
+    evidence = read_evidence_of(
+        no_read_evidence,
+        source_path,
+        keep_failing=keep_read_failures,
+        min_allele_balance=min_allele_balance,
+        max_parent_alt_reads=max_parent_alt_reads,
     )
     with open_store(ctx) as store:
         principal = acting_principal(ctx, store, purpose=purpose)
@@ -194,19 +261,27 @@ def candidates_cmd(
 
             with store.transaction() as con:
                 cands = find_candidates(
-                    con, principal=principal, families=family, modes=mode, candidate_filter=cf
+                    con,
+                    principal=principal,
+                    families=family,
+                    modes=mode,
+                    candidate_filter=cf,
+                    read_evidence=evidence,
                 )
             pheno = participant_phenotypes(store, principal, cands["proband_id"].unique().to_list())
             df = rank_candidates(cands, pheno)
         else:
-            df = rank_families(store, principal, families=family, candidate_filter=cf)
+            df = rank_families(
+                store, principal, families=family, candidate_filter=cf, read_evidence=evidence
+            )
     emit(
         df,
         fmt,
         columns=[
             "family_id", "proband_sample", "rank", "mode", "variant_contig", "variant_position",
             "variant_ref", "variant_alt", "variant_gene", "variant_consequence",
-            "control_frequency", "call_proband", "call_father", "call_mother", "score",
+            "control_frequency", "call_proband", "call_father", "call_mother",
+            "child_allele_balance", "read_evidence", "score",
         ],
     )  # fmt: skip
 
@@ -218,13 +293,21 @@ def phenopacket_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file.")] = None,
     purpose: PurposeOption = None,
     top: Annotated[int, typer.Option(help="Candidates per proband.")] = 5,
+    no_read_evidence: NoReadsOption = False,
+    source_path: SourcePathOption = None,
 ) -> None:
     """Export a family as a GA4GH Phenopacket (Family message, JSON)."""
     from biobank.families.phenopacket import family_phenopacket, to_json
 
+    evidence = read_evidence_of(no_read_evidence, source_path)
     with open_store(ctx) as store:
         message = family_phenopacket(
-            store, acting_principal(ctx, store, purpose=purpose), family, purpose=purpose, top=top
+            store,
+            acting_principal(ctx, store, purpose=purpose),
+            family,
+            purpose=purpose,
+            top=top,
+            read_evidence=evidence,
         )
     text = to_json(message)
     if output is None:

@@ -30,7 +30,9 @@ decision uses: ``DP >= min_depth`` and ``GQ >= min_quality`` when the store has
 them (``load-vcf --call-field DP --call-field GQ``); calls stored without them
 pass. Hom-ref calls carry no depth in the sparse store, so the parents' read
 support of a de novo call and allele balance (no ``AD`` in the store) are not
-checked here: confirm candidates in the reads.
+checked from the store: :mod:`biobank.families.evidence` reads them (``AD``,
+``DP``, ``GQ`` of the trio) from the VCF the genotypes were loaded from and drops
+de novo rows that fail its :class:`~biobank.families.evidence.ReadFilter`.
 
 Results are polars frames, one row per (family, proband, mode, variant), with
 the variant columns, gene and consequence, the control frequency, the
@@ -50,14 +52,17 @@ import polars as pl
 from biobank.core import audit
 from biobank.core.access import Principal
 from biobank.core.errors import ValidationError
+from biobank.families.evidence import ReadEvidence, add_read_evidence, without_read_evidence
 from biobank.families.members import FamilySamples, check_read, decode, family_samples, is_x, trios
 from biobank.genomes.counts import allele_counts_in
 from biobank.genomes.filters import DAMAGING_CONSEQUENCES, VariantFilter
 from biobank.genomes.reader import dense_blocks, sample_table, variant_keys, variants
 
-__all__ = ["MODES", "CandidateFilter", "find_candidates"]
+__all__ = ["DEFAULT_READ_EVIDENCE", "MODES", "CandidateFilter", "find_candidates"]
 
 MODES = ("de_novo", "recessive", "compound_het", "x_linked", "dominant")
+#: the default: de novo rows are checked with :class:`~biobank.families.evidence.ReadFilter`
+DEFAULT_READ_EVIDENCE = ReadEvidence()
 _CONTROLS_SQL = (
     "SELECT participant_id FROM genotype_sample"
     " WHERE participant_id NOT IN (SELECT participant_id FROM family_member)"
@@ -328,6 +333,7 @@ def find_candidates(
     purpose: str | None = None,
     modes: Sequence[str] = MODES,
     candidate_filter: CandidateFilter | None = None,
+    read_evidence: ReadEvidence | None = DEFAULT_READ_EVIDENCE,
 ) -> pl.DataFrame:
     """Candidate variants of the affected members of ``families`` (see the module docstring).
 
@@ -344,6 +350,10 @@ def find_candidates(
         Any of :data:`MODES`.
     candidate_filter
         Consequence, control-frequency, depth and quality filters.
+    read_evidence
+        How de novo rows are checked in the reads of the source VCF
+        (:mod:`biobank.families.evidence`); ``None``: not checked (the evidence
+        columns are null, ``read_evidence`` is ``not_checked``).
 
     Returns
     -------
@@ -352,12 +362,13 @@ def find_candidates(
         variant_contig, variant_position, variant_ref, variant_alt,
         variant_gene, variant_consequence, control_frequency,
         control_allele_number, partner_variant_key, call_proband,
-        call_father, call_mother, proband_DP, proband_GQ, member_genotypes``.
+        call_father, call_mother, proband_DP, proband_GQ, member_genotypes``, then
+        :data:`~biobank.families.evidence.EVIDENCE_COLUMNS`.
 
     Raises
     ------
     ValidationError
-        For an unknown mode.
+        For an unknown mode; a source file of the reads missing, changed or not indexed.
     AccessDenied, ConsentError
         As :func:`biobank.families.members.check_read`.
     """
@@ -375,6 +386,10 @@ def find_candidates(
         keys = np.intersect1d(variant_keys(con, fs.table, vf), rare["variant_key"].to_numpy())
         calls = _read_calls(con, fs, keys.astype(np.int64), vdf, cf)
         tr = trios(fs.members).filter(pl.col("child_affected") == "affected")
+        parents = {
+            (t["family_id"], t["child_sample"]): (t["father_sample"], t["mother_sample"])
+            for t in tr.iter_rows(named=True)
+        }
         for (fam_id,), fam in fs.members.group_by(["family_id"], maintain_order=True):
             fam_trios = [t for t in tr.iter_rows(named=True) if t["family_id"] == fam_id]
             rows += _rows_for_family(calls, str(fam_id), fam, fam_trios, modes)
@@ -389,9 +404,13 @@ def find_candidates(
                 "modes": list(modes),
                 "variants": len(keys),
                 "rows": len(rows),
+                "read_evidence": read_evidence is not None,
             },
         )
-    return _candidate_frame(rows, vdf, freq)
+    df = _candidate_frame(rows, vdf, freq)
+    if read_evidence is None:
+        return without_read_evidence(df, "not asked for (--no-read-evidence)")
+    return add_read_evidence(con, df, parents, read_evidence)
 
 
 def _candidate_frame(

@@ -22,7 +22,8 @@ import polars as pl
 
 from biobank.core import audit
 from biobank.core.errors import NotFoundError, ValidationError
-from biobank.families.inheritance import CandidateFilter
+from biobank.families.evidence import ReadEvidence
+from biobank.families.inheritance import DEFAULT_READ_EVIDENCE, CandidateFilter
 from biobank.families.ranking import rank_families
 from biobank.registry.pedigree import family_members
 from biobank.registry.phenotypes import ontology, participant_phenotypes
@@ -171,6 +172,7 @@ def family_phenopacket(
     *,
     purpose: str | None = None,
     candidate_filter: CandidateFilter | None = None,
+    read_evidence: ReadEvidence | None = DEFAULT_READ_EVIDENCE,
     top: int = 5,
     genome_assembly: str = "unknown",
 ) -> Family:
@@ -185,6 +187,8 @@ def family_phenopacket(
         The family.
     candidate_filter
         Filters of the candidate search (default :class:`CandidateFilter`).
+    read_evidence
+        How de novo candidates are checked in the reads (``None``: not checked).
     top
         Candidates per proband in the interpretation (by rank).
     genome_assembly
@@ -204,7 +208,12 @@ def family_phenopacket(
     if affected.is_empty():
         raise NotFoundError(f"family {family_id!r} has no affected member to export as proband")
     ranked = rank_families(
-        store, principal, families=[family_id], purpose=purpose, candidate_filter=candidate_filter
+        store,
+        principal,
+        families=[family_id],
+        purpose=purpose,
+        candidate_filter=candidate_filter,
+        read_evidence=read_evidence,
     )
     ranked = ranked.filter(pl.col("rank") <= top)
     ids = members["participant_id"].to_list()

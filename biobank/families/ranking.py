@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from biobank.families.inheritance import CandidateFilter, find_candidates
+from biobank.families.evidence import ReadEvidence
+from biobank.families.inheritance import DEFAULT_READ_EVIDENCE, CandidateFilter, find_candidates
 from biobank.registry.phenotypes import ontology, participant_phenotypes
 
 if TYPE_CHECKING:
@@ -204,8 +205,12 @@ def rank_families(
     families: Sequence[str] | None = None,
     purpose: str | None = None,
     candidate_filter: CandidateFilter | None = None,
+    read_evidence: ReadEvidence | None = DEFAULT_READ_EVIDENCE,
 ) -> pl.DataFrame:
     """Find the candidates of ``families`` and rank them by the probands' HPO terms.
+
+    ``candidate_filter`` and ``read_evidence`` as for
+    :func:`~biobank.families.inheritance.find_candidates`.
 
     Returns
     -------
@@ -219,6 +224,7 @@ def rank_families(
             families=families,
             purpose=purpose,
             candidate_filter=candidate_filter,
+            read_evidence=read_evidence,
         )
     probands = cands["proband_id"].unique().to_list()
     pheno = (

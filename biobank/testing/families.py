@@ -5,12 +5,16 @@
 * ``reference/genome.fa`` (+ ``.fai``) and ``reference/genes.gff3``: the demo genome (2.5 Mb);
 * ``registry/``: participants, consents and specimens CSVs (as the demo's), every
   participant with a DNA specimen sequenced as their sample id;
-* ``families.vcf.gz`` (+ ``.tbi``): ``GT:DP:GQ`` of every participant, annotated with
+* ``families.vcf.gz`` (+ ``.tbi``): ``GT:AD:DP:GQ:PL`` of every participant (read
+  counts drawn from the true genotype, likelihoods from the counts), annotated with
   ``bcftools csq`` (INFO/BCSQ) against the GFF3, as the workflow does;
 * ``pedigree.ped``: the families, people named by resident identity number;
 * ``phenotypes.tsv``: the affected children's HPO terms (``national_id, hpo_id``);
 * ``truth/planted.tsv``: the planted causal variants (family, mode, gene, position, child);
-* ``truth/decoys.tsv``: de novo-looking calls that fail the default depth or quality filters.
+* ``truth/decoys.tsv``: de novo-looking calls that fail one default filter each (column
+  ``fails``: ``depth`` or ``quality`` of the child's call in the store; ``allele_balance``
+  of the child's reads, ``parent_alt_reads`` (a mosaic parent) or ``parent_quality``,
+  which only the reads in the source VCF show: :mod:`biobank.families.evidence`).
 
 The population (founders from msprime, children by transmission) is
 :func:`biobank.testing.population.simulate_population`. One family per
@@ -57,8 +61,17 @@ SCENARIOS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("x_linked", "OTC", ("stop_gained",)),
     ("dominant", "LDLR", ("stop_gained",)),
 )
-#: Decoys (de novo-looking, in the de novo family's child): gene, DP, GQ
-DECOYS = (("GAPDH", 4, 60), ("ACTB", 30, 12))
+#: Decoys (de novo-looking, in the de novo family's child): gene, the filter it fails, the
+#: member whose call is special, its DP, GQ and ALT reads (-1: drawn from the genotype)
+DECOYS = (
+    ("GAPDH", "depth", "child", 4, 60, -1),
+    ("ACTB", "quality", "child", 30, 12, -1),
+    ("TP53", "allele_balance", "child", 40, 60, 4),
+    ("APOE", "parent_alt_reads", "father", 36, 60, 5),
+    ("HBB", "parent_quality", "mother", 30, 12, 0),
+)
+#: Sequencing error rate of the simulated reads (for the ALT reads of a hom-ref call and PL)
+READ_ERROR = 0.005
 HPO_TERMS_PER_CHILD = 4
 #: Share of family members' calls set missing, and share changed to a wrong genotype.
 NOISE = 0.001
@@ -77,6 +90,7 @@ class PlantedCall:
     ref: str
     alt: str
     child: int
+    fails: str = ""  # decoys: the default filter it fails (see DECOYS)
 
 
 @dataclass
@@ -233,7 +247,7 @@ def _plant(
     fams: list[tuple[int, int, list[int]]],
     fam_ids: list[str],
 ) -> tuple[list[PlantedCall], list[PlantedCall]]:
-    _drop_coding_indels(pop, genome, [g for _, g, _ in SCENARIOS] + [g for g, _, _ in DECOYS])
+    _drop_coding_indels(pop, genome, [g for _, g, _ in SCENARIOS] + [d[0] for d in DECOYS])
     taken: set[tuple[str, int]] = set()
     planted: list[PlantedCall] = []
     sites: list[tuple[str, int, str, str, np.ndarray]] = []
@@ -253,7 +267,7 @@ def _plant(
             )
     de_novo = next(p for p in planted if p.mode == "de_novo")
     decoys = []
-    for gene, _, _ in DECOYS:
+    for gene, fails, _, _, _, _ in DECOYS:
         contig, gp, ref, alt = _new_site(rng, genome, pop.variants, gene, "missense_variant", taken)
         row = _empty_row(pop, contig)
         row[2 * de_novo.child] = 1
@@ -269,36 +283,69 @@ def _plant(
                 ref,
                 alt,
                 de_novo.child,
+                fails,
             )
         )
     pop.variants = _insert(pop.variants, genome, sites)
     return planted, decoys
 
 
-def _cell(a: int, b: int, d: int, q: int) -> str:
-    """``GT:DP:GQ`` of one call (``b`` is -1 for a haploid call; ``a`` -1 is missing)."""
+def _pl(dp: np.ndarray, alt: np.ndarray) -> np.ndarray:
+    """Phred-scaled likelihoods of 0/0, 0/1, 1/1 given the read counts: ``(..., 3)`` ints."""
+    e, ref = READ_ERROR, dp - alt
+    logs = np.stack(
+        [
+            ref * np.log10(1 - e) + alt * np.log10(e),
+            dp * np.log10(0.5),
+            ref * np.log10(e) + alt * np.log10(1 - e),
+        ],
+        axis=-1,
+    )
+    return np.minimum(255, np.rint(-10 * (logs - logs.max(axis=-1, keepdims=True)))).astype(int)
+
+
+def _cell(a: int, b: int, d: int, q: int, alt_reads: int, pl: np.ndarray) -> str:
+    """``GT:AD:DP:GQ:PL`` of one call (``b`` -1: haploid; ``a`` -1: missing)."""
     if a < 0:
-        return ("." if b == -1 else "./.") + ":.:."
-    gt = str(a) if b < 0 else f"{min(a, b)}/{max(a, b)}"
-    return f"{gt}:{d}:{q}"
+        return ("." if b == -1 else "./.") + ":.:.:.:."
+    if b < 0:
+        return f"{a}:{d - alt_reads},{alt_reads}:{d}:{q}:{pl[0]},{pl[2]}"
+    gt = f"{min(a, b)}/{max(a, b)}"
+    return f"{gt}:{d - alt_reads},{alt_reads}:{d}:{q}:{pl[0]},{pl[1]},{pl[2]}"
+
+
+def _alt_reads(rng: np.random.Generator, v: Variants, dp: np.ndarray) -> np.ndarray:
+    """ALT read counts of every call, drawn from its true genotype and depth."""
+    a, b = v.hap[:, 0::2].astype(np.int64), v.hap[:, 1::2].astype(np.int64)
+    haploid = b < 0
+    n_alt = np.where(haploid, 2 * np.maximum(a, 0), np.maximum(a, 0) + np.maximum(b, 0))
+    frac = np.select([n_alt == 0, n_alt == 1], [READ_ERROR, 0.5], 1 - READ_ERROR)
+    return rng.binomial(dp, frac)
 
 
 def _format_cells(
     rng: np.random.Generator,
     v: Variants,
     members: np.ndarray,
-    special: dict[tuple[int, int], tuple[int, int]],
+    special: dict[tuple[int, int], tuple[int, int, int]],
     protected: set[int],
 ) -> list[list[str]]:
-    """``GT:DP:GQ`` text per site and individual, with noise on family members' calls.
+    """``GT:AD:DP:GQ:PL`` text per site and individual, with noise on family members' calls.
 
-    ``special`` sets (DP, GQ) of chosen calls; sites in ``protected`` get no noise.
-    Noise: a call becomes another non-reference genotype (0/0 -> 0/1, 0/1 -> 1/1,
-    1/1 -> 0/1, haploid 0 -> 1) with GQ 5, or missing.
+    ``special`` sets (DP, GQ, ALT reads; -1: drawn) of chosen calls; sites in
+    ``protected`` get no noise. Noise: a call becomes another non-reference genotype
+    (0/0 -> 0/1, 0/1 -> 1/1, 1/1 -> 0/1, haploid 0 -> 1) with GQ 5, or missing; its
+    reads stay those of the true genotype (a miscall).
     """
     n_sites, n = len(v), v.hap.shape[1] // 2
     dp = np.clip(rng.poisson(32, size=(n_sites, n)), 12, 200)
     gq = rng.integers(40, 100, size=(n_sites, n))
+    for (s, i), (d, _, _) in special.items():
+        dp[s, i] = d
+    alt = _alt_reads(rng, v, dp)
+    for (s, i), (_, _, k) in special.items():
+        alt[s, i] = alt[s, i] if k < 0 else k
+    pl = _pl(dp, alt).tolist()
     draw = rng.random((n_sites, n))
     in_family = np.isin(np.arange(n), members)
     draw[:, ~in_family] = 1.0
@@ -308,7 +355,9 @@ def _format_cells(
         cells = []
         for i in range(n):
             a, b = int(v.hap[s, 2 * i]), int(v.hap[s, 2 * i + 1])
-            d, q = special.get((s, i), (int(dp[s, i]), int(gq[s, i])))
+            d, q, k = int(dp[s, i]), int(gq[s, i]), int(alt[s, i])
+            if (s, i) in special:
+                q = special[(s, i)][1]
             if draw[s, i] < NOISE:  # missing
                 a = -1
             elif draw[s, i] < 2 * NOISE:  # a wrong non-reference genotype
@@ -317,7 +366,7 @@ def _format_cells(
                     a = 1
                 else:
                     a, b = (0, 1) if a + b != 1 else (1, 1)
-            cells.append(_cell(a, b, d, q))
+            cells.append(_cell(a, b, d, q, k, pl[s][i]))
         rows.append(cells)
     return rows
 
@@ -329,12 +378,14 @@ def _vcf_text(genome: Genome, v: Variants, names: list[str], cells: list[list[st
         "##source=biobank.testing.families",
         *[f"##contig=<ID={c},length={n}>" for c, n in genome.lengths.items()],
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Read depth per allele">',
         '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
         '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">',
+        '##FORMAT=<ID=PL,Number=G,Type=Integer,Description="Phred-scaled genotype likelihoods">',
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(names),
     ]
     body = [
-        f"{v.contig[s]}\t{v.pos[s] + 1}\t.\t{v.ref[s]}\t{v.alt[s]}\t50\tPASS\t.\tGT:DP:GQ\t"
+        f"{v.contig[s]}\t{v.pos[s] + 1}\t.\t{v.ref[s]}\t{v.alt[s]}\t50\tPASS\t.\tGT:AD:DP:GQ:PL\t"
         + "\t".join(cells[s])
         for s in range(len(v))
     ]
@@ -380,12 +431,14 @@ def _write_truth(
     (out / "truth").mkdir(exist_ok=True)
     head = "family_id\tmode\tgene\tconsequence\tcontig\tposition\tref\talt\tchild_sample_id"
     for name, rows in (("planted.tsv", planted), ("decoys.tsv", decoys)):
+        extra = "\tfails" if name == "decoys.tsv" else ""
         body = [
             f"{p.family_id}\t{p.mode}\t{p.gene}\t{p.consequence}\t{p.contig}\t{p.pos + 1}\t"
-            f"{p.ref}\t{p.alt}\t{sample_ids[p.child]}"
+            f"{p.ref}\t{p.alt}\t{sample_ids[p.child]}" + (f"\t{p.fails}" if extra else "")
             for p in rows
         ]
-        (out / "truth" / name).write_text("\n".join([head, *body]) + "\n", encoding="utf-8")
+        head_line = head + extra
+        (out / "truth" / name).write_text("\n".join([head_line, *body]) + "\n", encoding="utf-8")
 
 
 def _annotate(plain: Path, out: Path, ref: Path) -> Path:
@@ -491,10 +544,11 @@ def simulate_family_study(
     )
     v = pop.variants
     site_of = {(str(c), int(p)): s for s, (c, p) in enumerate(zip(v.contig, v.pos, strict=True))}
-    special = {
-        (site_of[(d.contig, d.pos)], d.child): (dp, gq)
-        for d, (_, dp, gq) in zip(decoys, DECOYS, strict=True)
-    }
+    special = {}
+    for d, (_, _, who, dp, gq, alt_reads) in zip(decoys, DECOYS, strict=True):
+        f, m, _ = next(fam for fam in fams if d.child in fam[2])
+        member = {"child": d.child, "father": f, "mother": m}[who]
+        special[(site_of[(d.contig, d.pos)], member)] = (dp, gq, alt_reads)
     protected = {site_of[(p.contig, p.pos)] for p in planted + decoys}
     members = np.array(sorted({x for f, m, c in fams for x in (f, m, *c)}), dtype=np.int64)
     cells = _format_cells(rng, v, members, special, protected)

@@ -34,6 +34,23 @@ def test_family_commands(family_store_rw: FamilyStore, tmp_path: Path) -> None:
     assert cands.returncode == 0, cands.stderr
     rows = json.loads(cands.stdout)
     assert {(r["variant_gene"], r["rank"]) for r in rows} >= {("MYH7", 1), ("ATP7B", 1)}
+    de_novo = ["family", "candidates", "--mode", "de_novo", "--format", "json"]
+    kept = _run(store, "--user", "registrar", *de_novo, "--keep-read-failures")
+    assert kept.returncode == 0, kept.stderr
+    assert {r["read_evidence"] for r in json.loads(kept.stdout)} == {"pass", "fail"}
+    away = tmp_path / "moved"
+    away.mkdir()
+    for f in (study.vcf, Path(f"{study.vcf}.tbi")):
+        (away / f.name).write_bytes(f.read_bytes())
+    relocated = _run(
+        store, "--user", "registrar", *de_novo, "--source-path", f"{study.vcf.parent}={away}"
+    )
+    assert relocated.returncode == 0, relocated.stderr
+    (only,) = json.loads(relocated.stdout)
+    assert only["read_evidence"] == "pass"
+    bad_option = _run(store, "--user", "registrar", *de_novo, "--source-path", "nowhere")
+    assert bad_option.returncode == 2
+    assert "OLD=NEW" in bad_option.stderr
     research = _run(store, "--user", "researcher", "family", "candidates")
     assert research.returncode == 1
     assert "purpose" in research.stderr
