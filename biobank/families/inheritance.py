@@ -328,6 +328,7 @@ def find_candidates(
     purpose: str | None = None,
     modes: Sequence[str] = MODES,
     candidate_filter: CandidateFilter | None = None,
+    phenotype: str | None = None,
 ) -> pl.DataFrame:
     """Candidate variants of the affected members of ``families`` (see the module docstring).
 
@@ -344,6 +345,10 @@ def find_candidates(
         Any of :data:`MODES`.
     candidate_filter
         Consequence, control-frequency, depth and quality filters.
+    phenotype
+        An HPO term or ICD-10 code: who is affected is read for that phenotype
+        (:mod:`biobank.registry.affected`; a member without a status for it
+        keeps the overall one). Default: the overall status.
 
     Returns
     -------
@@ -371,7 +376,7 @@ def find_candidates(
     freq = _control_frequencies(con, vf, purpose)
     rare = freq.filter(pl.col("control_frequency") <= cf.max_control_frequency)
     rows: list[dict[str, Any]] = []
-    with family_samples(con, families=families, purpose=purpose) as fs:
+    with family_samples(con, families=families, purpose=purpose, phenotype=phenotype) as fs:
         keys = np.intersect1d(variant_keys(con, fs.table, vf), rare["variant_key"].to_numpy())
         calls = _read_calls(con, fs, keys.astype(np.int64), vdf, cf)
         tr = trios(fs.members).filter(pl.col("child_affected") == "affected")
@@ -387,6 +392,7 @@ def find_candidates(
                 "purpose": purpose,
                 "families": list(families)[:50] if families else "all",
                 "modes": list(modes),
+                "phenotype": phenotype,
                 "variants": len(keys),
                 "rows": len(rows),
             },

@@ -204,8 +204,12 @@ def rank_families(
     families: Sequence[str] | None = None,
     purpose: str | None = None,
     candidate_filter: CandidateFilter | None = None,
+    phenotype: str | None = None,
 ) -> pl.DataFrame:
     """Find the candidates of ``families`` and rank them by the probands' HPO terms.
+
+    ``phenotype``: who is affected, for that phenotype (see
+    :func:`~biobank.families.inheritance.find_candidates`).
 
     Returns
     -------
@@ -219,6 +223,7 @@ def rank_families(
             families=families,
             purpose=purpose,
             candidate_filter=candidate_filter,
+            phenotype=phenotype,
         )
     probands = cands["proband_id"].unique().to_list()
     pheno = (
