@@ -41,14 +41,56 @@ FamilyOption = Annotated[
 def import_ped_cmd(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="PED file (people named by resident ID).")],
+    phenotype: Annotated[
+        str | None,
+        typer.Option(
+            "--phenotype",
+            help="HPO term or ICD-10 code: column 6 is the affected status for it.",
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Register the families of a PED file, all or nothing."""
     from biobank.registry.pedigree import import_pedigree
 
     with open_store(ctx) as store:
-        result = import_pedigree(store, acting_principal(ctx, store), path)
+        result = import_pedigree(store, acting_principal(ctx, store), path, phenotype=phenotype)
     emit(result.as_dict(), fmt)
+
+
+@family_app.command("set-affected")
+def set_affected_cmd(
+    ctx: typer.Context,
+    family: Annotated[str, typer.Argument(help="Family id.")],
+    participant: Annotated[str, typer.Argument(help="Member: pseudonym or resident ID.")],
+    phenotype: Annotated[str, typer.Argument(help="HPO term (HP:0001250) or ICD-10 code.")],
+    status: Annotated[str, typer.Argument(help="affected, unaffected or unknown.")],
+) -> None:
+    """Register a member's affected status for one phenotype."""
+    from biobank.registry.affected import set_affected
+
+    with open_store(ctx) as store:
+        done = set_affected(
+            store, acting_principal(ctx, store), family, participant, phenotype, status
+        )
+    typer.echo(f"{family}: {phenotype} {status} ({done})")
+
+
+@family_app.command("affected")
+def affected_cmd(
+    ctx: typer.Context,
+    family: Annotated[str | None, typer.Argument(help="Family id (default: all).")] = None,
+    purpose: PurposeOption = None,
+    fmt: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """List the per-phenotype affected statuses of family members."""
+    from biobank.registry.affected import affected_statuses
+
+    with open_store(ctx) as store:
+        df = affected_statuses(
+            store, acting_principal(ctx, store, purpose=purpose), family_id=family
+        )
+    emit(df, fmt)
 
 
 @family_app.command("members")
@@ -236,6 +278,10 @@ def candidates_cmd(
     max_parent_alt_reads: Annotated[
         int, typer.Option(help="De novo: ALT reads of each parent at most.")
     ] = 1,
+    phenotype: Annotated[
+        str | None,
+        typer.Option(help="HPO term or ICD-10 code: who is affected, for that phenotype."),
+    ] = None,
     fmt: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Candidate variants of affected members, ranked by HPO similarity to the gene."""
@@ -267,12 +313,18 @@ def candidates_cmd(
                     modes=mode,
                     candidate_filter=cf,
                     read_evidence=evidence,
+                    phenotype=phenotype,
                 )
             pheno = participant_phenotypes(store, principal, cands["proband_id"].unique().to_list())
             df = rank_candidates(cands, pheno)
         else:
             df = rank_families(
-                store, principal, families=family, candidate_filter=cf, read_evidence=evidence
+                store,
+                principal,
+                families=family,
+                candidate_filter=cf,
+                read_evidence=evidence,
+                phenotype=phenotype,
             )
     emit(
         df,

@@ -241,8 +241,11 @@ def participant_family_summary(
     -------
     dict
         ``families`` (family_id, father_id, mother_id, affected), ``phenotypes``
-        (hpo_id, hpo_name, observed, source) and ``checks`` (see :func:`member_checks`).
+        (hpo_id, hpo_name, observed, source), ``affected`` (the status per
+        phenotype: family_id, phenotype, phenotype_label, affected, source) and
+        ``checks`` (see :func:`member_checks`).
     """
+    from biobank.registry.affected import affected_statuses
     from biobank.registry.phenotypes import participant_phenotypes
 
     require(principal, Permission.REGISTRY_READ)
@@ -254,8 +257,12 @@ def participant_family_summary(
         ).pl()
     pheno = participant_phenotypes(store, principal, [participant_id])
     checks = member_checks(store, principal, participant_id)
+    per_phenotype = affected_statuses(store, principal, participant_id=participant_id)
     return {
         "families": fams.to_dicts(),
+        "affected": per_phenotype.select(
+            "family_id", "phenotype", "phenotype_label", "affected", "source"
+        ).to_dicts(),
         "phenotypes": pheno.select("hpo_id", "hpo_name", "observed", "source").to_dicts(),
         "checks": checks.to_dicts(),
     }

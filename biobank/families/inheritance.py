@@ -334,6 +334,7 @@ def find_candidates(
     modes: Sequence[str] = MODES,
     candidate_filter: CandidateFilter | None = None,
     read_evidence: ReadEvidence | None = DEFAULT_READ_EVIDENCE,
+    phenotype: str | None = None,
 ) -> pl.DataFrame:
     """Candidate variants of the affected members of ``families`` (see the module docstring).
 
@@ -354,6 +355,10 @@ def find_candidates(
         How de novo rows are checked in the reads of the source VCF
         (:mod:`biobank.families.evidence`); ``None``: not checked (the evidence
         columns are null, ``read_evidence`` is ``not_checked``).
+    phenotype
+        An HPO term or ICD-10 code: who is affected is read for that phenotype
+        (:mod:`biobank.registry.affected`; a member without a status for it
+        keeps the overall one). Default: the overall status.
 
     Returns
     -------
@@ -382,7 +387,7 @@ def find_candidates(
     freq = _control_frequencies(con, vf, purpose)
     rare = freq.filter(pl.col("control_frequency") <= cf.max_control_frequency)
     rows: list[dict[str, Any]] = []
-    with family_samples(con, families=families, purpose=purpose) as fs:
+    with family_samples(con, families=families, purpose=purpose, phenotype=phenotype) as fs:
         keys = np.intersect1d(variant_keys(con, fs.table, vf), rare["variant_key"].to_numpy())
         calls = _read_calls(con, fs, keys.astype(np.int64), vdf, cf)
         tr = trios(fs.members).filter(pl.col("child_affected") == "affected")
@@ -402,6 +407,7 @@ def find_candidates(
                 "purpose": purpose,
                 "families": list(families)[:50] if families else "all",
                 "modes": list(modes),
+                "phenotype": phenotype,
                 "variants": len(keys),
                 "rows": len(rows),
                 "read_evidence": read_evidence is not None,

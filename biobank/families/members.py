@@ -23,6 +23,7 @@ from biobank.core.access import Permission, Principal, Role
 from biobank.core.errors import AccessDenied, ConsentError
 from biobank.genomes.encoding import FLAG_HAPLOID, FLAG_MISSING, FLAG_OTHER_ALT
 from biobank.genomes.reader import sample_table
+from biobank.registry.affected import affected_sql
 
 __all__ = [
     "FamilySamples",
@@ -79,14 +80,17 @@ class FamilySamples:
     n_samples: int
 
 
-def _members_sql(families: Sequence[str] | None) -> tuple[str, list[object]]:
+def _members_sql(
+    families: Sequence[str] | None, phenotype: str | None = None
+) -> tuple[str, list[object]]:
+    status, params = affected_sql(phenotype)
     where = "WHERE f.family_id IN (SELECT unnest(?::VARCHAR[]))" if families else ""
     sql = (
         "SELECT f.family_id, f.participant_id, f.father_id, f.mother_id, p.sex, p.birth_year,"
-        " f.affected FROM family_member f JOIN participant p USING (participant_id)"
+        f" {status} AS affected FROM family_member f JOIN participant p USING (participant_id)"
         f" {where} ORDER BY f.family_id, p.birth_year, f.participant_id"
     )
-    return sql, ([list(families)] if families else [])
+    return sql, [*params, *([list(families)] if families else [])]
 
 
 @contextmanager
@@ -95,12 +99,15 @@ def family_samples(
     *,
     families: Sequence[str] | None = None,
     purpose: str | None = None,
+    phenotype: str | None = None,
 ) -> Iterator[FamilySamples]:
     """Yield the genotyped members of ``families`` (all families when ``None``).
 
     Call :func:`check_read` first; ``purpose`` restricts to consented members.
+    ``phenotype`` (an HPO term or ICD-10 code): ``affected`` is each member's
+    status for it (:mod:`biobank.registry.affected`), else the overall status.
     """
-    sql, params = _members_sql(families)
+    sql, params = _members_sql(families, phenotype)
     members = con.execute(sql, params).pl()
     ids = members["participant_id"].unique().to_list()
     with sample_table(con, ids, purpose=purpose) as tbl:

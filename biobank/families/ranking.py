@@ -211,6 +211,12 @@ def rank_families(
 
     ``candidate_filter`` and ``read_evidence`` as for
     :func:`~biobank.families.inheritance.find_candidates`.
+    phenotype: str | None = None,
+) -> pl.DataFrame:
+    """Find the candidates of ``families`` and rank them by the probands' HPO terms.
+
+    ``phenotype``: who is affected, for that phenotype (see
+    :func:`~biobank.families.inheritance.find_candidates`).
 
     Returns
     -------
@@ -225,6 +231,7 @@ def rank_families(
             purpose=purpose,
             candidate_filter=candidate_filter,
             read_evidence=read_evidence,
+            phenotype=phenotype,
         )
     probands = cands["proband_id"].unique().to_list()
     pheno = (

@@ -106,6 +106,20 @@ ENTITIES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             "updated_at",
         ),
     ),
+    "family_member_affected": (
+        "family_member_affected",
+        ("family_id", "participant_id", "phenotype"),
+        (
+            "family_id",
+            "participant_id",
+            "phenotype",
+            "phenotype_label",
+            "affected",
+            "source",
+            "created_at",
+            "updated_at",
+        ),
+    ),
     "participant_phenotype": (
         "participant_phenotype",
         ("participant_id", "hpo_id"),

@@ -29,6 +29,7 @@ Every accepted member is a ``family_member`` registry event
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from biobank.core import audit
 from biobank.core.access import Permission, Principal, require
 from biobank.core.errors import ImportRejected, Problem, ValidationError
 from biobank.core.ids import center_key, pseudonym, validate_national_id
-from biobank.registry import events
+from biobank.registry import affected, events
 from biobank.registry.visibility import participant_visibility_sql
 
 if TYPE_CHECKING:
@@ -352,11 +353,14 @@ def validate_family(
     key: bytes,
     *,
     file: str | None = None,
+    ignore_affected: bool = False,
 ) -> tuple[list[FamilyMember], list[FamilyMember], list[Problem]]:
     """Validate PED rows against each other, the registry and the stored pedigrees.
 
     Rows of a family already stored are checked together with the stored
-    members, so a member can be added to a registered family.
+    members, so a member can be added to a registered family. With
+    ``ignore_affected`` a stored member's overall status is not compared (the
+    sixth column is another phenotype's status).
 
     Returns
     -------
@@ -372,6 +376,8 @@ def validate_family(
     unchanged: list[FamilyMember] = []
     for row, m in parsed:
         old = stored.get((m.family_id, m.participant_id))
+        if old is not None and ignore_affected:
+            old = dataclasses.replace(old, affected=m.affected)
         if old is None:
             new.append(m)
         elif old == m:
@@ -419,6 +425,7 @@ def register_family(
     *,
     source: str = "api",
     reason: str = "pedigree registration",
+    phenotype: str | None = None,
 ) -> PedigreeImport:
     """Register family members (all or nothing); see the module docstring.
 
@@ -432,6 +439,11 @@ def register_family(
         Where the rows come from (a file path, or ``"api"``), for messages and audit.
     reason
         Kept with each registry event.
+    phenotype
+        An HPO term or ICD-10 code: the rows' phenotype column is then that
+        phenotype's status (:mod:`biobank.registry.affected`) for every member;
+        a new member's overall status is set from it too, a stored member's is
+        left as it is.
 
     Returns
     -------
@@ -447,8 +459,11 @@ def register_family(
     require(principal, Permission.REGISTRY_WRITE)
     key = center_key(store.path)
     file = None if source == "api" else source
+    term = None if phenotype is None else affected.check_phenotype(phenotype, field="--phenotype")
     with store.transaction() as con:
-        new, unchanged, problems = validate_family(con, rows, key, file=file)
+        new, unchanged, problems = validate_family(
+            con, rows, key, file=file, ignore_affected=term is not None
+        )
         if problems:
             raise ImportRejected(problems, file=file)
         stamp = events.now()
@@ -472,13 +487,27 @@ def register_family(
             ],
             reason=reason,
         )
+        if term is not None:
+            affected.write_statuses(
+                con,
+                principal,
+                [(m.family_id, m.participant_id, m.affected) for m in new + unchanged],
+                term,
+                source=f"ped:{Path(source).name}" if file else "staff",
+                reason=reason,
+            )
         families = sorted({r.family_id for r in rows})
         audit.record(
             con,
             principal,
             "pedigree.register",
             source,
-            {"families": families[:50], "created": len(new), "unchanged": len(unchanged)},
+            {
+                "families": families[:50],
+                "created": len(new),
+                "unchanged": len(unchanged),
+                "phenotype": term[0] if term else None,
+            },
         )
     logger.info("pedigree %s: %d members created, %d unchanged", source, len(new), len(unchanged))
     return PedigreeImport(
@@ -490,8 +519,12 @@ def register_family(
     )
 
 
-def import_pedigree(store: Store, principal: Principal, path: str | Path) -> PedigreeImport:
+def import_pedigree(
+    store: Store, principal: Principal, path: str | Path, *, phenotype: str | None = None
+) -> PedigreeImport:
     """Register the families of a PED file (all or nothing); see :func:`register_family`.
+
+    ``phenotype``: the sixth column is that phenotype's affected status.
 
     Raises
     ------
@@ -501,7 +534,12 @@ def import_pedigree(store: Store, principal: Principal, path: str | Path) -> Ped
         With every problem (file, line, field); nothing is written.
     """
     return register_family(
-        store, principal, read_ped(path), source=str(path), reason=f"PED import {Path(path).name}"
+        store,
+        principal,
+        read_ped(path),
+        source=str(path),
+        reason=f"PED import {Path(path).name}",
+        phenotype=phenotype,
     )
 
 

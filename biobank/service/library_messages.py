@@ -259,6 +259,24 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"give the reason for re-contact \(it is audited\)"),
         N_("give the reason for re-contact (it is audited)"),
     ),
+    # family members' affected status per phenotype (biobank.registry.affected)
+    (
+        re.compile(
+            r"(?P<value>.+) is neither an HPO term \(HP:0001250\) nor an ICD-10 code \(E11\.9\)"
+        ),
+        N_("%(value)s is neither an HPO term (HP:0001250) nor an ICD-10 code (E11.9)"),
+    ),
+    (
+        re.compile(r"the affected status is one of affected, unaffected, unknown"),
+        N_("the affected status is one of affected, unaffected, unknown"),
+    ),
+    (
+        re.compile(
+            r"this person is not a member of family (?P<family>\S+): register them in the "
+            r"pedigree first"
+        ),
+        N_("this person is not a member of family %(family)s: register them in the pedigree first"),
+    ),
 ]
 
 

@@ -67,6 +67,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _R("POST", "/participants/{pid}/recontact", v.participant_recontact, RC, "recontact"),
     _R("POST", "/participants/{pid}/phenotypes", v.phenotype_add, W, "phenotype_add"),
     _R("POST", "/participants/{pid}/family", v.family_register, W, "family_register"),
+    _R("POST", "/participants/{pid}/affected", v.affected_set, W, "affected_set"),
     _R("POST", "/api/national-id/check", v.national_id_check, W, "national_id_check"),
     _R("GET", "/specimens", v.specimens_page, R, "specimens"),
     _R("GET", "/specimens/new", v.specimen_form, W, "specimen_form"),

@@ -386,6 +386,24 @@ def family_register(request: Request, pid: str, ped: F = "") -> Response:
     return redirect(request, f"/participants/{pid}")
 
 
+def affected_set(
+    request: Request, pid: str, family_id: F = "", phenotype: F = "", status: F = ""
+) -> Response:
+    """Register the participant's affected status for one phenotype in one of their families."""
+    from biobank.registry.affected import set_affected
+
+    ctx = ctx_of(request)
+    try:
+        ctx.act(
+            lambda store: set_affected(
+                store, ctx.user, family_id, pid, phenotype, status, reason="web form"
+            )
+        )
+    except ValidationError as exc:
+        return _participant_refused(ctx, pid, exc)
+    return redirect(request, f"/participants/{pid}")
+
+
 def participant_update(
     request: Request,
     pid: str,

@@ -129,6 +129,8 @@ COMMANDS = {
     "federate frequencies": "network",
     "federate logistic": "network",
     "family import-ped": "families",
+    "family set-affected": "families",
+    "family affected": "families",
     "family members": "families",
     "family import-hpo": "families",
     "family add-hpo": "families",

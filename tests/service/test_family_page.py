@@ -47,3 +47,56 @@ def test_participant_page__forms_register_phenotypes_and_family(app: object) -> 
     researcher = logged_in(app, Role.RESEARCHER)
     refused = researcher.post(f"{page}/phenotypes", data={"hpo_ids": "HP:0001394"})
     assert refused.status_code == 403
+
+
+def test_participant_page__affected_status_per_phenotype(app: object) -> None:
+    """Staff register a member's status for a phenotype; a bad term is refused on the page
+    (422, nothing stored); researchers may not post it; the page lists the statuses."""
+    from service.support import form
+
+    staff = logged_in(app, Role.REGISTRAR)
+    pid = register(staff).headers["location"].removeprefix("/participants/")
+    page = f"/participants/{pid}"
+    assert (
+        form(staff, f"{page}/family", {"ped": f"FAMZ {WANG} 0 0 2 2"}, page=page).status_code == 303
+    )
+    before = staff.get(f"{page}?lang=en").text
+    assert "overall status applies" in before
+    ok = form(
+        staff,
+        f"{page}/affected",
+        {"family_id": "FAMZ", "phenotype": "HP:0001250", "status": "unaffected"},
+        page=page,
+    )
+    assert ok.status_code == 303
+    bad = form(
+        staff,
+        f"{page}/affected",
+        {"family_id": "FAMZ", "phenotype": "seizures", "status": "affected"},
+        page=page,
+    )
+    assert bad.status_code == 422
+    assert "既不是 HPO 术语" in bad.text  # the library's message, translated
+    stranger = form(
+        staff,
+        f"{page}/affected",
+        {"family_id": "FAMX", "phenotype": "HP:0001250", "status": "affected"},
+        page=page,
+    )
+    assert stranger.status_code in (404, 422)
+    text = staff.get(f"{page}?lang=en").text
+    assert "HP:0001250 Seizure" in text
+    assert "unaffected" in text
+    store = app.state.service.store  # type: ignore[attr-defined]
+    rows = store.con.execute(
+        "SELECT phenotype, affected FROM family_member_affected WHERE participant_id = ?", [pid]
+    ).fetchall()
+    assert rows == [("HP:0001250", "unaffected")]
+    researcher = logged_in(app, Role.RESEARCHER)
+    refused = researcher.post(
+        f"{page}/affected",
+        data={"family_id": "FAMZ", "phenotype": "HP:0001250", "status": "affected"},
+    )
+    assert refused.status_code == 403
+    assert "按表型的患病状态" in staff.get(f"{page}?lang=zh_CN").text
+    assert "Affected status per phenotype" in staff.get(f"{page}?lang=en").text

@@ -16,7 +16,7 @@ from service.support import (
     register,
 )
 
-from biobank.core.access import Role
+from biobank.core.access import Principal, Role
 from biobank.service.i18n import load_translations, make_gettext
 from biobank.service.library_messages import library_message
 
@@ -115,6 +115,16 @@ def test_every_library_message_pattern_matches_the_library() -> None:
         with pytest.raises(ValidationError) as info:
             validate_national_id(bad)
         message = info.value.problem.message
+        assert library_message(message, _) != message, message
+    from biobank.registry.affected import check_phenotype, set_affected
+
+    with pytest.raises(ValidationError) as info:
+        check_phenotype("seizures")
+    refused = [info.value.problem.message]
+    with pytest.raises(ValidationError) as info:
+        set_affected(None, Principal("reg", Role.REGISTRAR), "F1", "P-1", "HP:0001250", "ill")  # type: ignore[arg-type]
+    refused.append(info.value.problem.message)
+    for message in refused:
         assert library_message(message, _) != message, message
 
 
