@@ -206,17 +206,12 @@ def rank_families(
     purpose: str | None = None,
     candidate_filter: CandidateFilter | None = None,
     read_evidence: ReadEvidence | None = DEFAULT_READ_EVIDENCE,
-) -> pl.DataFrame:
-    """Find the candidates of ``families`` and rank them by the probands' HPO terms.
-
-    ``candidate_filter`` and ``read_evidence`` as for
-    :func:`~biobank.families.inheritance.find_candidates`.
     phenotype: str | None = None,
 ) -> pl.DataFrame:
     """Find the candidates of ``families`` and rank them by the probands' HPO terms.
 
-    ``phenotype``: who is affected, for that phenotype (see
-    :func:`~biobank.families.inheritance.find_candidates`).
+    ``candidate_filter``, ``read_evidence`` and ``phenotype`` (who is affected,
+    for that phenotype) as for :func:`~biobank.families.inheritance.find_candidates`.
 
     Returns
     -------
