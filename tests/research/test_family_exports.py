@@ -35,6 +35,7 @@ from research.access_support import (
     request,
 )
 
+from biobank.clinical.cohorts import Diagnosis
 from biobank.core.access import Principal, Role
 from biobank.core.errors import AccessDenied, ConsentError, NotFoundError, ValidationError
 from biobank.core.ids import center_key
@@ -331,6 +332,18 @@ def test_project_phenopacket__refused_when_no_affected_member_is_covered(
         with pytest.raises(ConsentError, match="covers none of the affected members"):
             project_phenopacket(store, REX, family, req.request_id)
         assert _refusals(store)[-1]["attempted"] == "access.family_export"
+
+
+def test_project_phenopacket__the_request_cohort_restricts_the_members(
+    fstore: FamilyStore,
+) -> None:
+    family = _family(fstore)  # its members have no clinical records: no E11 diagnosis
+    with Store(fstore.path) as store:
+        req = approved(
+            store, REX, purpose="HMB", fields=ALL_FIELDS, cohort=Diagnosis("E11").to_json()
+        )
+        with pytest.raises(ConsentError, match="outside the request's cohort"):
+            project_phenopacket(store, REX, family, req.request_id)
 
 
 def test_write_project_phenopacket__file_and_audit(fstore: FamilyStore, tmp_path: Path) -> None:
