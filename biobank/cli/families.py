@@ -342,25 +342,78 @@ def candidates_cmd(
 def phenopacket_cmd(
     ctx: typer.Context,
     family: Annotated[str, typer.Argument(help="Family id.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", "--output", "-o", help="JSON file.")
+    ] = None,
+    request: Annotated[
+        int | None,
+        typer.Option(
+            "--request",
+            help="Approved data access request: export for its project, with its pseudonyms.",
+        ),
+    ] = None,
     purpose: PurposeOption = None,
     top: Annotated[int, typer.Option(help="Candidates per proband.")] = 5,
     no_read_evidence: NoReadsOption = False,
     source_path: SourcePathOption = None,
+    phenotypes: Annotated[
+        bool, typer.Option("--phenotypes/--no-phenotypes", help="Carry the HPO terms.")
+    ] = True,
+    variants: Annotated[
+        bool, typer.Option("--variants/--no-variants", help="Carry the candidate variants.")
+    ] = True,
 ) -> None:
-    """Export a family as a GA4GH Phenopacket (Family message, JSON)."""
+    """Export a family as a GA4GH Phenopacket (Family message, JSON).
+
+    With --request the applicant exports under an approved data access request:
+    every id is the project's pseudonym, only members the request covers are in
+    it (see biobank.research.family_exports). Without it, staff export with the
+    store's pseudonyms.
+    """
     from biobank.families.phenopacket import family_phenopacket, to_json
 
-    evidence = read_evidence_of(no_read_evidence, source_path)
-    with open_store(ctx) as store:
-        message = family_phenopacket(
-            store,
-            acting_principal(ctx, store, purpose=purpose),
-            family,
-            purpose=purpose,
-            top=top,
-            read_evidence=evidence,
+    if request is None:
+        if not (phenotypes and variants):
+            raise typer.BadParameter("--no-phenotypes and --no-variants need --request")
+        evidence = read_evidence_of(no_read_evidence, source_path)
+        with open_store(ctx) as store:
+            message = family_phenopacket(
+                store,
+                acting_principal(ctx, store, purpose=purpose),
+                family,
+                purpose=purpose,
+                top=top,
+                read_evidence=evidence,
+            )
+    else:
+        from biobank.research.family_exports import (
+            project_phenopacket,
+            write_project_phenopacket,
         )
+
+        if purpose is not None:
+            raise typer.BadParameter("--purpose comes from the request: leave it out")
+        with open_store(ctx) as store:
+            principal = acting_principal(ctx, store)
+            if output is not None:
+                packet = write_project_phenopacket(
+                    store,
+                    principal,
+                    family,
+                    request,
+                    output,
+                    phenotypes=phenotypes,
+                    variants=variants,
+                    top=top,
+                )
+                typer.echo(
+                    f"wrote {output} (family {packet.family_pseudonym}, {packet.members}"
+                    f" members, {packet.left_out} left out, {packet.candidates} candidates)"
+                )
+                return
+            message = project_phenopacket(
+                store, principal, family, request, phenotypes=phenotypes, variants=variants, top=top
+            ).message
     text = to_json(message)
     if output is None:
         typer.echo(text)

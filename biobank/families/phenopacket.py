@@ -6,8 +6,11 @@ observed and excluded HPO terms, an interpretation listing the top-ranked
 candidate variants with their VCF record, gene and allelic state), one
 phenopacket per relative, the pedigree (PED semantics: father, mother, sex,
 affected status) and the metadata (HPO release, who exported it, when).
-Individuals are named by their participant pseudonym (the store has no
-per-project pseudonyms yet). :func:`to_json` and :func:`from_json` write and
+Individuals are named by their store pseudonym: this export is for the
+center's staff. A project's researchers export under an approved data access
+request with per-project pseudonyms instead
+(:func:`biobank.research.family_exports.project_phenopacket`); both build the
+message with :func:`family_message`. :func:`to_json` and :func:`from_json` write and
 read it as protobuf JSON; reading is strict (unknown fields or wrong types are
 refused), so a round trip checks the message against the package's schema.
 """
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from biobank.core.access import Principal
     from biobank.core.store import Store
 
-__all__ = ["family_phenopacket", "from_json", "to_json"]
+__all__ = ["family_message", "family_phenopacket", "from_json", "to_json"]
 
 _ALLELIC_STATE = {
     "0/1": ("GENO:0000135", "heterozygous"),
@@ -165,6 +168,95 @@ def _pedigree(family_id: str, members: pl.DataFrame) -> Any:
     return Pedigree(persons=persons)
 
 
+def family_message(
+    family_id: str,
+    members: pl.DataFrame,
+    *,
+    phenotypes: pl.DataFrame | None,
+    ranked: pl.DataFrame | None,
+    created_by: str,
+    genome_assembly: str = "unknown",
+    external_references: Sequence[tuple[str, str, str]] = (),
+) -> Family:
+    """Assemble the ``Family`` message from frames already read (and already restricted).
+
+    This is the one place the message is built: :func:`family_phenopacket` calls it
+    with store pseudonyms, :mod:`biobank.research.family_exports` with per-project
+    pseudonyms (it renames the id columns before calling). Every id written comes
+    from the frames' id columns and ``family_id``.
+
+    Parameters
+    ----------
+    family_id
+        Written as the family's id and in every pedigree person.
+    members
+        ``participant_id, father_id, mother_id, sex, birth_year, affected`` (a parent
+        ``None`` is written as unknown, ``"0"``).
+    phenotypes
+        ``participant_id, hpo_id, hpo_name, observed`` (``None``: no phenotypic features).
+    ranked
+        Ranked candidates (:func:`biobank.families.ranking.rank_candidates` columns
+        ``proband_id, rank, mode, score, call_proband`` and the ``variant_*``
+        columns), already cut to the ones to export (``None``: no interpretation).
+    created_by
+        The metadata's ``created_by``.
+    genome_assembly
+        Written in each ``VcfRecord``.
+    external_references
+        ``(id, reference, description)`` triples added to the family's metadata.
+
+    Raises
+    ------
+    NotFoundError
+        If ``members`` has no affected member to be the proband.
+    """
+    from phenopackets import ExternalReference, Family, Phenopacket
+
+    affected = members.filter(pl.col("affected") == "affected")
+    if affected.is_empty():
+        raise NotFoundError(f"family {family_id!r} has no affected member to export as proband")
+    rows = {r["participant_id"]: r for r in members.iter_rows(named=True)}
+    probands = (
+        [p for p in ranked["proband_id"].unique(maintain_order=True).to_list() if p in rows]
+        if ranked is not None
+        else []
+    )
+    proband_id = (
+        probands[0]
+        if probands
+        else affected.sort("birth_year", descending=True)["participant_id"][0]
+    )
+
+    def packet(row: dict[str, Any], *, with_candidates: bool) -> Phenopacket:
+        pid = row["participant_id"]
+        p = Phenopacket(
+            id=f"{family_id}-{pid}",
+            subject=_individual(row),
+            phenotypic_features=_features(phenotypes, pid) if phenotypes is not None else [],
+            meta_data=_meta(created_by),
+        )
+        if with_candidates and ranked is not None:
+            p.interpretations.append(_interpretation(pid, ranked, genome_assembly))
+        return p
+
+    meta = _meta(created_by)
+    for ref_id, reference, description in external_references:
+        meta.external_references.append(
+            ExternalReference(id=ref_id, reference=reference, description=description)
+        )
+    return Family(
+        id=family_id,
+        proband=packet(rows[proband_id], with_candidates=True),
+        relatives=[
+            packet(r, with_candidates=r["participant_id"] in probands)
+            for pid, r in rows.items()
+            if pid != proband_id
+        ],
+        pedigree=_pedigree(family_id, members),
+        meta_data=meta,
+    )
+
+
 def family_phenopacket(
     store: Store,
     principal: Principal,
@@ -199,13 +291,10 @@ def family_phenopacket(
     NotFoundError
         If the family has no member the principal may see, or no affected member.
     """
-    from phenopackets import Family, Phenopacket
-
     members = family_members(store, principal, family_id=family_id)
     if members.is_empty():
         raise NotFoundError(f"no family {family_id!r} (or none of its members is visible to you)")
-    affected = members.filter(pl.col("affected") == "affected")
-    if affected.is_empty():
+    if members.filter(pl.col("affected") == "affected").is_empty():
         raise NotFoundError(f"family {family_id!r} has no affected member to export as proband")
     ranked = rank_families(
         store,
@@ -216,39 +305,14 @@ def family_phenopacket(
         read_evidence=read_evidence,
     )
     ranked = ranked.filter(pl.col("rank") <= top)
-    ids = members["participant_id"].to_list()
-    pheno = participant_phenotypes(store, principal, ids)
-    probands = ranked["proband_id"].unique().to_list()
-    proband_id = (
-        probands[0]
-        if probands
-        else affected.sort("birth_year", descending=True)["participant_id"][0]
-    )
-
-    def packet(row: dict[str, Any], *, with_candidates: bool) -> Phenopacket:
-        p = Phenopacket(
-            id=f"{family_id}-{row['participant_id']}",
-            subject=_individual(row),
-            phenotypic_features=_features(pheno, row["participant_id"]),
-            meta_data=_meta(principal.user),
-        )
-        if with_candidates:
-            p.interpretations.append(
-                _interpretation(row["participant_id"], ranked, genome_assembly)
-            )
-        return p
-
-    rows = {r["participant_id"]: r for r in members.iter_rows(named=True)}
-    message = Family(
-        id=family_id,
-        proband=packet(rows[proband_id], with_candidates=True),
-        relatives=[
-            packet(r, with_candidates=r["participant_id"] in probands)
-            for pid, r in rows.items()
-            if pid != proband_id
-        ],
-        pedigree=_pedigree(family_id, members),
-        meta_data=_meta(principal.user),
+    pheno = participant_phenotypes(store, principal, members["participant_id"].to_list())
+    message = family_message(
+        family_id,
+        members,
+        phenotypes=pheno,
+        ranked=ranked,
+        created_by=principal.user,
+        genome_assembly=genome_assembly,
     )
     with store.transaction() as con:
         audit.record(
@@ -256,7 +320,7 @@ def family_phenopacket(
             principal,
             "phenopacket.export",
             family_id,
-            {"members": len(rows), "candidates": ranked.height, "purpose": purpose},
+            {"members": members.height, "candidates": ranked.height, "purpose": purpose},
         )
     return message
 

@@ -14,7 +14,11 @@
   Two projects get unrelated pseudonyms for the same person; re-issues of one
   project keep theirs; the center (who holds the center key) maps back with
   :func:`map_back`. Genotype calls (``genotype_call``) are keyed by the same
-  pseudonym instead of the store's sample key.
+  pseudonym instead of the store's sample key. Families get per-project
+  pseudonyms the same way (:func:`project_family_pseudonyms`: ``XF<request>-``
+  and HMAC of ``"family:<family id>"``): a ``family_member`` table carries them
+  as ``family_id`` and its ``father_id``/``mother_id`` are the parents' project
+  pseudonyms (``NULL`` for a parent outside the extract).
 * ``<project>-issue<N>.withdrawals.csv``: the project pseudonyms that were in
   the previous issue and are not in this one, with the reason (consent
   withdrawn or no longer permitting the purpose; no longer in the cohort), so
@@ -65,7 +69,9 @@ __all__ = [
     "download_extract",
     "list_extracts",
     "map_back",
+    "project_family_pseudonyms",
     "project_pseudonyms",
+    "request_participants",
     "withdrawal_list",
 ]
 
@@ -80,6 +86,8 @@ EXTRACT_DATASETS: dict[str, str] = {
     "clinical_death": "person",
     "participant": "person",
     "participant_cohort": "person",
+    "participant_phenotype": "person",
+    "family_member": "person",
     "genotype_call_all": "sample",
     "variant": "none",
 }
@@ -124,14 +132,30 @@ def project_pseudonyms(store: Store, request_id: int, participant_ids: Sequence[
         If the center key is not available.
     """
     key = _project_key(store, request_id)
-    prefix = f"X{request_id}-"
-    return [
-        prefix
-        + base64.b32encode(hmac.new(key, pid.encode("utf-8"), hashlib.sha256).digest()).decode(
-            "ascii"
-        )[:12]
-        for pid in participant_ids
-    ]
+    return [f"X{request_id}-" + _digest(key, pid) for pid in participant_ids]
+
+
+def project_family_pseudonyms(
+    store: Store, request_id: int, family_ids: Sequence[str]
+) -> list[str]:
+    """Return the per-project pseudonyms of family ids (same order): ``XF<request>-...``.
+
+    Keyed like :func:`project_pseudonyms` (the project key) over ``"family:<id>"``,
+    so a family pseudonym is never a participant's, and two projects cannot link
+    their families.
+
+    Raises
+    ------
+    ConfigError
+        If the center key is not available.
+    """
+    key = _project_key(store, request_id)
+    return [f"XF{request_id}-" + _digest(key, f"family:{fid}") for fid in family_ids]
+
+
+def _digest(key: bytes, value: str) -> str:
+    mac = hmac.new(key, value.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b32encode(mac).decode("ascii")[:12]
 
 
 def _usable(store: Store, principal: Principal, request_id: int) -> AccessRequest:
@@ -176,7 +200,14 @@ def _fields_by_table(req: AccessRequest) -> dict[str, list[str]]:
     return out
 
 
-def _selected(store: Store, req: AccessRequest) -> list[str]:
+def request_participants(store: Store, req: AccessRequest) -> list[str]:
+    """Return the store pseudonyms a request covers, sorted.
+
+    The participants whose current consent permits the request's purpose
+    (withdrawals honoured) and who match its cohort definition, if any: the
+    members of an extract, and of a family export
+    (:mod:`biobank.research.family_exports`).
+    """
     from biobank.clinical.cohorts import cohort_sql
     from biobank.registry.consent import permitted_participants_sql
 
@@ -193,6 +224,8 @@ def _selected(store: Store, req: AccessRequest) -> list[str]:
 def _table_sql(table: str, columns: list[str]) -> str:
     kind = EXTRACT_DATASETS[table]
     cols = ", ".join(f't."{c}"' for c in columns)
+    if table == "family_member":
+        return _family_sql(columns)
     if kind == "person":
         return (
             f"SELECT m.pseudonym AS participant_id, {cols} FROM {table} t"
@@ -208,6 +241,25 @@ def _table_sql(table: str, columns: list[str]) -> str:
             " JOIN _extract_map m ON m.participant_id = s.participant_id ORDER BY ALL"
         )
     return f"SELECT DISTINCT {cols} FROM {table} t ORDER BY ALL"
+
+
+def _family_sql(columns: list[str]) -> str:
+    """The ``family_member`` table of an extract: every id a project pseudonym."""
+    cols = ["m.pseudonym AS participant_id"]
+    cols += [
+        "fm.pseudonym AS family_id" if c == "family_id" else f't."{c}"'
+        for c in columns
+        if c not in ("father_id", "mother_id")
+    ]
+    cols += ["fa.pseudonym AS father_id", "mo.pseudonym AS mother_id"]
+    return (
+        f"SELECT {', '.join(cols)} FROM family_member t"
+        " JOIN _extract_map m ON m.participant_id = t.participant_id"
+        " JOIN _extract_family_map fm ON fm.family_id = t.family_id"
+        " LEFT JOIN _extract_map fa ON fa.participant_id = t.father_id"
+        " LEFT JOIN _extract_map mo ON mo.participant_id = t.mother_id"
+        " ORDER BY ALL"
+    )
 
 
 def _previous(store: Store, request_id: int) -> tuple[int | None, int, set[str]]:
@@ -256,7 +308,9 @@ def withdrawal_list(store: Store, principal: Principal, request_id: int) -> pl.D
     require(principal, Permission.ACCESS_EXTRACT)
     req = get_request(store.con, request_id)
     _, issue, previous = _previous(store, request_id)
-    out = _withdrawn(store, req, previous, set(_selected(store, req)) if previous else set())
+    out = _withdrawn(
+        store, req, previous, set(request_participants(store, req)) if previous else set()
+    )
     with store.transaction() as con:
         audit.record(
             con,
@@ -268,8 +322,25 @@ def withdrawal_list(store: Store, principal: Principal, request_id: int) -> pl.D
     return out
 
 
+def _family_map(store: Store, request_id: int) -> pl.DataFrame:
+    ids = [
+        str(r[0])
+        for r in store.con.execute(
+            "SELECT DISTINCT family_id FROM family_member ORDER BY 1"
+        ).fetchall()
+    ]
+    return pl.DataFrame(
+        {"family_id": ids, "pseudonym": project_family_pseudonyms(store, request_id, ids)},
+        schema={"family_id": pl.String, "pseudonym": pl.String},
+    )
+
+
 def _write(
-    store: Store, target: Path, tables: dict[str, list[str]], mapping: pl.DataFrame
+    store: Store,
+    target: Path,
+    tables: dict[str, list[str]],
+    mapping: pl.DataFrame,
+    request_id: int,
 ) -> dict[str, int]:
     tmp = target.with_name(target.name + ".partial")
     tmp.unlink(missing_ok=True)
@@ -277,6 +348,8 @@ def _write(
     counts: dict[str, int] = {}
     try:
         cur.register("_extract_map", mapping)
+        if "family_member" in tables:
+            cur.register("_extract_family_map", _family_map(store, request_id))
         cur.execute("ATTACH '" + str(tmp).replace("'", "''") + "' AS extract_out")
         try:
             for table, columns in tables.items():
@@ -361,7 +434,7 @@ def build_extract(
     """
     req = _usable(store, principal, request_id)
     tables = _fields_by_table(req)
-    members = _selected(store, req)
+    members = request_participants(store, req)
     _, last_issue, previous = _previous(store, request_id)
     issue = last_issue + 1
     out_dir = Path(directory)
@@ -376,7 +449,7 @@ def build_extract(
         {"participant_id": members, "pseudonym": project_pseudonyms(store, request_id, members)},
         schema={"participant_id": pl.String, "pseudonym": pl.String},
     )
-    counts = _write(store, target, tables, mapping)
+    counts = _write(store, target, tables, mapping, request_id)
     gone = _withdrawn(store, req, previous, set(members))
     wpath = out_dir / f"{stem}.withdrawals.csv"
     with open(wpath, "w", encoding="utf-8", newline="") as fh:
