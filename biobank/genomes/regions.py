@@ -16,8 +16,10 @@ A load is split in two steps:
    (same file by SHA-256, same region) is skipped, so a re-run finishes a load
    without duplicating anything.
 
-:func:`load_regions` runs both on the cores of one machine (one process per
-region, publishing all regions of the file in one transaction);
+:func:`load_regions` runs both on the cores of one machine (N workers: the
+parent and N - 1 worker processes of :mod:`biobank.genomes.workers`, started
+first and importing only what staging needs; all regions of the file are
+published in one transaction);
 :func:`load_region` is the per-region job of the Snakemake workflow (it waits
 for the store's lock held by another job's publish).
 """
@@ -28,13 +30,10 @@ import logging
 import os
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +64,7 @@ from biobank.genomes.partitions import (
 )
 from biobank.genomes.records import read_header
 from biobank.genomes.region_chunks import CHUNK_BP, MAX_POS, Region, plan_regions, read_bed
+from biobank.genomes.workers import StageWorker, stage_shared
 from biobank.registry.inventory import resolve_samples
 
 if TYPE_CHECKING:
@@ -643,7 +643,8 @@ def load_region(
         return _total(path, publish(store, staged, principal=principal), t0)
 
 
-def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
+def stage_job(args: tuple[Any, ...]) -> StagedRegion:
+    """Run :func:`stage_region` on a job tuple (what a worker process is sent)."""
     path, region, scratch, info_fields, call_fields, pack, checksum, db_threads = args
     return stage_region(
         path,
@@ -655,55 +656,6 @@ def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
         checksum=checksum,
         db_threads=db_threads,
     )
-
-
-def _stage_shared(jobs: list[Any], workers: int) -> list[StagedRegion]:
-    """Stage ``jobs`` in ``workers - 1`` processes and this one; return them in job order.
-
-    Each process is fed the next job from the front when it has finished its last
-    (by a thread per process that waits on it); this process stages from the back
-    meanwhile. So N workers cost N - 1 process starts (each ~1 s of imports), and
-    the parent stages while they start instead of waiting. On a failure nothing
-    new starts, what was staged is discarded and the first error is raised.
-    """
-    results: dict[int, StagedRegion] = {}
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    bounds = [0, len(jobs) - 1]  # the next job from the front, from the back
-
-    def take(front: bool) -> int | None:
-        with lock:
-            if errors or bounds[0] > bounds[1]:
-                return None
-            i = bounds[0] if front else bounds[1]
-            bounds[0 if front else 1] += 1 if front else -1
-            return i
-
-    def feed(ex: ProcessPoolExecutor) -> None:
-        while (i := take(front=True)) is not None:
-            try:
-                results[i] = ex.submit(_stage_job, jobs[i]).result()
-            except BaseException as exc:
-                with lock:
-                    errors.append(exc)
-
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=get_context("spawn")) as ex:
-        feeders = [threading.Thread(target=feed, args=(ex,)) for _ in range(workers - 1)]
-        for t in feeders:
-            t.start()
-        try:
-            while (i := take(front=False)) is not None:
-                results[i] = _stage_job(jobs[i])
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-        for t in feeders:
-            t.join()
-    if errors:
-        for st in results.values():
-            st.discard()
-        raise errors[0]
-    return [results[i] for i in range(len(jobs))]
 
 
 def load_regions(
@@ -735,6 +687,32 @@ def load_regions(
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"VCF file {path} does not exist", file=path)
+    # the worker processes start first: their imports overlap the checks below
+    procs = [StageWorker() for _ in range(workers - 1)]
+    ok = False
+    try:
+        report = _load_planned(
+            store, path, principal, regions, procs, info_fields, call_fields, pack, t0
+        )
+        ok = True
+    finally:
+        for proc in procs:
+            proc.close(kill=not ok)
+    return report
+
+
+def _load_planned(
+    store: Store,
+    path: Path,
+    principal: Principal,
+    regions: Sequence[Region] | None,
+    procs: list[StageWorker],
+    info_fields: Sequence[str],
+    call_fields: Sequence[str],
+    pack: bool,
+    t0: float,
+) -> LoadReport:
+    """The body of :func:`load_regions` once its worker processes are starting."""
     checksum = file_checksum(path)
     earlier = store.find_load(kind="vcf", checksum=checksum)
     if earlier is not None:  # loaded as a whole: report its (first) load
@@ -763,17 +741,17 @@ def load_regions(
             list(call_fields),
             pack,
             checksum,
-            1 if workers > 1 else None,
+            1 if procs else None,
         )
         for r in todo
     ]
     staged: list[StagedRegion] = []
     try:
-        if workers <= 1 or len(jobs) == 1:
+        if not procs or len(jobs) == 1:
             for job in jobs:
-                staged.append(_stage_job(job))
+                staged.append(stage_job(job))
         else:
-            staged.extend(_stage_shared(jobs, workers))
+            staged.extend(stage_shared(jobs, procs[: len(jobs) - 1], stage_job))
     except BaseException:
         for st in staged:
             st.discard()
