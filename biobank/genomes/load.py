@@ -59,6 +59,7 @@ from biobank.genomes.records import (
     BcfStream,
     Header,
     add_record,
+    check_allele_indices,
     check_alleles,
     check_record,
     iter_records,
@@ -498,6 +499,7 @@ def _stage_records(
     bar.start()
 
     def flush(chunk: Chunk) -> None:
+        check_allele_indices(chunk, path)
         writer.wait()
         if not chunk.meta:
             return
