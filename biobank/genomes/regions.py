@@ -31,7 +31,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -487,7 +487,7 @@ def _publish_one(
 
 def publish(
     store: Store,
-    staged: Sequence[StagedRegion],
+    staged: Iterable[StagedRegion],
     *,
     principal: Principal,
     complete: str | None = None,
@@ -500,6 +500,11 @@ def publish(
     loaded (recorded as a load of the whole file: loading it again is a
     no-op). The scratch files are removed afterwards, whatever happens.
 
+    ``staged`` may be an iterator that stages as it goes (:func:`load_regions`
+    with workers): each region is published as soon as it comes, in the
+    transaction, so that publishing overlaps the staging of the later ones; an
+    error it raises rolls the transaction back like any other.
+
     Raises
     ------
     AccessDenied, ValidationError, ConflictError, StoreError
@@ -511,30 +516,32 @@ def publish(
     root = parts_root(store.path)
     reports: list[LoadReport] = []
     written: list[PartitionFile] = []
-    aliases = []
+    aliases: list[str] = []
+    seen: list[StagedRegion] = []
     try:
-        for i, st in enumerate(staged):
-            alias = f"staged_{secrets.token_hex(4)}_{i}"
-            con.execute(
-                f"ATTACH '{str(st.scratch).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)"
-            )
-            aliases.append(alias)
         with store.transaction():
             if not is_partitioned(con):
                 partition_calls(store, principal, written)
-            for alias, st in zip(aliases, staged, strict=True):
+            for i, st in enumerate(staged):
+                seen.append(st)
+                alias = f"staged_{secrets.token_hex(4)}_{i}"
+                con.execute(
+                    f"ATTACH '{str(st.scratch).replace(chr(39), chr(39) * 2)}' AS {alias}"
+                    " (READ_ONLY)"
+                )
+                aliases.append(alias)
                 earlier = store.find_load(kind="vcf-region", checksum=st.key)
                 if earlier is not None:
                     reports.append(LoadReport(str(st.source), 0, earlier, already_loaded=True))
                     continue
                 reports.append(_publish_one(store, alias, st, principal, root, written))
-            if complete is not None:
+            if complete is not None and seen:
                 store.record_provenance(
                     con,
                     kind="vcf",
-                    source=str(staged[0].source),
+                    source=str(seen[0].source),
                     checksum=complete,
-                    parameters={"regions": len(staged)},
+                    parameters={"regions": len(seen)},
                     user=principal.user,
                 )
             refresh_views(con, root)
@@ -543,10 +550,12 @@ def publish(
             (root / part.path).unlink(missing_ok=True)
         raise
     finally:
-        for alias in aliases:
-            con.execute(f"DETACH {alias}")
-        for st in staged:
+        for alias in aliases:  # after the transaction (a rollback undoes its ATTACHes)
+            con.execute(f"DETACH DATABASE IF EXISTS {alias}")
+        for st in seen:
             st.discard()
+        if isinstance(staged, Generator):
+            staged.close()  # a failure: stop staging, discard what was still to come
     return reports
 
 
@@ -745,19 +754,20 @@ def _load_planned(
         )
         for r in todo
     ]
-    staged: list[StagedRegion] = []
+    done: list[StagedRegion] = []
     try:
         if not procs or len(jobs) == 1:
             for job in jobs:
-                staged.append(stage_job(job))
-        else:
-            staged.extend(stage_shared(jobs, procs[: len(jobs) - 1], stage_job))
+                done.append(stage_job(job))
+            staged: Iterable[StagedRegion] = done
+        else:  # published as they come, in order, while the workers stage the rest
+            staged = stage_shared(jobs, procs[: len(jobs) - 1], stage_job)
+        published = publish(store, staged, principal=principal, complete=complete)
     except BaseException:
-        for st in staged:
+        for st in done:
             st.discard()
         for job in jobs:  # what finished staging after the failure
             for f in (Path(job[2]), Path(f"{job[2]}.wal")):
                 f.unlink(missing_ok=True)
         raise
-    published = publish(store, staged, principal=principal, complete=complete)
     return _total(path, published, t0)

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -105,53 +105,78 @@ def stage_shared(
     jobs: Sequence[tuple[Any, ...]],
     workers: Sequence[StageWorker],
     stage: Callable[[tuple[Any, ...]], Any],
-) -> list[Any]:
-    """Run ``jobs`` in the worker processes and, with ``stage``, in this one; return the
-    results in job order (each has a ``discard()``: called on what was staged if one fails).
+) -> Generator[Any, None, None]:
+    """Run ``jobs`` in the worker processes and, with ``stage``, in this one; yield
+    the results in job order, each as soon as it and those before it are done.
 
-    Each process is fed the next job from the front when it has finished its last
-    (by a thread per process that waits on it); this process stages from the back
-    meanwhile. So N workers cost N - 1 process starts, and the parent stages
-    while they start instead of waiting. On a failure nothing new starts, what
-    was staged is discarded and the first error is raised.
+    This process stages from the front of ``jobs``, each worker takes the next
+    job from the back when it has finished its last (by a thread per worker that
+    waits on it). The workers start late (their imports), so this process
+    stages the first jobs, and its results are handed over first: the caller
+    publishes them while the workers stage the last jobs.
+
+    The results have a ``discard()`` (their scratch files): on a failure, or
+    when the caller stops early (closing the generator), nothing new starts,
+    the jobs under way finish, what was not handed over is discarded and the
+    first error is raised.
     """
     results: dict[int, Any] = {}
     errors: list[BaseException] = []
-    lock = threading.Lock()
+    done = threading.Condition()
     bounds = [0, len(jobs) - 1]  # the next job from the front, from the back
+    stop = [False]
 
     def take(front: bool) -> int | None:
-        with lock:
-            if errors or bounds[0] > bounds[1]:
+        with done:
+            if errors or stop[0] or bounds[0] > bounds[1]:
                 return None
             i = bounds[0] if front else bounds[1]
             bounds[0 if front else 1] += 1 if front else -1
             return i
 
     def feed(worker: StageWorker) -> None:
-        while (i := take(front=True)) is not None:
+        while (i := take(front=False)) is not None:
             try:
-                results[i] = worker.run(jobs[i])
+                value = worker.run(jobs[i])
             except BaseException as exc:
-                with lock:
+                with done:
                     errors.append(exc)
+                    done.notify_all()
+                return
+            with done:
+                results[i] = value
+                done.notify_all()
 
     feeders = [threading.Thread(target=feed, args=(w,)) for w in workers]
     for t in feeders:
         t.start()
+    handed = 0
     try:
-        while (i := take(front=False)) is not None:
-            results[i] = stage(jobs[i])
-    except BaseException as exc:
-        with lock:
-            errors.append(exc)
-    for t in feeders:
-        t.join()
-    if errors:
-        for st in results.values():
-            st.discard()
-        raise errors[0]
-    return [results[i] for i in range(len(jobs))]
+        try:
+            while (i := take(front=True)) is not None:
+                value = stage(jobs[i])
+                with done:
+                    results[i] = value
+        except BaseException as exc:
+            with done:
+                errors.append(exc)
+        for handed in range(len(jobs)):
+            with done:
+                while handed not in results and not errors:
+                    done.wait()
+                if errors:
+                    raise errors[0]
+                value = results[handed]
+            yield value
+        handed = len(jobs)
+    finally:
+        with done:
+            stop[0] = True
+        for t in feeders:
+            t.join()
+        for j, value in results.items():
+            if j >= handed:
+                value.discard()
 
 
 def _answer(out: IO[bytes], status: str, value: Any) -> None:
