@@ -70,6 +70,8 @@ class Chunk:
     meta: list[tuple[Any, ...]] = field(default_factory=list)  # one tuple per variant row
     row_record: list[int] = field(default_factory=list)
     row_allele: list[int] = field(default_factory=list)
+    #: per record: its line in the file (None if not known), CHROM and POS
+    record_where: list[tuple[int | None, str, int]] = field(default_factory=list)
     n: int = 0
 
     def call_pairs(self) -> np.ndarray:

@@ -59,6 +59,7 @@ from biobank.genomes.records import (
     BcfStream,
     Header,
     add_record,
+    check_allele_indices,
     check_alleles,
     check_record,
     iter_records,
@@ -444,6 +445,35 @@ class _Writer:
         self.executor.shutdown(wait=True)
 
 
+class _NoProgress:
+    """The progress bar's methods, doing nothing (a load without progress imports no rich)."""
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        return 0
+
+    def update(self, task: int, advance: float) -> None:
+        return None
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+def _progress_bar() -> Any:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(show_speed=True),
+        TextColumn("variants/s"),
+        TimeElapsedColumn(),
+        transient=False,
+    )
+
+
 def _stage_records(
     vcf: Any,
     path: Path,
@@ -464,22 +494,13 @@ def _stage_records(
     :func:`~biobank.genomes.records.iter_records`); a region load passes the
     records of its region, without line numbers.
     """
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
     con, counts, n = writer.con, writer.counts, len(header.names)
-    bar = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(show_speed=True),
-        TextColumn("variants/s"),
-        TimeElapsedColumn(),
-        disable=not progress,
-        transient=False,
-    )
+    bar = _progress_bar() if progress else _NoProgress()
     task = bar.add_task(f"loading {path.name}", total=None)
     bar.start()
 
     def flush(chunk: Chunk) -> None:
+        check_allele_indices(chunk, path)
         writer.wait()
         if not chunk.meta:
             return

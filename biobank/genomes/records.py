@@ -26,6 +26,7 @@ __all__ = [
     "BcfStream",
     "Header",
     "add_record",
+    "check_allele_indices",
     "check_alleles",
     "check_record",
     "contig_lengths",
@@ -354,6 +355,41 @@ def read_header(
     )
 
 
+def check_allele_indices(chunk: Chunk, path: Path) -> None:
+    """Check every call's allele indices against its record's ALTs, for a chunk at once.
+
+    Called before the chunk's calls are written (one numpy pass over the chunk
+    instead of one per record).
+
+    Raises
+    ------
+    ValidationError
+        For the first record of the chunk with a GT allele index beyond its ALTs
+        (e.g. ``0/5`` with one ALT), naming its line, ``contig:pos`` and GT.
+    """
+    n = chunk.n
+    if n == 0 or chunk.gt.shape[1] == 0:
+        return
+    # htslib's encoding: (allele + 1) << 1 | phased, so the highest value has the
+    # highest allele index (missing is 0, vector_end < 0)
+    top = chunk.gt[:n].reshape(n, -1).max(axis=1)
+    n_alts, first = chunk.record_rows()
+    bad = np.flatnonzero((top >> 1) - 1 > n_alts)
+    if bad.size == 0:
+        return
+    i = int(bad[0])
+    line, chrom, pos = chunk.record_where[i]
+    k, allele = int(n_alts[i]), int(top[i] >> 1) - 1
+    alts = ",".join(str(m[4]) for m in chunk.meta[int(first[i]) : int(first[i]) + k])
+    raise ValidationError(
+        f"record {chrom}:{pos}: a genotype calls allele {allele} but the record has {k} "
+        f"ALT allele(s) ({alts}); GT allele indices must be 0..{k}",
+        file=path,
+        line=line,
+        field="GT",
+    )
+
+
 def add_record(
     chunk: Chunk, rec: Any, path: Path, line: int | None, header: Header, info_fields: list[str]
 ) -> None:
@@ -372,16 +408,8 @@ def add_record(
             field="GT",
         ) from exc
     alts = rec.ALT
-    top = int(raw.max()) if raw.size else 0  # the highest allele index (vector_end is < 0)
-    if (top >> 1) - 1 > len(alts):
-        raise ValidationError(
-            f"record {rec.CHROM}:{rec.POS}: a genotype calls allele {(top >> 1) - 1} but the "
-            f"record has {len(alts)} ALT allele(s) ({','.join(alts)}); GT allele indices "
-            f"must be 0..{len(alts)}",
-            file=path,
-            line=line,
-            field="GT",
-        )
+    # the allele indices are checked against the ALTs per chunk (check_allele_indices)
+    chunk.record_where.append((line, rec.CHROM, rec.POS))
     if raw.shape[1] == 2:
         chunk.gt[i] = raw
     elif raw.shape[1] == 1:  # every call haploid

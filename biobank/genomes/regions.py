@@ -16,8 +16,10 @@ A load is split in two steps:
    (same file by SHA-256, same region) is skipped, so a re-run finishes a load
    without duplicating anything.
 
-:func:`load_regions` runs both on the cores of one machine (one process per
-region, publishing all regions of the file in one transaction);
+:func:`load_regions` runs both on the cores of one machine (N workers: the
+parent and N - 1 worker processes of :mod:`biobank.genomes.workers`, started
+first and importing only what staging needs; all regions of the file are
+published in one transaction);
 :func:`load_region` is the per-region job of the Snakemake workflow (it waits
 for the store's lock held by another job's publish).
 """
@@ -28,13 +30,10 @@ import logging
 import os
 import re
 import secrets
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +65,7 @@ from biobank.genomes.partitions import (
 from biobank.genomes.records import read_header
 from biobank.genomes.reference import check_staged
 from biobank.genomes.region_chunks import CHUNK_BP, MAX_POS, Region, plan_regions, read_bed
+from biobank.genomes.workers import StageWorker, stage_shared
 from biobank.registry.inventory import resolve_samples
 
 if TYPE_CHECKING:
@@ -490,7 +490,7 @@ def _publish_one(
 
 def publish(
     store: Store,
-    staged: Sequence[StagedRegion],
+    staged: Iterable[StagedRegion],
     *,
     principal: Principal,
     complete: str | None = None,
@@ -503,6 +503,11 @@ def publish(
     loaded (recorded as a load of the whole file: loading it again is a
     no-op). The scratch files are removed afterwards, whatever happens.
 
+    ``staged`` may be an iterator that stages as it goes (:func:`load_regions`
+    with workers): each region is published as soon as it comes, in the
+    transaction, so that publishing overlaps the staging of the later ones; an
+    error it raises rolls the transaction back like any other.
+
     Raises
     ------
     AccessDenied, ValidationError, ConflictError, StoreError
@@ -514,32 +519,33 @@ def publish(
     root = parts_root(store.path)
     reports: list[LoadReport] = []
     written: list[PartitionFile] = []
-    aliases = []
+    aliases: list[str] = []
+    seen: list[StagedRegion] = []
     try:
-        for i, st in enumerate(staged):
-            alias = f"staged_{secrets.token_hex(4)}_{i}"
-            con.execute(
-                f"ATTACH '{str(st.scratch).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)"
-            )
-            aliases.append(alias)
-        checks = [(a, st.source, st.contig_lengths) for a, st in zip(aliases, staged, strict=True)]
-        check_staged(con, checks, _line_of)
         with store.transaction():
             if not is_partitioned(con):
                 partition_calls(store, principal, written)
-            for alias, st in zip(aliases, staged, strict=True):
+            for i, st in enumerate(staged):
+                seen.append(st)
+                alias = f"staged_{secrets.token_hex(4)}_{i}"
+                con.execute(
+                    f"ATTACH '{str(st.scratch).replace(chr(39), chr(39) * 2)}' AS {alias}"
+                    " (READ_ONLY)"
+                )
+                aliases.append(alias)
+                check_staged(con, [(alias, st.source, st.contig_lengths)], _line_of)
                 earlier = store.find_load(kind="vcf-region", checksum=st.key)
                 if earlier is not None:
                     reports.append(LoadReport(str(st.source), 0, earlier, already_loaded=True))
                     continue
                 reports.append(_publish_one(store, alias, st, principal, root, written))
-            if complete is not None:
+            if complete is not None and seen:
                 store.record_provenance(
                     con,
                     kind="vcf",
-                    source=str(staged[0].source),
+                    source=str(seen[0].source),
                     checksum=complete,
-                    parameters={"regions": len(staged)},
+                    parameters={"regions": len(seen)},
                     user=principal.user,
                 )
             refresh_views(con, root)
@@ -548,10 +554,12 @@ def publish(
             (root / part.path).unlink(missing_ok=True)
         raise
     finally:
-        for alias in aliases:
-            con.execute(f"DETACH {alias}")
-        for st in staged:
+        for alias in aliases:  # after the transaction (a rollback undoes its ATTACHes)
+            con.execute(f"DETACH DATABASE IF EXISTS {alias}")
+        for st in seen:
             st.discard()
+        if isinstance(staged, Generator):
+            staged.close()  # a failure: stop staging, discard what was still to come
     return reports
 
 
@@ -648,7 +656,8 @@ def load_region(
         return _total(path, publish(store, staged, principal=principal), t0)
 
 
-def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
+def stage_job(args: tuple[Any, ...]) -> StagedRegion:
+    """Run :func:`stage_region` on a job tuple (what a worker process is sent)."""
     path, region, scratch, info_fields, call_fields, pack, checksum, db_threads = args
     return stage_region(
         path,
@@ -660,55 +669,6 @@ def _stage_job(args: tuple[Any, ...]) -> StagedRegion:
         checksum=checksum,
         db_threads=db_threads,
     )
-
-
-def _stage_shared(jobs: list[Any], workers: int) -> list[StagedRegion]:
-    """Stage ``jobs`` in ``workers - 1`` processes and this one; return them in job order.
-
-    Each process is fed the next job from the front when it has finished its last
-    (by a thread per process that waits on it); this process stages from the back
-    meanwhile. So N workers cost N - 1 process starts (each ~1 s of imports), and
-    the parent stages while they start instead of waiting. On a failure nothing
-    new starts, what was staged is discarded and the first error is raised.
-    """
-    results: dict[int, StagedRegion] = {}
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    bounds = [0, len(jobs) - 1]  # the next job from the front, from the back
-
-    def take(front: bool) -> int | None:
-        with lock:
-            if errors or bounds[0] > bounds[1]:
-                return None
-            i = bounds[0] if front else bounds[1]
-            bounds[0 if front else 1] += 1 if front else -1
-            return i
-
-    def feed(ex: ProcessPoolExecutor) -> None:
-        while (i := take(front=True)) is not None:
-            try:
-                results[i] = ex.submit(_stage_job, jobs[i]).result()
-            except BaseException as exc:
-                with lock:
-                    errors.append(exc)
-
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=get_context("spawn")) as ex:
-        feeders = [threading.Thread(target=feed, args=(ex,)) for _ in range(workers - 1)]
-        for t in feeders:
-            t.start()
-        try:
-            while (i := take(front=False)) is not None:
-                results[i] = _stage_job(jobs[i])
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-        for t in feeders:
-            t.join()
-    if errors:
-        for st in results.values():
-            st.discard()
-        raise errors[0]
-    return [results[i] for i in range(len(jobs))]
 
 
 def load_regions(
@@ -740,6 +700,32 @@ def load_regions(
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"VCF file {path} does not exist", file=path)
+    # the worker processes start first: their imports overlap the checks below
+    procs = [StageWorker() for _ in range(workers - 1)]
+    ok = False
+    try:
+        report = _load_planned(
+            store, path, principal, regions, procs, info_fields, call_fields, pack, t0
+        )
+        ok = True
+    finally:
+        for proc in procs:
+            proc.close(kill=not ok)
+    return report
+
+
+def _load_planned(
+    store: Store,
+    path: Path,
+    principal: Principal,
+    regions: Sequence[Region] | None,
+    procs: list[StageWorker],
+    info_fields: Sequence[str],
+    call_fields: Sequence[str],
+    pack: bool,
+    t0: float,
+) -> LoadReport:
+    """The body of :func:`load_regions` once its worker processes are starting."""
     checksum = file_checksum(path)
     earlier = store.find_load(kind="vcf", checksum=checksum)
     if earlier is not None:  # loaded as a whole: report its (first) load
@@ -768,23 +754,24 @@ def load_regions(
             list(call_fields),
             pack,
             checksum,
-            1 if workers > 1 else None,
+            1 if procs else None,
         )
         for r in todo
     ]
-    staged: list[StagedRegion] = []
+    done: list[StagedRegion] = []
     try:
-        if workers <= 1 or len(jobs) == 1:
+        if not procs or len(jobs) == 1:
             for job in jobs:
-                staged.append(_stage_job(job))
-        else:
-            staged.extend(_stage_shared(jobs, workers))
+                done.append(stage_job(job))
+            staged: Iterable[StagedRegion] = done
+        else:  # published as they come, in order, while the workers stage the rest
+            staged = stage_shared(jobs, procs[: len(jobs) - 1], stage_job)
+        published = publish(store, staged, principal=principal, complete=complete)
     except BaseException:
-        for st in staged:
+        for st in done:
             st.discard()
         for job in jobs:  # what finished staging after the failure
             for f in (Path(job[2]), Path(f"{job[2]}.wal")):
                 f.unlink(missing_ok=True)
         raise
-    published = publish(store, staged, principal=principal, complete=complete)
     return _total(path, published, t0)
