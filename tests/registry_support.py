@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import shutil
 from collections.abc import Iterator, Sequence
@@ -13,6 +14,8 @@ import pytest
 from biobank.core.access import Principal, Role, add_user, map_login, os_login
 from biobank.core.ids import center_key
 from biobank.core.store import Store
+from biobank.registry.participants import register_participant
+from biobank.testing.people import national_id
 
 DATA = Path(__file__).parent / "data" / "registry"
 
@@ -130,3 +133,45 @@ def snapshot(store: Store) -> dict[str, object]:
         "audit": count("audit_log"),
         "recontact": count("recontact_identifier"),
     }
+
+
+# -- pedigrees (tests/registry/test_pedigree.py, test_affected.py) -------------------------
+REG = Principal("reg", Role.REGISTRAR)
+#: name -> (sex, birth date)
+PEOPLE = {
+    "dad": ("male", dt.date(1960, 3, 1)),
+    "mum": ("female", dt.date(1962, 5, 2)),
+    "son": ("male", dt.date(1990, 7, 3)),
+    "girl": ("female", dt.date(1992, 9, 4)),
+    "kid": ("male", dt.date(1985, 1, 5)),  # too young to be a parent of 'girl' (7 years)
+    "granddad": ("male", dt.date(1930, 2, 6)),
+}
+
+
+@pytest.fixture
+def people(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, str]]:
+    """A keyed store with the :data:`PEOPLE` registered, no family yet: (path, name -> ID)."""
+    monkeypatch.delenv("BIOBANK_CENTER_KEY", raising=False)
+    monkeypatch.delenv("BIOBANK_KEY_FILE", raising=False)
+    path = tmp_path / "ped.duckdb"
+    ids = {}
+    with Store(path) as store:
+        center_key(store.path, create=True)
+        with store.transaction() as con:
+            admin = add_user(con, None, "ada", Role.ADMIN)
+            add_user(con, admin, "reg", Role.REGISTRAR)
+        for i, (name, (sex, birth)) in enumerate(PEOPLE.items()):
+            nid = national_id("110105", birth, 10 + i, sex)
+            register_participant(
+                store, REG, national_id=nid, name="测试", sex=sex, birth_date=birth,
+                enrolment_date="2020-01-01", site="BJ01",
+            )  # fmt: skip
+            ids[name] = nid
+    return path, ids
+
+
+def write_ped(tmp_path: Path, lines: list[str]) -> Path:
+    """``family.ped`` under ``tmp_path`` with a comment header and ``lines``."""
+    path = tmp_path / "family.ped"
+    path.write_text("# fam ind father mother sex phenotype\n" + "\n".join(lines) + "\n")
+    return path

@@ -4,62 +4,24 @@ written; replay reproduces the rows."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
+from registry_support import REG, people, write_ped  # noqa: F401 (the people fixture)
 
-from biobank.core.access import Principal, Role, add_user
+from biobank.core.access import Principal, Role
 from biobank.core.errors import AccessDenied, ImportRejected, NotFoundError, ValidationError
 from biobank.core.ids import center_key, pseudonym
 from biobank.core.store import Store
 from biobank.registry import events
 from biobank.registry.affected import affected_statuses, check_phenotype, set_affected
-from biobank.registry.participants import register_participant
 from biobank.registry.pedigree import family_members, import_pedigree
-from biobank.testing.people import national_id
 
 EPILEPSY = "HP:0001250"
-REG = Principal("reg", Role.REGISTRAR)
-#: name -> (sex, birth date)
-PEOPLE = {
-    "dad": ("male", dt.date(1960, 3, 1)),
-    "mum": ("female", dt.date(1962, 5, 2)),
-    "son": ("male", dt.date(1990, 7, 3)),
-    "girl": ("female", dt.date(1992, 9, 4)),
-}
-
-
-@pytest.fixture
-def people(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, str]]:
-    """A store with four registered participants (no family yet): path, name -> resident ID."""
-    monkeypatch.delenv("BIOBANK_CENTER_KEY", raising=False)
-    monkeypatch.delenv("BIOBANK_KEY_FILE", raising=False)
-    path = tmp_path / "aff.duckdb"
-    ids = {}
-    with Store(path) as store:
-        center_key(store.path, create=True)
-        with store.transaction() as con:
-            admin = add_user(con, None, "ada", Role.ADMIN)
-            add_user(con, admin, "reg", Role.REGISTRAR)
-        for i, (name, (sex, birth)) in enumerate(PEOPLE.items()):
-            nid = national_id("110105", birth, 10 + i, sex)
-            register_participant(
-                store, REG, national_id=nid, name="测试", sex=sex, birth_date=birth,
-                enrolment_date="2020-01-01", site="BJ01",
-            )  # fmt: skip
-            ids[name] = nid
-    return path, ids
-
-
-def _ped(folder: Path, lines: list[str]) -> Path:
-    path = folder / "family.ped"
-    path.write_text("# fam ind father mother sex phenotype\n" + "\n".join(lines) + "\n")
-    return path
 
 
 def _trio(tmp_path: Path, ids: dict[str, str], child_status: str = "2") -> Path:
-    return _ped(
+    return write_ped(
         tmp_path,
         [
             f"F1 {ids['dad']} 0 0 1 1",
@@ -151,7 +113,7 @@ def test_import_ped_with_phenotype__column_6_is_that_phenotypes_status(
         other = tmp_path / "other"
         other.mkdir()
         # the same family, another disease: the son unaffected, the father affected
-        second = _ped(
+        second = write_ped(
             other,
             [
                 f"F1 {ids['dad']} 0 0 1 2",

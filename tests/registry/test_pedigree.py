@@ -6,60 +6,21 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from registry_support import PEOPLE, REG, people, write_ped  # noqa: F401 (the people fixture)
 
-from biobank.core.access import Principal, Role, add_user
+from biobank.core.access import Principal, Role
 from biobank.core.errors import AccessDenied, ImportRejected, ValidationError
-from biobank.core.ids import center_key
 from biobank.core.store import Store
 from biobank.registry import events
-from biobank.registry.participants import register_participant
 from biobank.registry.pedigree import PedRow, family_members, import_pedigree, register_family
 from biobank.testing.people import national_id
-
-REG = Principal("reg", Role.REGISTRAR)
-#: name -> (sex, birth date)
-PEOPLE = {
-    "dad": ("male", dt.date(1960, 3, 1)),
-    "mum": ("female", dt.date(1962, 5, 2)),
-    "son": ("male", dt.date(1990, 7, 3)),
-    "girl": ("female", dt.date(1992, 9, 4)),
-    "kid": ("male", dt.date(1985, 1, 5)),  # too young to be a parent of 'girl' (7 years)
-    "granddad": ("male", dt.date(1930, 2, 6)),
-}
-
-
-@pytest.fixture
-def people(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, str]]:
-    monkeypatch.delenv("BIOBANK_CENTER_KEY", raising=False)
-    monkeypatch.delenv("BIOBANK_KEY_FILE", raising=False)
-    path = tmp_path / "ped.duckdb"
-    ids = {}
-    with Store(path) as store:
-        center_key(store.path, create=True)
-        with store.transaction() as con:
-            admin = add_user(con, None, "ada", Role.ADMIN)
-            add_user(con, admin, "reg", Role.REGISTRAR)
-        for i, (name, (sex, birth)) in enumerate(PEOPLE.items()):
-            nid = national_id("110105", birth, 10 + i, sex)
-            register_participant(
-                store, REG, national_id=nid, name="测试", sex=sex, birth_date=birth,
-                enrolment_date="2020-01-01", site="BJ01",
-            )  # fmt: skip
-            ids[name] = nid
-    return path, ids
-
-
-def _ped(tmp_path: Path, lines: list[str]) -> Path:
-    path = tmp_path / "family.ped"
-    path.write_text("# fam ind father mother sex phenotype\n" + "\n".join(lines) + "\n")
-    return path
 
 
 def test_import_pedigree__registers_a_trio_and_replays(
     people: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     path, n = people
-    ped = _ped(
+    ped = write_ped(
         tmp_path,
         [
             f"F1 {n['dad']} 0 0 1 1",
@@ -105,7 +66,7 @@ def test_import_pedigree__refuses_bad_pedigrees_with_the_line(
 ) -> None:
     path, n = people
     names = {**n, "dad2": national_id("110105", dt.date(1961, 1, 1), 50, "male")}
-    ped = _ped(tmp_path, [x.format(**names) for x in lines])
+    ped = write_ped(tmp_path, [x.format(**names) for x in lines])
     with Store(path) as store:
         before = store.con.execute("SELECT count(*) FROM registry_event").fetchone()
         with pytest.raises(ImportRejected, match=message) as info:
@@ -148,7 +109,7 @@ def test_register_family__conflicts_with_the_stored_pedigree(
 def test_read_ped__refuses_a_short_line(tmp_path: Path) -> None:
     from biobank.registry.pedigree import read_ped
 
-    ped = _ped(tmp_path, ["F1 110105196003010012 0 0 1"])
+    ped = write_ped(tmp_path, ["F1 110105196003010012 0 0 1"])
     with pytest.raises(ValidationError, match=r"line 2.*6 columns"):
         read_ped(ped)
 
