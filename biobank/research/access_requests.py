@@ -59,6 +59,7 @@ __all__ = [
     "approve_request",
     "approved_request_for",
     "check_hgr",
+    "check_in_force",
     "get_request",
     "list_requests",
     "reject_request",
@@ -131,6 +132,21 @@ def get_request(con: duckdb.DuckDBPyConnection, request_id: int) -> AccessReques
             f"no data access request {request_id}: list them with 'biobank access list'"
         )
     return _row_to_request(row)
+
+
+def check_in_force(request: AccessRequest, use: str) -> None:
+    """Refuse a request that is not approved or has expired; ``use`` ends the message.
+
+    Raises
+    ------
+    AccessDenied
+        Naming the request, its status (and expiry date) and ``use``.
+    """
+    if not request.in_force():
+        expired = f", expired on {request.expires_on}" if request.status == "approved" else ""
+        raise AccessDenied(
+            f"request {request.request_id} ({request.project}) is {request.status}{expired}: {use}"
+        )
 
 
 def check_hgr(request: AccessRequest) -> None:

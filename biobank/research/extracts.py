@@ -57,7 +57,7 @@ from biobank.core.classification import check_requestable, column_class
 from biobank.core.errors import AccessDenied, StoreError, ValidationError
 from biobank.core.ids import center_key
 from biobank.core.store import file_checksum
-from biobank.research.access_requests import AccessRequest, check_hgr, get_request
+from biobank.research.access_requests import AccessRequest, check_hgr, check_in_force, get_request
 
 if TYPE_CHECKING:
     from biobank.core.store import Store
@@ -162,12 +162,7 @@ def _usable(store: Store, principal: Principal, request_id: int) -> AccessReques
     require(principal, Permission.ACCESS_EXTRACT)
     req = get_request(store.con, request_id)
     try:
-        if not req.in_force():
-            raise AccessDenied(
-                f"request {request_id} ({req.project}) is {req.status}"
-                + (f", expired on {req.expires_on}" if req.status == "approved" else "")
-                + ": only an approved request in force can be extracted"
-            )
+        check_in_force(req, "only an approved request in force can be extracted")
         check_hgr(req)
         check_requestable(list(req.fields))
     except (AccessDenied, ValidationError) as exc:
@@ -578,12 +573,7 @@ def download_extract(store: Store, principal: Principal, extract_id: int) -> Pat
     if row is None:
         raise NotFoundError(f"no extract {extract_id} of your requests")
     req = get_request(store.con, int(row[0]))
-    if not req.in_force():
-        raise AccessDenied(
-            f"request {req.request_id} is {req.status}"
-            + (f", expired on {req.expires_on}" if req.expires_on else "")
-            + ": its extracts can no longer be downloaded"
-        )
+    check_in_force(req, "its extracts can no longer be downloaded")
     check_hgr(req)
     path = Path(str(row[1]))
     if not path.exists() or file_checksum(path) != row[2]:

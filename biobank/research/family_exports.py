@@ -59,7 +59,7 @@ from biobank.families.phenopacket import family_message, to_json
 from biobank.families.ranking import rank_families
 from biobank.registry.pedigree import family_members
 from biobank.registry.phenotypes import participant_phenotypes
-from biobank.research.access_requests import AccessRequest, check_hgr, get_request
+from biobank.research.access_requests import AccessRequest, check_hgr, check_in_force, get_request
 from biobank.research.extracts import (
     project_family_pseudonyms,
     project_pseudonyms,
@@ -160,12 +160,7 @@ def _check_request(principal: Principal, req: AccessRequest, parts: Sequence[str
             f"data access request {req.request_id} ({req.project}) is {req.applicant}'s:"
             f" user '{principal.user}' may not export under it"
         )
-    if not req.in_force():
-        raise AccessDenied(
-            f"request {req.request_id} ({req.project}) is {req.status}"
-            + (f", expired on {req.expires_on}" if req.status == "approved" else "")
-            + ": a family is exported only under an approved request in force"
-        )
+    check_in_force(req, "a family is exported only under an approved request in force")
     check_hgr(req)
     check_requestable(list(req.fields))
     needed = [f for part in parts for f in PACKET_FIELDS[part]]
