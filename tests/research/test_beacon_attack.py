@@ -28,15 +28,18 @@ from biobank.research.beacon.config import BeaconConfig
 OPEN = BeaconConfig(min_allele_frequency=0.0, anonymous_budget=None)
 DEFENDED = BeaconConfig()  # rare alleles hidden below 5 %, 1,000 questions a day
 MAX_QUERIES = 15
+TARGETS = 24
 
 
 def _people(store: Store) -> tuple[list[str], list[str]]:
     sql = permitted_participants_sql("HMB")
     members = store.con.execute(
-        f"SELECT participant_id FROM genotype_sample WHERE participant_id IN ({sql}) ORDER BY 1"
+        f"SELECT participant_id FROM genotype_sample WHERE participant_id IN ({sql})"
+        " ORDER BY sample_id"
     ).fetchall()
     others = store.con.execute(
-        f"SELECT participant_id FROM genotype_sample WHERE participant_id NOT IN ({sql}) ORDER BY 1"
+        f"SELECT participant_id FROM genotype_sample WHERE participant_id NOT IN ({sql})"
+        " ORDER BY sample_id"
     ).fetchall()
     return [r[0] for r in members], [r[0] for r in others]
 
@@ -68,18 +71,26 @@ def test_the_attack_calls_members_without_the_defence_and_fails_with_it(
     beacon_centre: BeaconCentre,
 ) -> None:
     """Power without the defence (the tiny demo genome holds few rare alleles a person: not
-    every member can be called in 15 queries), none with it."""
+    every member can be called in 15 queries), none with it.
+
+    The people are ordered by their sample name, not by pseudonym: a pseudonym depends on the
+    centre's random key, and six targets picked by it made the called count vary between runs
+    (about half of the 167 members can be called in 15 queries). Twenty-four targets spread over
+    the cohort are attacked; a third of them must be called.
+    """
     with Store(beacon_centre.path) as store:
         members, others = _people(store)
         assert len(others) >= 5
         n = len(members)
-        targets = members[:6]
+        targets = members[:: max(1, n // TARGETS)][:TARGETS]
         controls = [_attack(store, p, OPEN, n) for p in others[:3]]
         called = [queries_to_call(_attack(store, pid, OPEN, n), controls) for pid in targets]
-        assert sum(k is not None for k in called) >= 3, called
-        assert all(k is None or k <= 12 for k in called), called
-        # a non-member is not called (the other controls as the null)
-        assert queries_to_call(_attack(store, others[3], OPEN, n), controls) is None
+        hits = sorted(k for k in called if k is not None)
+        assert len(hits) >= TARGETS // 3, called
+        assert hits[len(hits) // 2] <= 8, called  # a called member is called quickly
+        # no non-member is called (the first three are the null)
+        for pid in others[3:]:
+            assert queries_to_call(_attack(store, pid, OPEN, n), controls) is None, pid
         # with the defence the same attacker (skipping alleles it knows are hidden) calls no one
         controls = [_attack(store, p, DEFENDED, n) for p in others[:3]]
         for pid in targets:
