@@ -736,6 +736,7 @@ def logistic_regression(
         If ``tests`` names an unknown test.
     """
     from scipy.stats import chi2, norm
+    from threadpoolctl import threadpool_limits
 
     _check_tests(tests)
     fitting = "wald" in tests or "lrt" in tests
@@ -759,11 +760,16 @@ def logistic_regression(
         rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
         fitted = np.full((len(rows), 5), np.nan)
         fitted[:, 2] = 0
-        if fitting:
-            fitted[:, :4] = _fit_rows(g[rows], y, cov, firth_fallback=firth_fallback, loglik=True)
-        if "lrt" in tests or "score" in tests:
-            ll0, fitted[:, 4] = _null_tests(g[rows], y, cov)
-            fitted[:, 3] = np.maximum(2 * (fitted[:, 3] - ll0), 0.0)
+        # the fits' matrix products are small: a multi-threaded BLAS inside the fit
+        # threads oversubscribes the cores (2-3x slower on two cores)
+        with threadpool_limits(1, user_api="blas"):
+            if fitting:
+                fitted[:, :4] = _fit_rows(
+                    g[rows], y, cov, firth_fallback=firth_fallback, loglik=True
+                )
+            if "lrt" in tests or "score" in tests:
+                ll0, fitted[:, 4] = _null_tests(g[rows], y, cov)
+                fitted[:, 3] = np.maximum(2 * (fitted[:, 3] - ll0), 0.0)
         cache.update(zip(new, map(tuple, fitted.tolist()), strict=True))
     fits = np.array([cache[key][:3] for key in keys], dtype=np.float64).reshape(-1, 3)
     extra = np.full((v, 2), np.nan)
