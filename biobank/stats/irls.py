@@ -33,11 +33,9 @@ def _expit(eta: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def _null_fit(y: np.ndarray, cov: np.ndarray, *, max_iter: int = 50) -> np.ndarray:
     """Coefficients of the covariates-only logistic model (the start for every variant)."""
-    from scipy.special import expit
-
     b = np.zeros(cov.shape[1])
     for _ in range(max_iter):
-        mu = expit(cov @ b)
+        mu = _expit(cov @ b)
         w = mu * (1 - mu)
         step = np.linalg.lstsq(cov.T @ (cov * w[:, None]), cov.T @ (y - mu), rcond=None)[0]
         b += np.clip(step, -5, 5)
@@ -114,11 +112,9 @@ def _fit_state(
     ``X'WX``, whether it is usable, and its log determinant. ``mr`` masks
     missing calls (unused when ``complete``).
     """
-    from scipy.special import expit
-
     eta = b[:, 1:] @ cov.T
     eta += gr * b[:, :1]
-    mu = expit(eta)
+    mu = _expit(eta)
     if loglik:
         lae = _softplus(eta, mu)
         eta *= y
@@ -154,8 +150,6 @@ def _newton_block(
     Returns ``beta``, ``se``, converged and the log-likelihood at the estimate
     (NaN unless ``loglik``).
     """
-    from scipy.special import expit
-
     v = g.shape[0]
     kc = cov.shape[1]
     k = kc + 1
@@ -180,7 +174,7 @@ def _newton_block(
         one per row, and the rows share a read-only ``mu`` until a row moves.
         """
         eta = cov @ start
-        mu0 = expit(eta)
+        mu0 = _expit(eta)
         w0 = (1.0 - mu0) * mu0
         ll = np.zeros(v)
         if line_search:
@@ -252,11 +246,9 @@ def _fit_loglik(
     gr: np.ndarray, mr: np.ndarray, b: np.ndarray, y: np.ndarray, cov: np.ndarray, *, complete: bool
 ) -> np.ndarray:
     """Log-likelihood of ``logit P(y) = b0*g + cov @ b[1:]`` per row (``mr``: 0 = missing)."""
-    from scipy.special import expit
-
     eta = b[:, 1:] @ cov.T
     eta += gr * b[:, :1]
-    per = y * eta - _softplus(eta, expit(eta))
+    per = y * eta - _softplus(eta, _expit(eta))
     if not complete:
         per *= mr
     return np.asarray(per.sum(axis=1))

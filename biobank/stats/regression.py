@@ -29,6 +29,7 @@ import polars as pl
 from biobank.core.errors import ValidationError
 from biobank.stats.firth import _firth_block
 from biobank.stats.irls import (
+    _expit,
     _newton_block,
     _null_fit,
     _softplus,
@@ -180,8 +181,6 @@ def _masked_null_fits(
     (a few iterations: rows differ from the full sample set by their missing
     calls). Rows whose information is singular get NaN.
     """
-    from scipy.special import expit
-
     kc = cov.shape[1]
     b = np.tile(start, (len(m), 1))
     active = np.ones(len(m), dtype=bool)
@@ -189,7 +188,7 @@ def _masked_null_fits(
         idx = np.flatnonzero(active)
         if not len(idx):
             break
-        mu = expit(b[idx] @ cov.T)
+        mu = _expit(b[idx] @ cov.T)
         w = mu * (1 - mu) * m[idx]
         info = (w @ cc).reshape(-1, kc, kc)
         score = ((y - mu) * m[idx]) @ cov
@@ -221,14 +220,12 @@ def _null_tests(g: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarr
         ``(rows,)`` null log-likelihood and score chi-square (NaN for rows
         whose genotype is constant among called samples).
     """
-    from scipy.special import expit
-
     v, n = g.shape
     kc = cov.shape[1]
     start = _null_fit(y, cov)
     cc = (cov[:, :, None] * cov[:, None, :]).reshape(n, -1)
     eta0 = cov @ start
-    mu0 = expit(eta0)
+    mu0 = _expit(eta0)
     w0 = mu0 * (1 - mu0)
     ll_all = float((y * eta0 - _softplus(eta0, mu0)).sum())
     ll0 = np.full(v, np.nan)
@@ -257,7 +254,7 @@ def _null_tests(g: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarr
             gp, mp = gz[part], m[part]
             b = _masked_null_fits(mp, y, cov, cc, start)
             eta = b @ cov.T
-            mu = expit(eta)
+            mu = _expit(eta)
             ll0[lo + part] = ((y * eta - _softplus(eta, mu)) * mp).sum(axis=1)
             w = mu * (1 - mu) * mp
             u[part] = ((y - mu) * mp * gp).sum(axis=1)
@@ -298,6 +295,7 @@ def logistic_regression(
     firth_fallback: bool = True,
     fit_cache: dict[bytes, tuple[float, ...]] | None = None,
     tests: Sequence[str] = ("wald",),
+    row_codes: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Logistic regression of ``y`` on each row of ``g`` plus covariates, vectorised.
 
@@ -337,6 +335,12 @@ def logistic_regression(
         Any of ``"wald"`` (the fit: beta, its SE, z and p), ``"lrt"`` and
         ``"score"``. Without ``"wald"`` and ``"lrt"`` no model with the
         genotype is fitted and those columns are null.
+    row_codes
+        Optional (variants, samples) small-integer array whose rows are equal
+        exactly where the rows of ``g`` are (e.g. the dosages ``g`` was made
+        from, -1 where missing): hashed for ``fit_cache`` instead of ``g``
+        (a quarter of the bytes of float32). Digests of codes and of ``g``
+        never meet in one cache: a cache is for one kind of key.
 
     Returns
     -------
@@ -370,7 +374,12 @@ def logistic_regression(
     # one fit per distinct row content: identical rows (variants in complete LD,
     # singletons of the same sample) are common, and a fit depends on nothing else
     cache = {} if fit_cache is None else fit_cache
-    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in g]
+    hashed = g if row_codes is None else np.ascontiguousarray(row_codes)
+    if hashed.shape != g.shape:
+        raise ValidationError(
+            f"row_codes have shape {hashed.shape}, not that of g {g.shape}", field="row_codes"
+        )
+    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in hashed]
     new = {key: r for r, key in zip(range(v), keys, strict=True) if key not in cache}
     if new:
         rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
