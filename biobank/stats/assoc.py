@@ -166,12 +166,11 @@ def _block_tests(
     dosage = blk.dosage * called  # uint8: a missing call carries no allele
     # per-row sums in uint8/uint32 over all samples and over the cases' columns
     # (controls = all - cases): no float copies of the block
-    case_cols = np.flatnonzero(is_case)
 
     def sums(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a = a.view(np.uint8)
         total = a.sum(axis=1, dtype=np.uint32).astype(np.int64)
-        case = np.take(a, case_cols, axis=1).sum(axis=1, dtype=np.uint32).astype(np.int64)
+        case = np.compress(is_case, a, axis=1).sum(axis=1, dtype=np.uint32).astype(np.int64)
         return case, total - case
 
     case_alt, ctrl_alt = sums(dosage)
