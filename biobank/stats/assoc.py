@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -219,6 +220,32 @@ def _block_tests(
     ).hstack(fit.rename({c: f"variant_{c}" for c in fit.columns}))
 
 
+@contextmanager
+def _read_ahead(blocks: Iterator[DenseBlock]) -> Iterator[Iterator[DenseBlock]]:
+    """The blocks of ``blocks``, each read in a background thread while the caller
+    tests the one before (DuckDB and numpy release the GIL, so the read overlaps
+    the fits).
+
+    Only the background thread advances ``blocks`` (and so uses the connection);
+    on exit the read under way is waited for, so the caller may use the
+    connection again.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blocks")
+
+    def ahead() -> Iterator[DenseBlock]:
+        pending = pool.submit(next, blocks, None)
+        while (blk := pending.result()) is not None:
+            pending = pool.submit(next, blocks, None)
+            yield blk
+
+    try:
+        yield ahead()
+    finally:
+        pool.shutdown(wait=True)
+
+
 def _association_result(
     con: duckdb.DuckDBPyConnection,
     parts: list[pl.DataFrame],
@@ -346,18 +373,19 @@ def association(
                 )
             keys = variant_keys(con, tbl, variant_filter)
             fit_cache: dict[bytes, tuple[float, ...]] = {}  # same y, x, tests in all blocks
-            parts = [
-                _block_tests(
-                    blk,
-                    y,
-                    x,
-                    tests=tests,
-                    xchr_model=xchr_model,
-                    firth_fallback=firth_fallback,
-                    fit_cache=fit_cache,
-                )
-                for blk in dense_blocks(con, tbl, keys, block=block)
-            ]
+            with _read_ahead(dense_blocks(con, tbl, keys, block=block)) as blocks:
+                parts = [
+                    _block_tests(
+                        blk,
+                        y,
+                        x,
+                        tests=tests,
+                        xchr_model=xchr_model,
+                        firth_fallback=firth_fallback,
+                        fit_cache=fit_cache,
+                    )
+                    for blk in blocks
+                ]
         finally:
             con.execute(f"DROP TABLE IF EXISTS {tbl}")
     return _association_result(con, parts, variant_filter, min_count)

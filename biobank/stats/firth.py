@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from biobank.stats.irls import _block_arrays, _fit_state
+from biobank.stats.irls import _block_arrays, _fit_state, _row_dots
 
 __all__: list[str] = []
 
@@ -70,17 +70,20 @@ def _firth_block(
         gr, mr = gz[active], m[active]
         inv = np.linalg.inv(info)
         # hat diagonal h_i = w_i x_i' I^-1 x_i with x_i = (g_i, c_i)
-        h = (
-            inv[:, 0, :1] * gr * gr
-            + 2 * gr * (inv[:, 0, 1:] @ cov.T)
-            + inv[:, 1:, 1:].reshape(len(active), -1) @ cc.T
-        )
+        # = g (inv00 g + 2 inv01 c) + inv11 : c c'
+        part = (2.0 * inv[:, 0, 1:]) @ cov.T
+        part += inv[:, 0, :1] * gr
+        part *= gr
+        h = inv[:, 1:, 1:].reshape(len(active), -1) @ cc.T
+        h += part
         h *= w
-        h *= 0.5 - mu
-        h += y - mu
+        part = np.subtract(0.5, mu, out=part)
+        h *= part
+        h += y
+        h -= mu
         if not complete:
             h *= mr
-        score = np.column_stack([(h * gr).sum(axis=1), h @ cov])
+        score = np.column_stack([_row_dots(h, gr), h @ cov])
         delta = np.einsum("vij,vj->vi", inv, score)
         biggest = np.abs(delta).max(axis=1)
         delta *= np.minimum(1.0, 5.0 / np.maximum(biggest, 1e-300))[:, None]

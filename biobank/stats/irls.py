@@ -51,10 +51,11 @@ def _softplus(eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
     number in [0.5, 1] (accurate) instead of :func:`numpy.logaddexp`, which
     costs two transcendental functions per element.
     """
-    pos = eta > 0
-    out = np.log(np.where(pos, mu, 1.0 - mu))
-    np.negative(out, out=out)
-    out += np.where(pos, eta, 0.0)
+    half = 1.0 - mu
+    np.copyto(half, mu, where=eta > 0)  # the one of mu, 1 - mu in [0.5, 1]
+    np.log(half, out=half)
+    out = np.maximum(eta, 0.0)
+    out -= half
     return out
 
 
@@ -74,7 +75,12 @@ def _weighted_information(
 ) -> np.ndarray:
     """(rows, k, k) ``X' diag(w) X`` per row, ``X = (g, cov)``; ``w`` (rows, samples)."""
     wgr = w * gr
-    return _information((wgr * gr).sum(axis=1), wgr @ cov, w @ cc)
+    return _information(_row_dots(wgr, gr), wgr @ cov, w @ cc)
+
+
+def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a * b).sum(axis=1)`` without the (rows, samples) temporary."""
+    return np.einsum("ij,ij->i", a, b)
 
 
 def _usable(info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +208,7 @@ def _newton_block(
         if not complete:
             resid *= mr
         score = np.empty((len(idx), k))
-        score[:, 0] = (resid * gr).sum(axis=1)
+        score[:, 0] = _row_dots(resid, gr)
         score[:, 1:] = resid @ cov
         delta = np.einsum("vij,vj->vi", inv, score)
         biggest = np.abs(delta).max(axis=1)
