@@ -293,7 +293,9 @@ def dense_blocks(
         if len(cv):
             covered[lut[cv - lo], np.array([batch_pos[int(b)] for b in cb])] = True
         dosage = np.zeros((len(ks), n), dtype=np.uint8)
-        flags = np.where(covered[:, col_batch], 0, FLAG_MISSING).astype(np.uint8)
+        # uint8 per batch, then one column gather: C order (``covered[:, col_batch]`` is
+        # Fortran-ordered, which made every later pass over the flags strided)
+        flags = np.where(covered, np.uint8(0), np.uint8(FLAG_MISSING)).take(col_batch, axis=1)
         vk = np.asarray(calls["variant_key"], dtype=np.int64)
         if len(vk):
             r = lut[vk - lo]

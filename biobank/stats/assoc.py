@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -160,23 +161,31 @@ def _block_tests(
 ) -> pl.DataFrame:
     """Allele counts, Fisher's test and logistic regression of one block of variants."""
     is_case = y == 1
-    # (samples, 2) indicator of case / control: counts are matrix products
-    groups = np.column_stack([is_case, ~is_case]).astype(np.float32)
     called = (blk.flags & FLAG_MISSING) == 0
     haploid = (blk.flags & FLAG_HAPLOID) > 0
-    # float32 (exact for these small integers) halves the memory traffic
-    g = blk.dosage.astype(np.float32)
-    called_f = called.astype(np.float32)
-    alleles = called_f * 2
-    alleles -= haploid & called  # haploid: one allele
-    n_alt = ((g * called_f) @ groups).round().astype(np.int64)
+    haploid &= called
+    dosage = blk.dosage * called  # uint8: a missing call carries no allele
+    # per-row sums in uint8/uint32 over all samples and over the cases' columns
+    # (controls = all - cases): no float copies of the block
+
+    def sums(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = a.view(np.uint8)
+        total = a.sum(axis=1, dtype=np.uint32).astype(np.int64)
+        case = np.compress(is_case, a, axis=1).sum(axis=1, dtype=np.uint32).astype(np.int64)
+        return case, total - case
+
+    case_alt, ctrl_alt = sums(dosage)
+    case_called, ctrl_called = sums(called)
+    case_hap, ctrl_hap = sums(haploid)
+    case_tot, ctrl_tot = 2 * case_called - case_hap, 2 * ctrl_called - ctrl_hap  # haploid: 1
+    # the regression's predictor, as small integers (-1 = missing) and as float32
+    # (exact for them, half the memory of float64); the codes key the fit cache
+    codes = dosage.view(np.int8)
     if xchr_model == 2 and haploid.any():  # codes like a homozygous diploid call
-        g[haploid] *= 2
+        codes = codes * np.where(haploid, 2, 1).astype(np.int8)
+    codes = np.where(called, codes, np.int8(-1))
+    g = codes.astype(np.float32)
     g[~called] = np.nan
-    n_tot = (alleles @ groups).round().astype(np.int64)
-    n_called = (called_f @ groups).round().astype(np.int64)
-    case_alt, ctrl_alt = n_alt[:, 0], n_alt[:, 1]
-    case_tot, ctrl_tot = n_tot[:, 0], n_tot[:, 1]
     table = np.column_stack([case_alt, case_tot - case_alt, ctrl_alt, ctrl_tot - ctrl_alt])
     if "fisher" in tests:
         odds, pval = fisher_tables(table)
@@ -185,15 +194,21 @@ def _block_tests(
     regression = [{"logistic": "wald"}.get(t, t) for t in tests if t != "fisher"]
     if regression:
         fit = logistic_regression(
-            g, y, x, firth_fallback=firth_fallback, fit_cache=fit_cache, tests=regression
+            g,
+            y,
+            x,
+            firth_fallback=firth_fallback,
+            fit_cache=fit_cache,
+            tests=regression,
+            row_codes=codes,
         )
     else:
         fit = logistic_regression(np.empty((0, len(y))), y, x).clear(n=len(blk.keys))
     return pl.DataFrame(
         {
             "variant_key": blk.keys,
-            "variant_n_cases": n_called[:, 0],
-            "variant_n_controls": n_called[:, 1],
+            "variant_n_cases": case_called,
+            "variant_n_controls": ctrl_called,
             "variant_case_alt_count": case_alt,
             "variant_case_ref_count": case_tot - case_alt,
             "variant_control_alt_count": ctrl_alt,
@@ -203,6 +218,32 @@ def _block_tests(
         },
         nan_to_null=True,
     ).hstack(fit.rename({c: f"variant_{c}" for c in fit.columns}))
+
+
+@contextmanager
+def _read_ahead(blocks: Iterator[DenseBlock]) -> Iterator[Iterator[DenseBlock]]:
+    """The blocks of ``blocks``, each read in a background thread while the caller
+    tests the one before (DuckDB and numpy release the GIL, so the read overlaps
+    the fits).
+
+    Only the background thread advances ``blocks`` (and so uses the connection);
+    on exit the read under way is waited for, so the caller may use the
+    connection again.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blocks")
+
+    def ahead() -> Iterator[DenseBlock]:
+        pending = pool.submit(next, blocks, None)
+        while (blk := pending.result()) is not None:
+            pending = pool.submit(next, blocks, None)
+            yield blk
+
+    try:
+        yield ahead()
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _association_result(
@@ -332,18 +373,19 @@ def association(
                 )
             keys = variant_keys(con, tbl, variant_filter)
             fit_cache: dict[bytes, tuple[float, ...]] = {}  # same y, x, tests in all blocks
-            parts = [
-                _block_tests(
-                    blk,
-                    y,
-                    x,
-                    tests=tests,
-                    xchr_model=xchr_model,
-                    firth_fallback=firth_fallback,
-                    fit_cache=fit_cache,
-                )
-                for blk in dense_blocks(con, tbl, keys, block=block)
-            ]
+            with _read_ahead(dense_blocks(con, tbl, keys, block=block)) as blocks:
+                parts = [
+                    _block_tests(
+                        blk,
+                        y,
+                        x,
+                        tests=tests,
+                        xchr_model=xchr_model,
+                        firth_fallback=firth_fallback,
+                        fit_cache=fit_cache,
+                    )
+                    for blk in blocks
+                ]
         finally:
             con.execute(f"DROP TABLE IF EXISTS {tbl}")
     return _association_result(con, parts, variant_filter, min_count)

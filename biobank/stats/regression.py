@@ -21,29 +21,22 @@ the score (Rao) test (from the covariates-only model alone), as hail's
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 
 from biobank.core.errors import ValidationError
+from biobank.stats.firth import _firth_block
+from biobank.stats.irls import (
+    _expit,
+    _newton_block,
+    _null_fit,
+    _softplus,
+    _usable,
+)
 
 __all__ = ["LOGISTIC_TESTS", "logistic_regression"]
-
-
-def _null_fit(y: np.ndarray, cov: np.ndarray, *, max_iter: int = 50) -> np.ndarray:
-    """Coefficients of the covariates-only logistic model (the start for every variant)."""
-    from scipy.special import expit
-
-    b = np.zeros(cov.shape[1])
-    for _ in range(max_iter):
-        mu = expit(cov @ b)
-        w = mu * (1 - mu)
-        step = np.linalg.lstsq(cov.T @ (cov * w[:, None]), cov.T @ (y - mu), rcond=None)[0]
-        b += np.clip(step, -5, 5)
-        if np.abs(step).max() < 1e-10:
-            break
-    return b
 
 
 #: genotypes per block of :func:`_newton` (the arrays of a block stay in the CPU cache)
@@ -143,382 +136,6 @@ def _newton(
     return beta, se, converged, ll
 
 
-def _softplus(eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """``log(1 + e^eta)`` given ``mu = expit(eta)``.
-
-    ``eta - log(mu)`` for ``eta > 0``, else ``-log(1 - mu)``: one log of a
-    number in [0.5, 1] (accurate) instead of :func:`numpy.logaddexp`, which
-    costs two transcendental functions per element.
-    """
-    pos = eta > 0
-    out = np.log(np.where(pos, mu, 1.0 - mu))
-    np.negative(out, out=out)
-    out += np.where(pos, eta, 0.0)
-    return out
-
-
-def _information(i00: np.ndarray, wg: np.ndarray, wcc: np.ndarray) -> np.ndarray:
-    """(rows, k, k) ``X' W X`` from its genotype, genotype-covariate and covariate parts."""
-    kc = wg.shape[1]
-    info = np.empty((len(i00), kc + 1, kc + 1))
-    info[:, 0, 0] = i00
-    info[:, 0, 1:] = wg
-    info[:, 1:, 0] = wg
-    info[:, 1:, 1:] = np.reshape(wcc, (-1, kc, kc))
-    return info
-
-
-def _weighted_information(
-    w: np.ndarray, gr: np.ndarray, cov: np.ndarray, cc: np.ndarray
-) -> np.ndarray:
-    """(rows, k, k) ``X' diag(w) X`` per row, ``X = (g, cov)``; ``w`` (rows, samples)."""
-    wgr = w * gr
-    return _information((wgr * gr).sum(axis=1), wgr @ cov, w @ cc)
-
-
-def _usable(info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows whose (k, k) matrix is positive definite enough to invert, and its log det."""
-    sign, logdet = np.linalg.slogdet(info)
-    return (sign > 0) & np.isfinite(logdet) & (logdet > -700), logdet
-
-
-def _block_arrays(
-    g: np.ndarray, start: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
-    """A fit block's genotypes (0 where missing), call mask, whether complete, start betas."""
-    mask = ~np.isnan(g)
-    gz = np.where(mask, g, 0.0).astype(np.float64, copy=False)
-    beta = np.zeros((len(g), len(start) + 1))
-    beta[:, 1:] = start
-    return gz, mask.astype(np.float64), bool(mask.all()), beta
-
-
-def _fit_state(
-    gr: np.ndarray,
-    mr: np.ndarray,
-    b: np.ndarray,
-    y: np.ndarray,
-    cov: np.ndarray,
-    cc: np.ndarray,
-    *,
-    complete: bool,
-    loglik: bool,
-) -> tuple[np.ndarray, ...]:
-    """The fits' state at coefficients ``b`` (rows, k) for genotype rows ``gr``.
-
-    Returns the log-likelihood (zeros unless ``loglik``: it costs a ``log``
-    per genotype), ``mu``, the weights ``mu (1 - mu)``, the information
-    ``X'WX``, whether it is usable, and its log determinant. ``mr`` masks
-    missing calls (unused when ``complete``).
-    """
-    from scipy.special import expit
-
-    eta = b[:, 1:] @ cov.T
-    eta += gr * b[:, :1]
-    mu = expit(eta)
-    if loglik:
-        lae = _softplus(eta, mu)
-        eta *= y
-        eta -= lae
-        if not complete:
-            eta *= mr
-        ll = eta.sum(axis=1)
-    else:
-        ll = np.zeros(len(b))
-    w = 1.0 - mu
-    w *= mu
-    if not complete:
-        w *= mr
-    info = _weighted_information(w, gr, cov, cc)
-    ok, logdet = _usable(info)
-    return ll, mu, w, info, ok, logdet
-
-
-def _firth_block(
-    g: np.ndarray,
-    y: np.ndarray,
-    cov: np.ndarray,
-    cc: np.ndarray,
-    start: np.ndarray,
-    *,
-    max_iter: int = 25,
-    conv: float = 1e-4,
-    max_halvings: int = 5,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Firth-penalised fits of a block of rows, with plink2's iteration and stopping rules.
-
-    Newton steps on the penalised log-likelihood ``l + log det(I) / 2``
-    (Firth 1993), with ``I = X'VX`` the Fisher information: the modified
-    score ``U* = X'(y - p + h (1/2 - p))`` (``h`` the hat diagonal
-    ``v_i x_i' I^-1 x_i``) times ``I^-1``, capped at 5. As in ``plink2
-    --glm`` v2.00a3 (a port of the logistf R package): a step that lowers the
-    penalised log-likelihood is halved up to ``max_halvings`` times and then
-    taken anyway; the fit has converged when the step and ``U*`` are at most
-    ``conv`` and the penalised log-likelihood changed by at most ``conv``
-    (also when halving failed but the step was below 1e-3 and ``U*`` below
-    0.05, plink2's bail-out); after ``max_iter`` iterations the estimate is
-    reported as it is (plink2's UNFINISHED). The standard error is from
-    ``I^-1`` at the estimate. Arguments as :func:`_newton_block`.
-
-    Returns
-    -------
-    tuple
-        ``beta``, ``se`` and whether the fit gave a result (not when an
-        information matrix was singular).
-    """
-    v = g.shape[0]
-    gz, m, complete, beta = _block_arrays(g, start)
-
-    def evaluate(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Penalised log-likelihood, p, v, information and whether it is usable."""
-        ll, mu, w, info, ok, logdet = _fit_state(
-            gz[rows], m[rows], b, y, cov, cc, complete=complete, loglik=True
-        )
-        return ll + 0.5 * np.where(ok, logdet, 0.0), mu, w, info, ok & np.isfinite(ll)
-
-    ll, mu, w, info, ok = evaluate(np.arange(v), beta)
-    result = np.zeros(v, dtype=bool)
-    final = np.zeros_like(info)  # information at each row's estimate
-    bailed = np.zeros(v, dtype=bool)  # plink2's hs_bail: once set, stays set
-    active = np.flatnonzero(ok)
-    mu, w, info, ll = mu[ok], w[ok], info[ok], ll[ok]
-    for it in range(max_iter):
-        if not len(active):
-            break
-        gr, mr = gz[active], m[active]
-        inv = np.linalg.inv(info)
-        # hat diagonal h_i = w_i x_i' I^-1 x_i with x_i = (g_i, c_i)
-        h = (
-            inv[:, 0, :1] * gr * gr
-            + 2 * gr * (inv[:, 0, 1:] @ cov.T)
-            + inv[:, 1:, 1:].reshape(len(active), -1) @ cc.T
-        )
-        h *= w
-        h *= 0.5 - mu
-        h += y - mu
-        if not complete:
-            h *= mr
-        score = np.column_stack([(h * gr).sum(axis=1), h @ cov])
-        delta = np.einsum("vij,vj->vi", inv, score)
-        biggest = np.abs(delta).max(axis=1)
-        delta *= np.minimum(1.0, 5.0 / np.maximum(biggest, 1e-300))[:, None]
-        step_max = np.minimum(biggest, 5.0)
-        grad_max = np.abs(score).max(axis=1)
-        small = (step_max <= conv) & (grad_max < conv)
-        threshold = ll - np.where(small, 0.999999 * conv, 0.0)
-        new = evaluate(active, beta[active] + delta)
-        frac = _firth_halving(
-            evaluate,
-            active,
-            beta,
-            delta,
-            new,
-            ll=ll,
-            threshold=threshold,
-            small=small,
-            step_max=step_max,
-            grad_max=grad_max,
-            bailed=bailed,
-            conv=conv,
-            max_halvings=max_halvings,
-        )
-        new_ll, new_mu, new_w, new_info, new_ok = new
-        beta[active] += frac[:, None] * delta
-        done = (np.abs(new_ll - ll) <= conv) & (small | bailed[active])
-        if it == max_iter - 1:
-            done[:] = True
-        finished = done & new_ok
-        result[active[finished]] = True
-        final[active[finished]] = new_info[finished]
-        keep = ~done & new_ok
-        active = active[keep]
-        ll, mu, w, info = new_ll[keep], new_mu[keep], new_w[keep], new_info[keep]
-    se = np.full(v, np.nan)
-    if result.any():
-        se[result] = np.sqrt(np.maximum(np.linalg.inv(final[result])[:, 0, 0], 0.0))
-    return beta[:, 0], se, result & np.isfinite(beta[:, 0])
-
-
-def _firth_halving(
-    evaluate: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
-    active: np.ndarray,
-    beta: np.ndarray,
-    delta: np.ndarray,
-    new: tuple[np.ndarray, ...],
-    *,
-    ll: np.ndarray,
-    threshold: np.ndarray,
-    small: np.ndarray,
-    step_max: np.ndarray,
-    grad_max: np.ndarray,
-    bailed: np.ndarray,
-    conv: float,
-    max_halvings: int,
-) -> np.ndarray:
-    """plink2's step halving of one Firth iteration; return the fraction of ``delta`` taken.
-
-    A step to below the threshold is halved up to ``max_halvings`` times
-    (then taken anyway); one that stays above it but does not raise the
-    likelihood is halved once more; when halving fails on a nearly converged
-    fit, the step is dropped and the fit "bails out" (``bailed`` is set).
-    ``new`` (the state after the full step, from ``evaluate``) is updated in
-    place to the state after the step taken.
-    """
-    frac = np.ones(len(active))
-    halving = np.ones(len(active), dtype=np.int64)
-    limit = np.full(len(active), max_halvings)
-    open_ = np.ones(len(active), dtype=bool)
-    while True:
-        new_ll = new[0]
-        open_ &= halving <= limit
-        above = open_ & (new_ll >= threshold)
-        # (an exact tie counts as not better unless the step was already
-        # tiny: singleton fits otherwise jump across the optimum forever,
-        # their map x -> x + I^-1 U*(x) having slope -1 there)
-        better = (new_ll > ll) | (small & (new_ll >= ll))
-        open_ &= ~(above & better)
-        limit = np.where(above & open_, halving, limit)
-        out = open_ & ~above & (halving == limit)
-        out &= (step_max < 1e-3) & (grad_max < 0.05) & (new_ll >= ll - conv)
-        halving[out] -= 1
-        limit[out] -= 1
-        bailed[active[out]] = True
-        if not open_.any():
-            break
-        frac[open_] -= 2.0 ** -halving[open_]
-        halving[open_] += 1
-        wi = np.flatnonzero(open_)
-        sub = evaluate(active[wi], beta[active[wi]] + frac[wi, None] * delta[wi])
-        for part, value in zip(new, sub, strict=True):
-            part[wi] = value
-    return frac
-
-
-def _newton_block(
-    g: np.ndarray,
-    y: np.ndarray,
-    cov: np.ndarray,
-    cc: np.ndarray,
-    start: np.ndarray,
-    *,
-    line_search: bool,
-    max_iter: int,
-    tol: float,
-    loglik: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One block of ordinary fits of :func:`_newton` (``cc``: covariate outer products).
-
-    Returns ``beta``, ``se``, converged and the log-likelihood at the estimate
-    (NaN unless ``loglik``).
-    """
-    from scipy.special import expit
-
-    v = g.shape[0]
-    kc = cov.shape[1]
-    k = kc + 1
-    gz, m, complete, beta = _block_arrays(g, start)  # complete: skip the masking products
-
-    def take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """``a[rows]``, without the copy when ``rows`` is every row (the usual case)."""
-        return a if len(rows) == v else a[rows]
-
-    def state(rows: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Log-likelihood (only for step halving), mu, information and whether it is usable."""
-        ll, mu, _, info, ok, _ = _fit_state(
-            take(gz, rows), take(m, rows), b, y, cov, cc, complete=complete, loglik=line_search
-        )
-        return ll, mu, info, ok
-
-    def start_state() -> tuple[np.ndarray, ...]:
-        """:func:`state` at the start, where every row has the same linear predictor.
-
-        With the genotype coefficient 0 all rows share ``mu`` and the weights
-        (up to their missing calls): one ``expit`` over the samples instead of
-        one per row, and the rows share a read-only ``mu`` until a row moves.
-        """
-        eta = cov @ start
-        mu0 = expit(eta)
-        w0 = (1.0 - mu0) * mu0
-        ll = np.zeros(v)
-        if line_search:
-            per_sample = y * eta - _softplus(eta, mu0)
-            ll = m @ per_sample if not complete else np.full(v, per_sample.sum())
-        mu = np.broadcast_to(mu0, (v, len(y)))
-        info = _information(  # gz is 0 where a call is missing
-            (gz * gz) @ w0,
-            gz @ (w0[:, None] * cov),
-            np.broadcast_to(w0 @ cc, (v, kc * kc)) if complete else m @ (w0[:, None] * cc),
-        )
-        return ll, mu, info, _usable(info)[0]
-
-    lik, mu, info, ok = start_state()
-    converged = np.zeros(v, dtype=bool)
-    failed = ~ok
-    active = ok.copy()
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if not len(idx):
-            break
-        inv = np.linalg.inv(take(info, idx))
-        gr, mr, mu_a = take(gz, idx), take(m, idx), take(mu, idx)
-        resid = y[None, :] - mu_a
-        if not complete:
-            resid *= mr
-        score = np.empty((len(idx), k))
-        score[:, 0] = (resid * gr).sum(axis=1)
-        score[:, 1:] = resid @ cov
-        delta = np.einsum("vij,vj->vi", inv, score)
-        biggest = np.abs(delta).max(axis=1)
-        delta *= np.minimum(1.0, 5.0 / np.maximum(biggest, 1e-300))[:, None]
-        old = lik[idx]
-        new_lik, new_mu, new_info, new_ok = state(idx, take(beta, idx) + delta)
-        worse = ~new_ok | (new_lik < old) if line_search else ~new_ok
-        for _half in range(25):  # step halving, only for the rows that got worse
-            if not worse.any():
-                break
-            wi = np.flatnonzero(worse)
-            delta[wi] /= 2
-            sub = state(idx[wi], beta[idx[wi]] + delta[wi])
-            new_lik[wi], new_mu[wi], new_info[wi], new_ok[wi] = sub
-            worse[wi] = ~sub[3] | (sub[0] < old[wi]) if line_search else ~sub[3]
-        beta[idx] += delta
-        if len(idx) == v:
-            lik, mu, info = new_lik, new_mu, new_info
-        else:
-            if not mu.flags.writeable:  # still the shared start: give each row its own
-                mu = np.array(mu)
-            lik[idx], mu[idx], info[idx] = new_lik, new_mu, new_info
-        step = np.abs(delta).max(axis=1)
-        done = step < tol
-        converged[idx[done & new_ok]] = True
-        failed[idx[~new_ok]] = True
-        active[idx[done | ~new_ok]] = False
-    se = np.full(v, np.nan)
-    good = ~failed
-    if good.any():
-        se[good] = np.sqrt(np.maximum(np.linalg.inv(info[good])[:, 0, 0], 0.0))
-    converged &= good & np.isfinite(beta[:, 0])
-    ll = np.full(v, np.nan)
-    if loglik and converged.any():
-        rows = np.flatnonzero(converged)
-        ll[rows] = _fit_loglik(take(gz, rows), take(m, rows), beta[rows], y, cov, complete=complete)
-    return beta[:, 0], se, converged, ll
-
-
-def _fit_loglik(
-    gr: np.ndarray, mr: np.ndarray, b: np.ndarray, y: np.ndarray, cov: np.ndarray, *, complete: bool
-) -> np.ndarray:
-    """Log-likelihood of ``logit P(y) = b0*g + cov @ b[1:]`` per row (``mr``: 0 = missing)."""
-    from scipy.special import expit
-
-    eta = b[:, 1:] @ cov.T
-    eta += gr * b[:, :1]
-    per = y * eta - _softplus(eta, expit(eta))
-    if not complete:
-        per *= mr
-    return np.asarray(per.sum(axis=1))
-
-
 def _fit_rows(
     g: np.ndarray, y: np.ndarray, cov: np.ndarray, *, firth_fallback: bool, loglik: bool = False
 ) -> np.ndarray:
@@ -564,8 +181,6 @@ def _masked_null_fits(
     (a few iterations: rows differ from the full sample set by their missing
     calls). Rows whose information is singular get NaN.
     """
-    from scipy.special import expit
-
     kc = cov.shape[1]
     b = np.tile(start, (len(m), 1))
     active = np.ones(len(m), dtype=bool)
@@ -573,7 +188,7 @@ def _masked_null_fits(
         idx = np.flatnonzero(active)
         if not len(idx):
             break
-        mu = expit(b[idx] @ cov.T)
+        mu = _expit(b[idx] @ cov.T)
         w = mu * (1 - mu) * m[idx]
         info = (w @ cc).reshape(-1, kc, kc)
         score = ((y - mu) * m[idx]) @ cov
@@ -605,14 +220,12 @@ def _null_tests(g: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarr
         ``(rows,)`` null log-likelihood and score chi-square (NaN for rows
         whose genotype is constant among called samples).
     """
-    from scipy.special import expit
-
     v, n = g.shape
     kc = cov.shape[1]
     start = _null_fit(y, cov)
     cc = (cov[:, :, None] * cov[:, None, :]).reshape(n, -1)
     eta0 = cov @ start
-    mu0 = expit(eta0)
+    mu0 = _expit(eta0)
     w0 = mu0 * (1 - mu0)
     ll_all = float((y * eta0 - _softplus(eta0, mu0)).sum())
     ll0 = np.full(v, np.nan)
@@ -641,7 +254,7 @@ def _null_tests(g: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarr
             gp, mp = gz[part], m[part]
             b = _masked_null_fits(mp, y, cov, cc, start)
             eta = b @ cov.T
-            mu = expit(eta)
+            mu = _expit(eta)
             ll0[lo + part] = ((y * eta - _softplus(eta, mu)) * mp).sum(axis=1)
             w = mu * (1 - mu) * mp
             u[part] = ((y - mu) * mp * gp).sum(axis=1)
@@ -682,6 +295,7 @@ def logistic_regression(
     firth_fallback: bool = True,
     fit_cache: dict[bytes, tuple[float, ...]] | None = None,
     tests: Sequence[str] = ("wald",),
+    row_codes: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Logistic regression of ``y`` on each row of ``g`` plus covariates, vectorised.
 
@@ -721,6 +335,12 @@ def logistic_regression(
         Any of ``"wald"`` (the fit: beta, its SE, z and p), ``"lrt"`` and
         ``"score"``. Without ``"wald"`` and ``"lrt"`` no model with the
         genotype is fitted and those columns are null.
+    row_codes
+        Optional (variants, samples) small-integer array whose rows are equal
+        exactly where the rows of ``g`` are (e.g. the dosages ``g`` was made
+        from, -1 where missing): hashed for ``fit_cache`` instead of ``g``
+        (a quarter of the bytes of float32). Digests of codes and of ``g``
+        never meet in one cache: a cache is for one kind of key.
 
     Returns
     -------
@@ -736,6 +356,7 @@ def logistic_regression(
         If ``tests`` names an unknown test.
     """
     from scipy.stats import chi2, norm
+    from threadpoolctl import threadpool_limits
 
     _check_tests(tests)
     fitting = "wald" in tests or "lrt" in tests
@@ -753,17 +374,27 @@ def logistic_regression(
     # one fit per distinct row content: identical rows (variants in complete LD,
     # singletons of the same sample) are common, and a fit depends on nothing else
     cache = {} if fit_cache is None else fit_cache
-    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in g]
+    hashed = g if row_codes is None else np.ascontiguousarray(row_codes)
+    if hashed.shape != g.shape:
+        raise ValidationError(
+            f"row_codes have shape {hashed.shape}, not that of g {g.shape}", field="row_codes"
+        )
+    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in hashed]
     new = {key: r for r, key in zip(range(v), keys, strict=True) if key not in cache}
     if new:
         rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
         fitted = np.full((len(rows), 5), np.nan)
         fitted[:, 2] = 0
-        if fitting:
-            fitted[:, :4] = _fit_rows(g[rows], y, cov, firth_fallback=firth_fallback, loglik=True)
-        if "lrt" in tests or "score" in tests:
-            ll0, fitted[:, 4] = _null_tests(g[rows], y, cov)
-            fitted[:, 3] = np.maximum(2 * (fitted[:, 3] - ll0), 0.0)
+        # the fits' matrix products are small: a multi-threaded BLAS inside the fit
+        # threads oversubscribes the cores (2-3x slower on two cores)
+        with threadpool_limits(1, user_api="blas"):
+            if fitting:
+                fitted[:, :4] = _fit_rows(
+                    g[rows], y, cov, firth_fallback=firth_fallback, loglik=True
+                )
+            if "lrt" in tests or "score" in tests:
+                ll0, fitted[:, 4] = _null_tests(g[rows], y, cov)
+                fitted[:, 3] = np.maximum(2 * (fitted[:, 3] - ll0), 0.0)
         cache.update(zip(new, map(tuple, fitted.tolist()), strict=True))
     fits = np.array([cache[key][:3] for key in keys], dtype=np.float64).reshape(-1, 3)
     extra = np.full((v, 2), np.nan)
