@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from biobank.genomes.filters import VariantFilter, rename_variant_columns
-from biobank.genomes.packed import batch_columns, packed_counts
+from biobank.genomes.packed import batch_columns, packed_counts_later
 
 if TYPE_CHECKING:
     import duckdb
@@ -29,7 +29,7 @@ def _frequency_counts(
     """Per-variant coverage and call counts of a sample set (before derived columns).
 
     Sparse calls are grouped in SQL, packed ones counted by popcount
-    (:func:`biobank.genomes.packed.packed_counts`); both are integer arrays indexed
+    (:func:`biobank.genomes.packed.packed_counts_later`); both are integer arrays indexed
     by variant key, added in numpy and joined to the variant columns.
     """
     where, meta_params = variant_filter.where("v")
@@ -52,6 +52,14 @@ def _frequency_counts(
     n_in_batch = np.zeros(max(layout, default=0) + 1, dtype=np.int64)
     for batch_id, bc in layout.items():
         n_in_batch[batch_id] = len(bc.cols)
+    # the packed planes are counted beside the sparse count below (a thread reading
+    # the partition files, in a partitioned store)
+    packed = packed_counts_later(
+        con,
+        sample_tbl,
+        *(("TRUE", []) if not in_v else (f"p.variant_key < ?{in_v}", [size, *params])),
+        layout=layout,
+    )
     cov = con.execute(
         "SELECT variant_key, batch_id FROM batch_variant"
         f" WHERE variant_key < ? AND batch_id < ?{in_v}",
@@ -80,13 +88,7 @@ def _frequency_counts(
         ((code & 4) == 4, code == 1, code == 2, code == 8, code == 9), start=1
     ):
         np.add.at(counts[row], vk[sel], n[sel])
-    pk = packed_counts(
-        con,
-        sample_tbl,
-        *(("TRUE", []) if not in_v else (f"p.variant_key < ?{in_v}", [size, *params])),
-        layout=layout,
-    )
-    pkey, pn = pk
+    pkey, pn = packed()
     for row, col in ((1, 2), (2, 0), (3, 1)):  # missing, het, hom-alt
         np.add.at(counts[row], pkey, pn[:, col])
     names = ["n_covered", "n_missing_rows", "n_het", "n_hom_alt", "n_hap_ref", "n_hap_alt"]

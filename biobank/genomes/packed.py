@@ -1,12 +1,20 @@
 """Reading packed calls (``genotype_packed``): where a sample set's samples sit
 in each batch's bit planes, the planes themselves, and het / hom-alt / missing
 counts by popcount. The planes are written by :mod:`biobank.genomes.encoding`.
+
+In a partitioned store (:mod:`biobank.genomes.partitions`) the counts over all
+of a batch's packed rows read the batch's Parquet files, as the catalog lists
+them, with pyarrow instead of through the view: DuckDB unnests the list columns
+row by row (at 30,000 samples 150 ms against 60 ms for the same planes), and the
+read runs in a thread beside the caller's DuckDB query
+(:func:`packed_counts_later`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +22,13 @@ import numpy as np
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["BatchColumns", "batch_columns", "packed_counts", "packed_planes"]
+__all__ = [
+    "BatchColumns",
+    "batch_columns",
+    "packed_counts",
+    "packed_counts_later",
+    "packed_planes",
+]
 
 
 @dataclass
@@ -113,19 +127,122 @@ def packed_planes(
 def _masked_popcounts(lo: np.ndarray, hi: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(v, 3) het, hom-alt and missing counts of the ``mask`` samples in planes (v, words).
 
-    Two scratch arrays are reused for the three counts: fresh 10 MB temporaries
-    cost more in page faults than the bit operations themselves.
+    Blocks of rows (about 256 kB of words) go through the three counts while they
+    are in the cache, with two scratch arrays reused: fresh full-size
+    temporaries cost more in page faults than the bit operations themselves.
     """
-    word = np.empty_like(lo)
-    bits = np.empty(lo.shape, dtype=np.uint8)
-    n = np.empty((3, lo.shape[0]), dtype=np.int64)
-    for row, (a, b) in enumerate(((lo, mask), (hi, mask), (lo, hi))):
-        np.bitwise_and(a, b, out=word)
-        if row == 2:  # missing: both bits
-            np.bitwise_and(word, mask, out=word)
-        np.bitwise_count(word, out=bits)
-        n[row] = bits.sum(axis=1, dtype=np.uint32)
+    v, w = lo.shape
+    rows = max(1, 32768 // max(w, 1))
+    word = np.empty((min(rows, v), w), dtype=lo.dtype)
+    bits = np.empty(word.shape, dtype=np.uint8)
+    n = np.empty((3, v), dtype=np.int64)
+    for start in range(0, v, rows):
+        end = min(v, start + rows)
+        a, b = lo[start:end], hi[start:end]
+        wd, bt = word[: end - start], bits[: end - start]
+        for row, (x, y) in enumerate(((a, mask), (b, mask), (a, b))):
+            np.bitwise_and(x, y, out=wd)
+            if row == 2:  # missing: both bits
+                np.bitwise_and(wd, mask, out=wd)
+            np.bitwise_count(wd, out=bt)
+            n[row, start:end] = bt.sum(axis=1, dtype=np.uint32)
     return np.column_stack([n[0] - n[2], n[1] - n[2], n[2]])
+
+
+def _batch_mask(bc: BatchColumns, n_words: int) -> np.ndarray:
+    member = np.zeros(n_words * 64, dtype=bool)
+    member[bc.pos] = True
+    return np.packbits(member, bitorder="little").view("<u8")
+
+
+def packed_files(con: duckdb.DuckDBPyConnection, batch_id: int) -> list[Path] | None:
+    """The Parquet files holding a batch's packed rows, or ``None`` if the store is not
+    partitioned (its planes are in the ``genotype_packed`` table).
+
+    Paths as the views name them: under the store's parts directory, beside the
+    store (DuckDB's ``file_search_path``, set by :class:`~biobank.core.store.Store`).
+    """
+    from biobank.genomes.partitions import is_partitioned, parts_root
+
+    if not is_partitioned(con):
+        return None
+    row = con.execute(
+        "SELECT d.path, current_setting('file_search_path') FROM duckdb_databases() d"
+        " WHERE d.database_name = current_database()"
+    ).fetchone()
+    if row is None or not row[0] or not row[1] or "," in str(row[1]):
+        return None  # not the store's own connection: read through the view
+    root = Path(str(row[1])) / parts_root(Path(str(row[0]))).name
+    paths = con.execute(
+        "SELECT path FROM genotype_partition WHERE kind = 'packed' AND batch_id = ?"
+        " ORDER BY contig, region_start, partition_id",
+        [batch_id],
+    ).fetchall()
+    return [root / str(p) for (p,) in paths]
+
+
+def _file_planes(
+    files: list[Path], batch_id: int, n_batch: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`packed_planes` of every row of a batch, read from its Parquet files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n_words = (n_batch + 63) // 64
+    if not files:
+        empty = np.zeros((0, n_words), dtype="<u8")
+        return np.zeros(0, dtype=np.int64), empty, empty.copy()
+    tables = [
+        pq.read_table(f, columns=["batch_id", "variant_key", "lo", "hi"], use_threads=False)
+        for f in files
+    ]
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if (table.column("batch_id").to_numpy() != batch_id).any():
+        raise ValueError(f"a packed file of batch {batch_id} holds rows of another batch")
+    keys = table.column("variant_key").to_numpy().astype(np.int64)
+    lo, hi = (_words(table.column(c), len(keys), n_words) for c in ("lo", "hi"))
+    if len(keys) > 1 and (np.diff(keys) < 0).any():
+        order = np.argsort(keys, kind="stable")
+        keys, lo, hi = keys[order], lo[order], hi[order]
+    return keys, lo, hi
+
+
+def packed_counts_later(
+    con: duckdb.DuckDBPyConnection,
+    sample_tbl: str,
+    where: str = "TRUE",
+    params: Sequence[Any] = (),
+    *,
+    layout: dict[int, BatchColumns] | None = None,
+) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """Start :func:`packed_counts`; the returned function waits for it and returns its result.
+
+    In a partitioned store, counts over all packed rows (``where`` ``"TRUE"``) read the
+    files in a background thread (pyarrow and numpy release the GIL), so the caller may
+    run its own query on ``con`` meanwhile; the thread does not use ``con``. Otherwise
+    the counts run through DuckDB when the returned function is called.
+    """
+    if layout is None:
+        layout = batch_columns(con, sample_tbl)
+    files = {b: packed_files(con, b) for b in layout} if where == "TRUE" else {}
+    if not files or any(f is None for f in files.values()):
+        return lambda: packed_counts(con, sample_tbl, where, params, layout=layout)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        keys_out = [np.zeros(0, dtype=np.int64)]
+        counts_out = [np.zeros((0, 3), dtype=np.int64)]
+        for batch_id, bc in layout.items():
+            keys, lo, hi = _file_planes(files[batch_id] or [], batch_id, bc.n_batch)
+            if len(keys):
+                keys_out.append(keys)
+                counts_out.append(_masked_popcounts(lo, hi, _batch_mask(bc, lo.shape[1])))
+        return np.concatenate(keys_out), np.concatenate(counts_out)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="packed")
+    future = pool.submit(run)
+    pool.shutdown(wait=False)
+    return future.result
 
 
 def packed_counts(
@@ -162,9 +279,6 @@ def packed_counts(
         keys, lo, hi = packed_planes(con, batch_id, bc.n_batch, where, params)
         if not len(keys):
             continue
-        member = np.zeros(lo.shape[1] * 64, dtype=bool)
-        member[bc.pos] = True
-        mask = np.packbits(member, bitorder="little").view("<u8")
         keys_out.append(keys)
-        counts_out.append(_masked_popcounts(lo, hi, mask))
+        counts_out.append(_masked_popcounts(lo, hi, _batch_mask(bc, lo.shape[1])))
     return np.concatenate(keys_out), np.concatenate(counts_out)
