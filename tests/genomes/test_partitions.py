@@ -433,3 +433,50 @@ def test_partitioned_load__same_samples_in_another_column_order_extend_their_bat
         )  # packed planes whose bits had to move
         _same(_answers(s), _answers(single))
         assert verify_vcf(s, chr2).ok
+
+
+def test_packed_counts__from_the_files_equal_the_view_and_refuse_a_foreign_batch(
+    tmp_path: Path, cohort: tuple[Path, list[str]]
+) -> None:
+    """The frequency reader's direct Parquet read of the packed planes (pyarrow, in a
+    thread) counts what the ``genotype_packed`` view counts, for a subset of samples."""
+    import duckdb
+
+    from biobank.genomes.packed import (
+        batch_columns,
+        packed_counts,
+        packed_counts_later,
+        packed_files,
+    )
+    from biobank.genomes.reader import sample_table
+
+    vcf, names = cohort
+    with sample_store(tmp_path / "p.duckdb", names) as s:
+        load_vcf(s, vcf, principal=REGISTRAR, partitioned=True)
+        files = packed_files(s.con, 1)
+        assert files and all(f.is_file() for f in files)
+        subset = s.con.execute(
+            "SELECT participant_id FROM genotype_sample ORDER BY sample_key"
+        ).fetchall()[::3]
+        with sample_table(s.con, [r[0] for r in subset]) as tbl:
+            layout = batch_columns(s.con, tbl)
+            fast = packed_counts_later(s.con, tbl, layout=layout)
+            assert fast.__name__ == "result"  # the threaded file read, not the fallback
+            keys, counts = fast()
+            ref_keys, ref_counts = packed_counts(s.con, tbl, layout=layout)
+            assert len(keys) > 10
+            assert keys.tolist() == ref_keys.tolist()
+            assert counts.tolist() == ref_counts.tolist()
+            # a packed file whose rows claim another batch is refused, not counted
+            target = files[0]
+            raw = duckdb.connect()
+            raw.execute(
+                f"COPY (SELECT 2 AS batch_id, variant_key, lo, hi FROM read_parquet('{target}'))"
+                f" TO '{target}.new' (FORMAT parquet)"
+            )
+            os.replace(f"{target}.new", target)
+            with pytest.raises(ValueError, match="another batch"):
+                packed_counts_later(s.con, tbl, layout=layout)()
+    # without the store's file_search_path (a bare connection) the view is read
+    bare = duckdb.connect(str(tmp_path / "p.duckdb"), read_only=True)
+    assert packed_files(bare, 1) is None
