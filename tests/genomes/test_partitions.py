@@ -454,7 +454,8 @@ def test_packed_counts__from_the_files_equal_the_view_and_refuse_a_foreign_batch
     with sample_store(tmp_path / "p.duckdb", names) as s:
         load_vcf(s, vcf, principal=REGISTRAR, partitioned=True)
         files = packed_files(s.con, 1)
-        assert files and all(f.is_file() for f in files)
+        assert files
+        assert all(f.is_file() for f in files)
         subset = s.con.execute(
             "SELECT participant_id FROM genotype_sample ORDER BY sample_key"
         ).fetchall()[::3]
