@@ -287,6 +287,49 @@ def _check_tests(tests: Sequence[str]) -> None:
         )
 
 
+def _row_keys(g: np.ndarray, row_codes: np.ndarray | None) -> list[bytes]:
+    """128-bit BLAKE2 digests of the rows of ``row_codes`` (or of ``g`` without them)."""
+    hashed = g if row_codes is None else np.ascontiguousarray(row_codes)
+    if hashed.shape != g.shape:
+        raise ValidationError(
+            f"row_codes have shape {hashed.shape}, not that of g {g.shape}", field="row_codes"
+        )
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in hashed]
+
+
+def _fit_new_rows(
+    g: np.ndarray,
+    y: np.ndarray,
+    cov: np.ndarray,
+    keys: list[bytes],
+    cache: dict[bytes, tuple[float, ...]],
+    *,
+    tests: Sequence[str],
+    firth_fallback: bool,
+) -> None:
+    """Fit the rows of ``g`` whose key is not in ``cache`` yet, once per key, into ``cache``.
+
+    A cached fit is ``(beta, se, firth, lrt_chi2, score_chi2)``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    new = {key: r for r, key in enumerate(keys) if key not in cache}
+    if not new:
+        return
+    rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
+    fitted = np.full((len(rows), 5), np.nan)
+    fitted[:, 2] = 0
+    # the fits' matrix products are small: a multi-threaded BLAS inside the fit
+    # threads oversubscribes the cores (2-3x slower on two cores)
+    with threadpool_limits(1, user_api="blas"):
+        if "wald" in tests or "lrt" in tests:
+            fitted[:, :4] = _fit_rows(g[rows], y, cov, firth_fallback=firth_fallback, loglik=True)
+        if "lrt" in tests or "score" in tests:
+            ll0, fitted[:, 4] = _null_tests(g[rows], y, cov)
+            fitted[:, 3] = np.maximum(2 * (fitted[:, 3] - ll0), 0.0)
+    cache.update(zip(new, map(tuple, fitted.tolist()), strict=True))
+
+
 def logistic_regression(
     g: np.ndarray,
     y: np.ndarray,
@@ -356,10 +399,8 @@ def logistic_regression(
         If ``tests`` names an unknown test.
     """
     from scipy.stats import chi2, norm
-    from threadpoolctl import threadpool_limits
 
     _check_tests(tests)
-    fitting = "wald" in tests or "lrt" in tests
     y = np.asarray(y, dtype=np.float64)
     n = len(y)
     cov = np.ones((n, 1))
@@ -374,28 +415,8 @@ def logistic_regression(
     # one fit per distinct row content: identical rows (variants in complete LD,
     # singletons of the same sample) are common, and a fit depends on nothing else
     cache = {} if fit_cache is None else fit_cache
-    hashed = g if row_codes is None else np.ascontiguousarray(row_codes)
-    if hashed.shape != g.shape:
-        raise ValidationError(
-            f"row_codes have shape {hashed.shape}, not that of g {g.shape}", field="row_codes"
-        )
-    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in hashed]
-    new = {key: r for r, key in zip(range(v), keys, strict=True) if key not in cache}
-    if new:
-        rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
-        fitted = np.full((len(rows), 5), np.nan)
-        fitted[:, 2] = 0
-        # the fits' matrix products are small: a multi-threaded BLAS inside the fit
-        # threads oversubscribes the cores (2-3x slower on two cores)
-        with threadpool_limits(1, user_api="blas"):
-            if fitting:
-                fitted[:, :4] = _fit_rows(
-                    g[rows], y, cov, firth_fallback=firth_fallback, loglik=True
-                )
-            if "lrt" in tests or "score" in tests:
-                ll0, fitted[:, 4] = _null_tests(g[rows], y, cov)
-                fitted[:, 3] = np.maximum(2 * (fitted[:, 3] - ll0), 0.0)
-        cache.update(zip(new, map(tuple, fitted.tolist()), strict=True))
+    keys = _row_keys(g, row_codes)
+    _fit_new_rows(g, y, cov, keys, cache, tests=tests, firth_fallback=firth_fallback)
     fits = np.array([cache[key][:3] for key in keys], dtype=np.float64).reshape(-1, 3)
     extra = np.full((v, 2), np.nan)
     if "lrt" in tests or "score" in tests:
